@@ -1,0 +1,85 @@
+"""Serve the dashboard, the API and the WebSockets with daphne, and run the fleet loops in the same process.
+
+In the embedded mode the in-memory channel layer does not cross processes, so the loops that publish events run
+here, next to the web server. On SIGINT/SIGTERM every MCP session is closed and every child process stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+from django.core.management.base import BaseCommand, CommandParser
+
+logger = logging.getLogger(__name__)
+
+
+class Command(BaseCommand):
+    help = "Serve the orchestrator (daphne + fleet loops); --demo also starts and registers the demo exchange fleet."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--demo", action="store_true", help="Start and register the simulated exchange fleet.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        # daphne.server installs the asyncio Twisted reactor on import: it must come before anything else imports
+        # twisted.internet.reactor.
+        from daphne.endpoints import build_endpoint_description_strings
+        from daphne.server import Server as DaphneServer
+        from twisted.internet import reactor
+
+        from orchestrator_site.asgi import application
+        from orchestrator_site.demo import DemoFleet, demo_login, demo_register
+        from registry.connections import shutdown_runtime
+        from registry.fleet import FleetSupervisor, fleet_runtime
+
+        host, port = options["host"], options["port"]
+        demo = DemoFleet()
+        stop = threading.Event()
+        supervisor_thread: threading.Thread | None = None
+
+        if options["demo"]:
+            self.stdout.write("Starting the demo exchange fleet...")
+            demo.start_http_exchanges()
+            report = demo_register(demo)
+            username, password = demo_login()
+            self.stdout.write(
+                f"Demo fleet registered (created {len(report['created'])}, updated {len(report['updated'])}, "
+                f"unchanged {len(report['unchanged'])})."
+            )
+
+        def start_loops() -> None:
+            nonlocal supervisor_thread
+            supervisor = FleetSupervisor(runtime=fleet_runtime())
+            supervisor_thread = threading.Thread(target=supervisor.run, args=(stop,), name="fleet-supervisor")
+            supervisor_thread.start()
+            self.stdout.write(self.style.SUCCESS(f"Dashboard: http://{host}:{port}/   (Ctrl-C stops everything)"))
+            if options["demo"]:
+                self.stdout.write(f"Log in as {username} / {password}")
+
+        def shut_down() -> None:
+            self.stdout.write("Stopping: closing MCP sessions and child processes...")
+            stop.set()
+            if supervisor_thread is not None:
+                supervisor_thread.join(timeout=15)
+            shutdown_runtime()
+            demo.stop()
+            self.stdout.write("Stopped cleanly.")
+
+        # Before the reactor stops, so a SIGINT/SIGTERM from daphne's signal handlers closes every session.
+        reactor.addSystemEventTrigger("before", "shutdown", shut_down)
+        # The embedded server serves its own static files; a bigger deployment puts them behind a web server.
+        http_application = ASGIStaticFilesHandler(application)
+        try:
+            DaphneServer(
+                application=http_application,
+                endpoints=build_endpoint_description_strings(host=host, port=port),
+                ready_callable=start_loops,
+                verbosity=0,
+            ).run()
+        finally:
+            if not stop.is_set():
+                shut_down()

@@ -1,0 +1,189 @@
+"""REST API of the registry. Thin: validation in serializers, writes in services, live sessions in fleet."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from registry import fleet
+from registry.filters import ServerFilter
+from registry.models import CapabilitySnapshot, Server, Transport
+from registry.permissions import IsAdmin, IsOperator, ReadForViewersWriteForOperators, Role, role_of
+from registry.serializers import (
+    CapabilitySnapshotSerializer,
+    CapabilitySnapshotSummarySerializer,
+    ServerDefinitionSerializer,
+    ServerSerializer,
+)
+from registry.services import server_create, server_delete, server_update
+from registry.transfer import ImportDocumentError, registry_export, registry_import
+
+STDIO_NEEDS_ADMIN = "Only admins may register or change a stdio server: it runs a command on the orchestrator's machine."
+_TRUE = {"1", "true", "yes", "on"}
+
+DiscoveryOutcomeSerializer = inline_serializer(
+    name="DiscoveryOutcome",
+    fields={
+        "ok": serializers.BooleanField(),
+        "changed": serializers.BooleanField(required=False),
+        "snapshot_id": serializers.IntegerField(required=False),
+        "error": serializers.CharField(required=False),
+    },
+)
+
+
+def _flag(request: Request, name: str, default: bool = False) -> bool:
+    raw = request.query_params.get(name)
+    return default if raw is None else raw.strip().lower() in _TRUE
+
+
+def _require_admin_for_stdio(request: Request, *, data: dict[str, Any], server: Server | None) -> None:
+    touches_stdio = data.get("transport") == Transport.STDIO or (
+        server is not None and server.transport == Transport.STDIO
+    )
+    if touches_stdio and role_of(request.user) < Role.ADMIN:
+        raise PermissionDenied(STDIO_NEEDS_ADMIN)
+
+
+@extend_schema(tags=["servers"])
+class ServerViewSet(viewsets.ModelViewSet):
+    """Servers of the fleet. Lookup by name; filter by type, tag, status, transport, capability."""
+
+    lookup_field = "name"
+    serializer_class = ServerSerializer
+    filterset_class = ServerFilter
+    permission_classes = [ReadForViewersWriteForOperators]
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return Server.objects.for_dashboard()
+
+    def _respond_with(self, server: Server, *, discovery: dict[str, Any] | None, code: int) -> Response:
+        fresh = self.get_queryset().get(pk=server.pk)
+        body = ServerSerializer(fresh).data
+        if discovery is not None:
+            body["discovery"] = discovery
+        return Response(body, status=code)
+
+    @extend_schema(
+        request=ServerDefinitionSerializer,
+        responses={201: ServerSerializer},
+        parameters=[OpenApiParameter("discover", OpenApiTypes.BOOL, description="Discover right away (default true).")],
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        definition = ServerDefinitionSerializer(data=request.data)
+        definition.is_valid(raise_exception=True)
+        _require_admin_for_stdio(request, data=definition.validated_data, server=None)
+        if Server.objects.filter(name=definition.validated_data["name"]).exists():
+            raise ValidationError({"name": ["A server with this name already exists."]})
+        server = server_create(**definition.validated_data)
+        discovery = None
+        if server.enabled and _flag(request, "discover", default=True):
+            discovery = fleet.server_discover(server=server)
+        return self._respond_with(server, discovery=discovery, code=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ServerDefinitionSerializer, responses=ServerSerializer)
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        server = self.get_object()
+        partial = kwargs.pop("partial", False)
+        definition = ServerDefinitionSerializer(instance=server, data=request.data, partial=partial)
+        definition.is_valid(raise_exception=True)
+        _require_admin_for_stdio(request, data=definition.validated_data, server=server)
+        changes = dict(definition.validated_data)
+        new_name = changes.get("name", server.name)
+        if new_name != server.name and Server.objects.filter(name=new_name).exists():
+            raise ValidationError({"name": ["A server with this name already exists."]})
+        server = server_update(server=server, **changes)
+        # The live session follows the definition: restarted on change, closed when disabled.
+        transaction.on_commit(lambda: fleet.server_reconcile(server_id=server.pk))
+        return self._respond_with(server, discovery=None, code=status.HTTP_200_OK)
+
+    @extend_schema(request=ServerDefinitionSerializer, responses=ServerSerializer)
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.update(request, *args, partial=True, **kwargs)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        server = self.get_object()
+        _require_admin_for_stdio(request, data={}, server=server)
+        server_id = server.pk
+        server_delete(server=server)
+        fleet.server_reconcile(server_id=server_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={200: DiscoveryOutcomeSerializer})
+    @action(detail=True, methods=["post"], permission_classes=[IsOperator])
+    def discover(self, request: Request, name: str | None = None) -> Response:
+        """Connect (if needed) and discover the server's tools, resources and prompts now."""
+        server = self.get_object()
+        if not server.enabled:
+            raise ValidationError({"enabled": ["The server is disabled; enable it before discovering."]})
+        outcome = fleet.server_discover(server=server)
+        return Response(outcome, status=status.HTTP_200_OK if outcome["ok"] else status.HTTP_502_BAD_GATEWAY)
+
+    @extend_schema(responses=CapabilitySnapshotSerializer)
+    @action(detail=True, methods=["get"])
+    def capabilities(self, request: Request, name: str | None = None) -> Response:
+        """The latest discovered capabilities, with full input and output schemas."""
+        server = self.get_object()
+        snapshot = CapabilitySnapshot.objects.latest_for(server)
+        if snapshot is None:
+            raise NotFound(f"{server.name} has not been discovered yet: POST to its discover action.")
+        return Response(CapabilitySnapshotSerializer(snapshot).data)
+
+    @extend_schema(responses=CapabilitySnapshotSummarySerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="capabilities/history")
+    def capability_history(self, request: Request, name: str | None = None) -> Response:
+        """Every distinct set of capabilities the server has offered, newest first."""
+        server = self.get_object()
+        snapshots = CapabilitySnapshot.objects.filter(server=server).order_by("-discovered_at", "-id")
+        return Response(CapabilitySnapshotSummarySerializer(snapshots, many=True).data)
+
+
+@extend_schema(
+    tags=["registry"],
+    parameters=[OpenApiParameter("include_secrets", OpenApiTypes.BOOL, description="Admins only.")],
+    responses={200: OpenApiTypes.OBJECT},
+)
+class RegistryExportView(APIView):
+    """The registry as a versioned JSON document; secrets only when asked for, and only for admins."""
+
+    permission_classes = [IsOperator]
+
+    def get(self, request: Request) -> Response:
+        include_secrets = _flag(request, "include_secrets")
+        if include_secrets and role_of(request.user) < Role.ADMIN:
+            raise PermissionDenied("Only admins may export secrets.")
+        return Response(registry_export(include_secrets=include_secrets))
+
+
+@extend_schema(
+    tags=["registry"],
+    request=OpenApiTypes.OBJECT,
+    parameters=[OpenApiParameter("dry_run", OpenApiTypes.BOOL, description="Validate and report, write nothing.")],
+    responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT},
+)
+class RegistryImportView(APIView):
+    """Create or update servers from an export document: validated in full first, all or nothing."""
+
+    # A document may define stdio servers, i.e. commands to run.
+    permission_classes = [IsAdmin]
+
+    def post(self, request: Request) -> Response:
+        try:
+            report = registry_import(document=request.data, dry_run=_flag(request, "dry_run"))
+        except ImportDocumentError as error:
+            return Response({"detail": str(error), "problems": error.problems}, status=status.HTTP_400_BAD_REQUEST)
+        if not report.dry_run:
+            for name in [*report.created, *report.updated]:
+                server_id = Server.objects.filter(name=name).values_list("id", flat=True).first()
+                if server_id is not None:
+                    fleet.server_reconcile(server_id=server_id)
+        return Response(report.as_dict())

@@ -1,0 +1,160 @@
+"""API shapes of the registry. Secrets (env, headers) are write-only: only their key names are ever shown back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from registry.models import Capability, CapabilitySnapshot, Server, Transport
+from registry.validation import transport_errors
+
+# Fields a server definition is made of: the API writes them, the export/import document carries them.
+DEFINITION_FIELDS = (
+    "name",
+    "display_name",
+    "description",
+    "transport",
+    "command",
+    "args",
+    "cwd",
+    "url",
+    "server_type",
+    "tags",
+    "priority",
+    "enabled",
+    "metadata",
+    "request_timeout_seconds",
+    "max_concurrency",
+)
+SECRET_FIELDS = ("env", "headers")
+
+
+class ServerDefinitionSerializer(serializers.Serializer):
+    """Validates a server definition; used by the API (create/update) and by every entry of an import."""
+
+    name = serializers.SlugField(max_length=100)
+    display_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    transport = serializers.ChoiceField(choices=Transport.choices)
+    command = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    args = serializers.ListField(child=serializers.CharField(allow_blank=True), required=False, default=list)
+    cwd = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    url = serializers.URLField(max_length=500, required=False, allow_blank=True, default="")
+    env = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False, write_only=True)
+    headers = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False, write_only=True)
+    server_type = serializers.SlugField(max_length=64, required=False, default="generic")
+    tags = serializers.ListField(child=serializers.SlugField(max_length=64), required=False, default=list)
+    priority = serializers.IntegerField(required=False, default=100, min_value=-1_000_000, max_value=1_000_000)
+    enabled = serializers.BooleanField(required=False, default=True)
+    metadata = serializers.DictField(required=False, default=dict)
+    request_timeout_seconds = serializers.FloatField(required=False, default=10.0, min_value=0.1, max_value=600)
+    max_concurrency = serializers.IntegerField(required=False, default=8, min_value=1, max_value=256)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # On a partial update the rules apply to the server as it will be, not just to the changed fields.
+        current: Server | None = self.instance if isinstance(self.instance, Server) else None
+
+        def effective(field: str, empty: Any) -> Any:
+            if field in attrs:
+                return attrs[field]
+            return getattr(current, field) if current is not None else empty
+
+        errors = transport_errors(
+            transport=effective("transport", ""),
+            command=effective("command", ""),
+            args=effective("args", []),
+            cwd=effective("cwd", ""),
+            url=effective("url", ""),
+            env=effective("env", {}),
+            headers=effective("headers", {}),
+        )
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+
+class ServerSerializer(ServerDefinitionSerializer):
+    """A server as the API shows it: the definition without secrets, plus live state."""
+
+    tags = serializers.SerializerMethodField()
+    env_keys = serializers.SerializerMethodField()
+    header_keys = serializers.SerializerMethodField()
+    status = serializers.CharField(read_only=True)
+    status_reason = serializers.CharField(read_only=True)
+    protocol_version = serializers.CharField(read_only=True)
+    last_seen_at = serializers.DateTimeField(read_only=True)
+    last_error = serializers.CharField(read_only=True)
+    capability_counts = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
+
+    def get_tags(self, server: Server) -> list[str]:
+        return [tag.name for tag in server.tags.all()]
+
+    def get_env_keys(self, server: Server) -> list[str]:
+        return sorted(server.env)
+
+    def get_header_keys(self, server: Server) -> list[str]:
+        return sorted(server.headers)
+
+    def get_capability_counts(self, server: Server) -> dict[str, int]:
+        annotated = getattr(server, "tool_count", None)
+        if annotated is not None:
+            return {
+                "tools": server.tool_count,
+                "resources": server.resource_count,
+                "resource_templates": server.resource_template_count,
+                "prompts": server.prompt_count,
+            }
+        counts = {"tools": 0, "resources": 0, "resource_templates": 0, "prompts": 0}
+        plural = {"tool": "tools", "resource": "resources", "resource_template": "resource_templates", "prompt": "prompts"}
+        for kind in server.capabilities.values_list("kind", flat=True):
+            counts[plural[kind]] += 1
+        return counts
+
+
+class CapabilitySnapshotSerializer(serializers.ModelSerializer):
+    server = serializers.SlugRelatedField(slug_field="name", read_only=True)
+
+    class Meta:
+        model = CapabilitySnapshot
+        fields = [
+            "id",
+            "server",
+            "discovered_at",
+            "last_confirmed_at",
+            "protocol_version",
+            "server_info",
+            "instructions",
+            "capabilities",
+            "tools",
+            "resources",
+            "resource_templates",
+            "prompts",
+            "content_hash",
+        ]
+
+
+class CapabilitySnapshotSummarySerializer(serializers.ModelSerializer):
+    counts = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CapabilitySnapshot
+        fields = ["id", "discovered_at", "last_confirmed_at", "protocol_version", "content_hash", "counts"]
+
+    def get_counts(self, snapshot: CapabilitySnapshot) -> dict[str, int]:
+        return {
+            "tools": len(snapshot.tools),
+            "resources": len(snapshot.resources),
+            "resource_templates": len(snapshot.resource_templates),
+            "prompts": len(snapshot.prompts),
+        }
+
+
+class CapabilitySerializer(serializers.ModelSerializer):
+    server = serializers.SlugRelatedField(slug_field="name", read_only=True)
+
+    class Meta:
+        model = Capability
+        fields = ["server", "kind", "name", "identifier", "title", "description"]

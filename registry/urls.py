@@ -1,0 +1,12 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from registry import views
+
+app_name = "registry"
+
+urlpatterns = [
+    path("", views.fleet_overview, name="overview"),
+    path("servers/<slug:name>/", views.server_detail, name="server_detail"),
+]

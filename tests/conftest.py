@@ -1,0 +1,79 @@
+"""Shared fixtures: personas (admin, operator, viewer, outsider) and API clients logged in as each."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group, User
+from rest_framework.test import APIClient
+
+from registry.permissions import OPERATOR_GROUP, VIEWER_GROUP
+
+PASSWORD = "correct-horse-battery"
+
+
+def _user(username: str, *, group: str | None = None, staff: bool = False) -> User:
+    user = User.objects.create_user(username=username, password=PASSWORD, is_staff=staff, is_superuser=staff)
+    if group:
+        user.groups.add(Group.objects.get_or_create(name=group)[0])
+    return user
+
+
+@pytest.fixture
+def admin_user(db) -> User:
+    return _user("alice-admin", staff=True)
+
+
+@pytest.fixture
+def operator_user(db) -> User:
+    return _user("oscar-operator", group=OPERATOR_GROUP)
+
+
+@pytest.fixture
+def viewer_user(db) -> User:
+    return _user("vera-viewer", group=VIEWER_GROUP)
+
+
+@pytest.fixture
+def outsider_user(db) -> User:
+    return _user("otto-outsider")
+
+
+def _api_client(user: User | None) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        client.force_authenticate(user=user)
+    return client
+
+
+@pytest.fixture
+def anonymous_api() -> APIClient:
+    return _api_client(None)
+
+
+@pytest.fixture
+def admin_api(admin_user: User) -> APIClient:
+    return _api_client(admin_user)
+
+
+@pytest.fixture
+def operator_api(operator_user: User) -> APIClient:
+    return _api_client(operator_user)
+
+
+@pytest.fixture
+def viewer_api(viewer_user: User) -> APIClient:
+    return _api_client(viewer_user)
+
+
+@pytest.fixture
+def outsider_api(outsider_user: User) -> APIClient:
+    return _api_client(outsider_user)
+
+
+@pytest.fixture(autouse=True)
+def _close_live_sessions():
+    """Every MCP session a test opened through the process-wide runtime is closed (and its child reaped) after it."""
+    yield
+    from registry.connections import shutdown_runtime
+
+    shutdown_runtime()
