@@ -7,6 +7,10 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator_site.settings")
+    # As if the virtualenv were activated: stdio servers installed in it (mcp-server-time) run by their name.
+    scripts = os.path.dirname(sys.executable)
+    if scripts not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = scripts + os.pathsep + os.environ.get("PATH", "")
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)
