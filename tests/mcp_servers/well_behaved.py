@@ -1,0 +1,85 @@
+"""A well-behaved MCP server: echo/add tools, a slow tool that records concurrency, a resource, a prompt.
+
+Run: ``python tests/mcp_servers/well_behaved.py [stdio|streamable-http|sse] [--port N] [--marker X]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import TypedDict
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import parse_args, serve  # noqa: E402
+from mcp.server.mcpserver import MCPServer  # noqa: E402
+from mcp.server.mcpserver.exceptions import ToolError  # noqa: E402
+
+server = MCPServer("well-behaved", version="1.0.0", instructions="A friendly test server.")
+
+# Server-side view of concurrency, so tests can check the client's semaphore from the other end.
+_in_flight = 0
+_max_in_flight = 0
+
+
+class Sum(TypedDict):
+    total: int
+
+
+class Concurrency(TypedDict):
+    in_flight: int
+    max_in_flight: int
+
+
+@server.tool()
+async def echo(text: str) -> str:
+    """Return the text unchanged."""
+    return text
+
+
+@server.tool()
+async def add(a: int, b: int) -> Sum:
+    """Add two integers (structured result)."""
+    return {"total": a + b}
+
+
+@server.tool()
+async def fail(message: str) -> str:
+    """Always raises: the server answers with an isError tool result."""
+    # ToolError is the documented way to report a tool failure: isError result, no traceback on stderr.
+    raise ToolError(message)
+
+
+@server.tool()
+async def slow(seconds: float) -> Concurrency:
+    """Sleep, tracking how many calls are in flight at once on this server."""
+    global _in_flight, _max_in_flight
+    _in_flight += 1
+    _max_in_flight = max(_max_in_flight, _in_flight)
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        _in_flight -= 1
+    return {"in_flight": _in_flight, "max_in_flight": _max_in_flight}
+
+
+@server.tool()
+async def concurrency() -> Concurrency:
+    """Report the highest number of concurrent `slow` calls seen so far."""
+    return {"in_flight": _in_flight, "max_in_flight": _max_in_flight}
+
+
+@server.resource("test://greeting", name="greeting", mime_type="text/plain")
+async def greeting() -> str:
+    return "hello from well-behaved"
+
+
+@server.prompt()
+async def greet(name: str) -> str:
+    """Greet someone."""
+    return f"Please greet {name} warmly."
+
+
+if __name__ == "__main__":
+    serve(server, parse_args())
