@@ -143,6 +143,9 @@ SPECTACULAR_SETTINGS = {
 # The MCP connection layer: defaults for servers that do not set their own.
 MCP_REQUEST_TIMEOUT_SECONDS = float(env_int("MCP_REQUEST_TIMEOUT_SECONDS", 10))
 MCP_CONNECT_TIMEOUT_SECONDS = float(env_int("MCP_CONNECT_TIMEOUT_SECONDS", 20))
+# Reconnects back off exponentially (with jitter) from the initial delay up to the maximum.
+MCP_RECONNECT_INITIAL_SECONDS = float(env_int("MCP_RECONNECT_INITIAL_SECONDS", 1))
+MCP_RECONNECT_MAX_SECONDS = float(env_int("MCP_RECONNECT_MAX_SECONDS", 30))
 # Call outcomes are buffered and written in batches so SQLite is not hit once per MCP call.
 MCP_CALL_RECORD_FLUSH_SECONDS = float(env_int("MCP_CALL_RECORD_FLUSH_SECONDS", 2))
 

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
 from registry.connections import (
+    BackoffPolicy,
     CallOutcome,
     ConnectionLayerError,
     ConnectionStatus,
@@ -61,7 +62,10 @@ _live = threading.Event()
 
 
 def fleet_runtime() -> FleetRuntime:
-    return get_runtime(on_call=CALL_OUTCOMES.append)
+    backoff = BackoffPolicy(
+        initial=settings.MCP_RECONNECT_INITIAL_SECONDS, maximum=settings.MCP_RECONNECT_MAX_SECONDS
+    )
+    return get_runtime(on_call=CALL_OUTCOMES.append, backoff=backoff)
 
 
 def fleet_is_live() -> bool:
@@ -157,7 +161,7 @@ class FleetSupervisor:
     """
 
     runtime: FleetRuntime
-    probe_interval_seconds: float = 15.0
+    probe_interval_seconds: float = 5.0
     _seen: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     _last_probe: float = 0.0
 
