@@ -27,7 +27,9 @@ from registry.serializers import (
 from registry.services import server_create, server_delete, server_update
 from registry.transfer import ImportDocumentError, registry_export, registry_import
 
-STDIO_NEEDS_ADMIN = "Only admins may register or change a stdio server: it runs a command on the orchestrator's machine."
+STDIO_NEEDS_ADMIN = (
+    "Only admins may register or change a stdio server: it runs a command on the orchestrator's machine."
+)
 _TRUE = {"1", "true", "yes", "on"}
 
 DiscoveryOutcomeSerializer = inline_serializer(

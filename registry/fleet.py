@@ -62,9 +62,7 @@ _live = threading.Event()
 
 
 def fleet_runtime() -> FleetRuntime:
-    backoff = BackoffPolicy(
-        initial=settings.MCP_RECONNECT_INITIAL_SECONDS, maximum=settings.MCP_RECONNECT_MAX_SECONDS
-    )
+    backoff = BackoffPolicy(initial=settings.MCP_RECONNECT_INITIAL_SECONDS, maximum=settings.MCP_RECONNECT_MAX_SECONDS)
     return get_runtime(on_call=CALL_OUTCOMES.append, backoff=backoff)
 
 
@@ -204,7 +202,9 @@ class FleetSupervisor:
                 if not outcome["ok"]:
                     continue
             else:
-                server_status_record(server_id=server.pk, status=new_status, reason=reason, error=status.last_error or "")
+                server_status_record(
+                    server_id=server.pk, status=new_status, reason=reason, error=status.last_error or ""
+                )
             server.refresh_from_db()
             publish_fleet_status_sync(
                 name=server.name,

@@ -108,7 +108,12 @@ class ServerSerializer(ServerDefinitionSerializer):
                 "prompts": server.prompt_count,
             }
         counts = {"tools": 0, "resources": 0, "resource_templates": 0, "prompts": 0}
-        plural = {"tool": "tools", "resource": "resources", "resource_template": "resource_templates", "prompt": "prompts"}
+        plural = {
+            "tool": "tools",
+            "resource": "resources",
+            "resource_template": "resource_templates",
+            "prompt": "prompts",
+        }
         for kind in server.capabilities.values_list("kind", flat=True):
             counts[plural[kind]] += 1
         return counts

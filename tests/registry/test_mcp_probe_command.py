@@ -22,7 +22,9 @@ def probe(*words: str) -> str:
 
 
 def test_it_lists_what_a_stdio_server_offers_and_calls_a_tool():
-    text = probe("--cwd", str(settings.BASE_DIR), "--call", "get_quote", "--arguments", '{"symbol": "ETH-USD"}', *EXCHANGE)
+    text = probe(
+        "--cwd", str(settings.BASE_DIR), "--call", "get_quote", "--arguments", '{"symbol": "ETH-USD"}', *EXCHANGE
+    )
     assert "Protocol: 2026-07-28 (modern era)" in text
     assert "- get_quote(symbol)" in text
     assert "exchange://alpha/ticker/BTC-USD" in text

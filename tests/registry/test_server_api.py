@@ -42,7 +42,9 @@ def test_people_without_a_role_cannot_read(request, persona):
 def test_viewers_read_but_cannot_write(viewer_api):
     server_create(**HTTP_SERVER)
     assert viewer_api.get("/api/servers/").json()["results"][0]["name"] == "remote-quotes"
-    assert viewer_api.post("/api/servers/?discover=false", HTTP_SERVER | {"name": "x"}, format="json").status_code == 403
+    assert (
+        viewer_api.post("/api/servers/?discover=false", HTTP_SERVER | {"name": "x"}, format="json").status_code == 403
+    )
     assert viewer_api.patch("/api/servers/remote-quotes/", {"priority": 1}, format="json").status_code == 403
     assert viewer_api.delete("/api/servers/remote-quotes/").status_code == 403
     assert viewer_api.post("/api/servers/remote-quotes/discover/").status_code == 403

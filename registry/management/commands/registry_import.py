@@ -34,8 +34,7 @@ class Command(BaseCommand):
             raise CommandError("\n".join(["Nothing was imported:", *(f"  - {p}" for p in error.problems)])) from error
         prefix = "Dry run, nothing written: would have " if report.dry_run else ""
         self.stdout.write(
-            f"{prefix}created {len(report.created)}, updated {len(report.updated)}, "
-            f"unchanged {len(report.unchanged)}"
+            f"{prefix}created {len(report.created)}, updated {len(report.updated)}, unchanged {len(report.unchanged)}"
         )
         for label, names in (("created", report.created), ("updated", report.updated)):
             for name in names:
