@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 
@@ -80,26 +81,29 @@ def supervisor(settings) -> FleetSupervisor:
 
 
 @pytest.fixture
-def fleet_events() -> Callable[[], list[dict]]:
+def fleet_events() -> Iterator[Callable[[], list[dict]]]:
+    """Everything published to the fleet group, received by a listener on one long-lived loop (as a consumer is)."""
     layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(FLEET_GROUP, channel)
     received: list[dict] = []
+    ready, stop = threading.Event(), threading.Event()
 
-    def drain() -> list[dict]:
-        async def receive_pending() -> None:
-            import asyncio
+    async def listen() -> None:
+        channel = await layer.new_channel()
+        await layer.group_add(FLEET_GROUP, channel)
+        ready.set()
+        while not stop.is_set():
+            try:
+                received.append(await asyncio.wait_for(layer.receive(channel), timeout=0.2))
+            except TimeoutError:
+                continue
+        await layer.group_discard(FLEET_GROUP, channel)
 
-            while True:
-                try:
-                    received.append(await asyncio.wait_for(layer.receive(channel), timeout=0.05))
-                except TimeoutError:
-                    return
-
-        async_to_sync(receive_pending)()
-        return received
-
-    return drain
+    listener = threading.Thread(target=asyncio.run, args=(listen(),))
+    listener.start()
+    assert ready.wait(10)
+    yield lambda: (time.sleep(0.3), list(received))[1]
+    stop.set()
+    listener.join(10)
 
 
 def test_it_brings_servers_online_discovers_them_and_records_calls(supervisor, http_exchange, fleet_events):
