@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, TextIO
 
@@ -122,6 +122,9 @@ class ConnectionHub:
         for target in targets:
             await self.ensure(target)
 
+    # get(), keys() and statuses() only read snapshots, so they are safe from any thread (a supervisor thread
+    # polls statuses() while the fleet loop mutates the table); everything async must run on the hub's loop.
+
     def get(self, key: str) -> ServerConnection | None:
         return self._connections.get(key)
 
@@ -129,7 +132,8 @@ class ConnectionHub:
         return list(self._connections)
 
     def statuses(self) -> dict[str, ConnectionStatus]:
-        return {key: connection.status() for key, connection in self._connections.items()}
+        # list() copies the items atomically under the GIL: no "dict changed size during iteration".
+        return {key: connection.status() for key, connection in list(self._connections.items())}
 
     async def close_all(
         self,
@@ -197,6 +201,13 @@ class ConnectionHub:
         timeout: float | None = None,  # noqa: ASYNC109
     ) -> ResourceReadResult:
         return await self._connection(key).read_resource(uri, timeout)
+
+    async def subscribe_resources(self, key: str, uris: Iterable[str]) -> None:
+        """Keep resources/updated notifications for these URIs coming to on_notification (across reconnects)."""
+        await self._connection(key).subscribe_resources(uris)
+
+    async def unsubscribe_resources(self, key: str, uris: Iterable[str]) -> None:
+        await self._connection(key).unsubscribe_resources(uris)
 
     async def wait_connected(
         self,

@@ -25,15 +25,19 @@ import math
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Literal, TextIO, TypeVar
 
 import anyio
 import httpx2
+import mcp_types as types
 from mcp import Client, MCPError
 from mcp.client.session import IncomingMessage
+from mcp.client.subscriptions import ListenNotSupportedError, SubscriptionLost
+from mcp.shared.subscriptions import event_to_notification
 from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT, CallToolResult, ReadResourceResult
 from pydantic import BaseModel, ValidationError
 
@@ -212,6 +216,8 @@ class ServerConnection:
         self._in_flight = 0
         self._stream_errors = 0
         self._connected_at: float | None = None
+        self._subscriptions: set[str] = set()
+        self._extras: list[asyncio.Task[None]] = []
 
     # -- public state -----------------------------------------------------------------------------------
 
@@ -382,6 +388,7 @@ class ServerConnection:
         children_before = processes.child_pids() if stdio else set()
         pid: int | None = None
         connected_at: float | None = None
+        extras: list[asyncio.Task[None]] = []
         try:
             with anyio.CancelScope() as scope:
                 # One scope around the whole Client lifetime: a deadline while connecting (an anyio scope,
@@ -417,7 +424,12 @@ class ServerConnection:
                             target.describe(),
                             client.protocol_version,
                         )
-                        await self._wake.wait()
+                        extras = self._start_session_extras(client)
+                        try:
+                            await self._wake.wait()
+                        finally:
+                            for task in extras:
+                                task.cancel()  # no await here: this may run under a cancellation
                     # Stop taking requests before the (possibly slow) exit.
                     self._client = None
                     if not self._stop_requested:
@@ -432,6 +444,9 @@ class ServerConnection:
             self._connecting = False
             self._scope = None
             self._client = None
+            if extras:
+                with contextlib.suppress(BaseException):
+                    await asyncio.gather(*extras, return_exceptions=True)
             if pid is not None:
                 self._reap(pid)
 
@@ -456,14 +471,101 @@ class ServerConnection:
             self._stream_errors += 1
             logger.debug("MCP server %r sent an unparseable message: %s", self.key, describe_exception(message))
             return
+        self._emit(message)
+
+    def _emit(self, notification: Any) -> None:
+        """Hand a server notification to the callback as (key, method, params dict), whatever the era."""
         if self._on_notification is None:
             return
-        params = getattr(message, "params", None)
+        params = getattr(notification, "params", None)
         payload = dump(params) if isinstance(params, BaseModel) else {}
         try:
-            self._on_notification(self.key, message.method, payload)
+            self._on_notification(self.key, notification.method, payload)
         except Exception:
-            logger.exception("on_notification callback failed for %r %s", self.key, message.method)
+            logger.exception("on_notification callback failed for %r %s", self.key, notification.method)
+
+    # -- notifications and resource subscriptions ---------------------------------------------------------
+
+    @property
+    def subscriptions(self) -> frozenset[str]:
+        """Resource URIs this connection keeps subscribed (re-applied after every reconnect)."""
+        return frozenset(self._subscriptions)
+
+    async def subscribe_resources(self, uris: Iterable[str]) -> None:
+        """Ask for resources/updated notifications for these URIs, now and after every reconnect.
+
+        Handshake era: `resources/subscribe` per URI; updates arrive through the message handler.
+        2026-07-28 era: the URIs join the session's `subscriptions/listen` stream (restarted with the new
+        filter). Either way they reach `on_notification` as ("notifications/resources/updated", {"uri": ...}).
+        """
+        new = [uri for uri in dict.fromkeys(uris) if uri not in self._subscriptions]
+        self._subscriptions.update(new)
+        client = self._client
+        if not new or client is None or self._dead_reason is not None:
+            return  # applied when the next session comes up
+        if era_of(client.protocol_version) == "handshake":
+            for uri in new:
+                await self.request("resources/subscribe", uri, partial(_send_subscribe, uri=uri, subscribe=True))
+        else:
+            self._restart_listener(client)
+
+    async def unsubscribe_resources(self, uris: Iterable[str]) -> None:
+        gone = [uri for uri in dict.fromkeys(uris) if uri in self._subscriptions]
+        self._subscriptions.difference_update(gone)
+        client = self._client
+        if not gone or client is None or self._dead_reason is not None:
+            return
+        if era_of(client.protocol_version) == "handshake":
+            for uri in gone:
+                await self.request("resources/unsubscribe", uri, partial(_send_subscribe, uri=uri, subscribe=False))
+        else:
+            self._restart_listener(client)
+
+    def _start_session_extras(self, client: Client) -> list[asyncio.Task[None]]:
+        """Per-session helpers, run beside the owner and cancelled before the Client exits."""
+        self._extras = []
+        if era_of(client.protocol_version) == "handshake":
+            if self._subscriptions:
+                self._extras.append(asyncio.create_task(self._resubscribe(client, sorted(self._subscriptions))))
+        elif self._on_notification is not None:
+            self._restart_listener(client)
+        return self._extras
+
+    async def _resubscribe(self, client: Client, uris: list[str]) -> None:
+        for uri in uris:
+            try:
+                await self.request("resources/subscribe", uri, partial(_send_subscribe, uri=uri, subscribe=True))
+            except ConnectionLayerError as exc:
+                logger.warning("MCP server %r: could not subscribe to %s: %s", self.key, uri, exc)
+
+    def _restart_listener(self, client: Client) -> None:
+        for task in self._extras:
+            if task.get_name().startswith("mcp-listen:"):
+                task.cancel()
+        listener = asyncio.create_task(self._listen(client, sorted(self._subscriptions)), name=f"mcp-listen:{self.key}")
+        self._extras.append(listener)
+
+    async def _listen(self, client: Client, uris: list[str]) -> None:
+        """2026-07-28 era: list-changed and resource-updated events arrive on a subscriptions/listen stream,
+        not through the message handler. Re-listens if the stream drops while the session lives."""
+        while client is self._client and self._dead_reason is None:
+            try:
+                async with client.listen(
+                    tools_list_changed=True,
+                    prompts_list_changed=True,
+                    resources_list_changed=True,
+                    resource_subscriptions=uris,
+                ) as subscription:
+                    async for event in subscription:
+                        self._emit(event_to_notification(event, {}))
+                return  # the server closed the stream gracefully
+            except SubscriptionLost as exc:
+                logger.info("MCP server %r: listen stream lost (%s); re-listening", self.key, exc)
+            except (MCPError, ListenNotSupportedError, TimeoutError) as exc:
+                # Servers may not implement subscriptions/listen; notifications are a bonus, not a requirement.
+                logger.info("MCP server %r: no change notifications (%s)", self.key, describe_exception(exc))
+                return
+            await asyncio.sleep(1.0)
 
     def _set_state(self, state: ConnectionState, **changes: Any) -> None:
         previous = self._status
@@ -680,6 +782,14 @@ def _only_cancellations(exc: BaseException) -> bool:
     if isinstance(exc, BaseExceptionGroup):
         return all(_only_cancellations(inner) for inner in exc.exceptions)
     return isinstance(exc, asyncio.CancelledError)
+
+
+async def _send_subscribe(client: Client, *, uri: str, subscribe: bool) -> None:
+    # Straight to send_request: the SDK's subscribe_resource helpers warn (deprecated in the 2026 era),
+    # and this is only used on handshake-era sessions, where the methods are current.
+    params = types.SubscribeRequestParams(uri=uri) if subscribe else types.UnsubscribeRequestParams(uri=uri)
+    request = types.SubscribeRequest(params=params) if subscribe else types.UnsubscribeRequest(params=params)
+    await client.session.send_request(request, types.EmptyResult)
 
 
 def _has_connection_closed(exc: BaseException) -> bool:

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 
 import pytest
 
@@ -27,7 +29,7 @@ async def test_well_behaved_stdio_end_to_end(hub: ConnectionHub, marker: str, ou
     assert status.pid is not None and status.pid in marked_pids(marker)
 
     caps = await hub.discover("wb")
-    assert set(caps.tool_names) == {"echo", "add", "fail", "slow", "concurrency"}
+    assert set(caps.tool_names) == {"echo", "add", "fail", "slow", "concurrency", "touch", "change_tools"}
     add = next(tool for tool in caps.tools if tool["name"] == "add")
     assert add["inputSchema"]["required"] == ["a", "b"]
     assert add["outputSchema"]["properties"]["total"]["type"] == "integer"  # wire names kept (by_alias)
@@ -165,3 +167,50 @@ async def test_noisy_stdout_is_skipped(hub: ConnectionHub, marker: str) -> None:
     assert result.text == "through the noise"
     status = hub.statuses()["noise"]
     assert status.state == "connected" and status.stream_errors >= 2
+
+
+async def test_notifications_in_both_eras(
+    hub: ConnectionHub, marker: str, notifications: list[tuple[str, str, dict]], outcomes: list[CallOutcome]
+) -> None:
+    """resources/updated and list_changed reach on_notification: via subscriptions/listen on 2026-07-28,
+    via resources/subscribe + the message handler on the handshake era — and again after a reconnect."""
+    modern = await hub.ensure(stdio_target("modern", "well_behaved", marker))
+    legacy = await hub.ensure(stdio_target("legacy", "garbage", marker, "--mode", "noise"))
+    await asyncio.gather(modern.wait_connected(20), legacy.wait_connected(20))
+    await hub.subscribe_resources("modern", ["test://greeting"])
+    await hub.subscribe_resources("legacy", ["test://a", "test://b"])
+    assert legacy.subscriptions == {"test://a", "test://b"}
+
+    def seen(key: str, kind: str, uri: str | None = None) -> bool:
+        return any(k == key and n == kind and (uri is None or p.get("uri") == uri) for k, n, p in notifications)
+
+    async def touch_until_seen() -> bool:
+        # The listen stream is (re)opened in the background; touch until its first event arrives.
+        for _ in range(50):
+            await hub.call_tool("modern", "touch", {"uri": "test://greeting"})
+            if await await_until(lambda: seen("modern", "notifications/resources/updated", "test://greeting"), 0.1):
+                return True
+        return False
+
+    assert await touch_until_seen()
+    await hub.call_tool("modern", "change_tools")
+    assert await await_until(lambda: seen("modern", "notifications/tools/list_changed"))
+
+    await hub.call_tool("legacy", "echo", {"text": "x"})
+    assert await await_until(lambda: seen("legacy", "notifications/resources/updated", "test://b"))
+    await hub.unsubscribe_resources("legacy", ["test://a"])
+
+    # After a reconnect the layer re-subscribes on its own (recorded like any other request).
+    notifications.clear()
+    outcomes.clear()
+    old = legacy.status()
+    assert old.pid is not None
+    os.kill(old.pid, signal.SIGKILL)
+    assert await await_until(lambda: legacy.status().sessions == 2 and legacy.state == "connected", 10)
+    assert await await_until(
+        lambda: any(o.operation == "resources/subscribe" and o.target_name == "test://b" and o.ok for o in outcomes)
+    )
+    assert not any(o.target_name == "test://a" for o in outcomes)
+    await hub.call_tool("legacy", "echo", {"text": "y"})
+    assert await await_until(lambda: seen("legacy", "notifications/resources/updated", "test://b"))
+    assert not seen("legacy", "notifications/resources/updated", "test://a")

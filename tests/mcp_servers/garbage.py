@@ -1,7 +1,8 @@
 """Misbehaving stdio servers (raw JSON-RPC, no SDK) selected with --mode:
 
 - ``noise``: a working legacy-era server that also prints non-JSON lines to stdout (at start and before
-  every response); the client must skip them.
+  every response); the client must skip them. It supports resources/subscribe: every tools/call first
+  sends notifications/resources/updated for each subscribed URI.
 - ``nonjson``: answers every line with text that is not JSON, so no handshake can ever complete.
 - ``badresult``: completes the initialize handshake properly, then answers tools/call with a result of the
   wrong shape (content is a string), which the SDK rejects with a pydantic ValidationError.
@@ -40,6 +41,7 @@ def main() -> None:
         return
     if mode == "noise":
         garbage("*** starting up, not JSON ***")
+    subscribed: set[str] = set()
     for line in sys.stdin:
         if mode == "nonjson":
             garbage("<html>definitely not json</html>")
@@ -56,15 +58,25 @@ def main() -> None:
         if method == "initialize":
             result = {
                 "protocolVersion": "2025-11-25",
-                "capabilities": {"tools": {}},
+                "capabilities": {"tools": {}, "resources": {"subscribe": True}},
                 "serverInfo": {"name": f"garbage-{mode}", "version": "0.0.1"},
             }
             send({"jsonrpc": "2.0", "id": rid, "result": result})
         elif method == "ping":
             send({"jsonrpc": "2.0", "id": rid, "result": {}})
+        elif method == "resources/subscribe":
+            subscribed.add(message["params"]["uri"])
+            send({"jsonrpc": "2.0", "id": rid, "result": {}})
+        elif method == "resources/unsubscribe":
+            subscribed.discard(message["params"]["uri"])
+            send({"jsonrpc": "2.0", "id": rid, "result": {}})
+        elif method == "resources/list":
+            send({"jsonrpc": "2.0", "id": rid, "result": {"resources": []}})
         elif method == "tools/list":
             send({"jsonrpc": "2.0", "id": rid, "result": {"tools": [TOOL]}})
         elif method == "tools/call":
+            for uri in sorted(subscribed):
+                send({"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": {"uri": uri}})
             if mode == "badresult":
                 send({"jsonrpc": "2.0", "id": rid, "result": {"content": "not a list", "isError": "maybe"}})
             else:

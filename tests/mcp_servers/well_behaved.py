@@ -13,7 +13,7 @@ from typing import TypedDict
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import parse_args, serve  # noqa: E402
-from mcp.server.mcpserver import MCPServer  # noqa: E402
+from mcp.server.mcpserver import Context, MCPServer  # noqa: E402
 from mcp.server.mcpserver.exceptions import ToolError  # noqa: E402
 
 server = MCPServer("well-behaved", version="1.0.0", instructions="A friendly test server.")
@@ -68,6 +68,20 @@ async def slow(seconds: float) -> Concurrency:
 async def concurrency() -> Concurrency:
     """Report the highest number of concurrent `slow` calls seen so far."""
     return {"in_flight": _in_flight, "max_in_flight": _max_in_flight}
+
+
+@server.tool()
+async def touch(uri: str, ctx: Context) -> str:
+    """Announce that a resource changed (reaches subscriptions/listen streams, 2026-07-28 era)."""
+    await ctx.notify_resource_updated(uri)
+    return uri
+
+
+@server.tool()
+async def change_tools(ctx: Context) -> str:
+    """Announce a tools list change."""
+    await ctx.notify_tools_changed()
+    return "changed"
 
 
 @server.resource("test://greeting", name="greeting", mime_type="text/plain")
