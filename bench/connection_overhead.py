@@ -13,7 +13,9 @@ Measures:
 - full discovery time (all listings, all pages) through the hub;
 - per-call `tools/call` latency: bare SDK Client vs the layer, interleaved round by round so machine drift
   hits both alike, for stdio and HTTP, through the hub on its own loop and through `FleetRuntime.arun()`
-  (from another loop) and `FleetRuntime.run()` (from a plain thread) — the paths web code uses.
+  (from another loop) and `FleetRuntime.run()` (from a plain thread) — the paths web code uses. For stdio a
+  bare Client necessarily has its own server process, so one more row compares the hub with bare calls on
+  the hub's own session (same process), which isolates the layer's cost from process-to-process noise.
 
 The verdict is PASS when the layer's median per-call time is within --target-ratio (1.2) of the bare
 client's. The exit status is 0 either way; FAIL is printed, not raised.
@@ -57,7 +59,7 @@ DEFAULT_SSE = f"{sys.executable} {ECHO_SERVER} sse --port {{port}}"
 @dataclass
 class PathResult:
     transport: str
-    path: str  # "hub", "runtime.arun", "runtime.run"
+    path: str  # "hub", "hub (same session)", "runtime.arun", "runtime.run"
     bare_ms: float  # median over rounds of the per-call mean
     layer_ms: float
     ratio: float
@@ -226,6 +228,14 @@ async def compare(
             async def hub_call() -> Any:
                 return await hub.call_tool(hub_target.key, tool, arguments)
 
+            connection = hub.get(hub_target.key)
+            assert connection is not None
+            session_client = connection._client  # the layer's own Client, used bare: same process, same session
+            assert session_client is not None
+
+            async def session_bare_call() -> Any:
+                return await session_client.call_tool(tool, arguments)
+
             async def arun_call() -> Any:
                 return await runtime.arun(runtime.hub.call_tool(runtime_target.key, tool, arguments))
 
@@ -237,31 +247,46 @@ async def compare(
                 await time_calls(fn, 20)
             await asyncio.to_thread(time_sync_calls, run_call, 20)
 
-            samples: dict[str, list[float]] = {"bare": [], "hub": [], "runtime.arun": [], "runtime.run": []}
+            samples: dict[str, list[float]] = {
+                "bare": [],
+                "hub": [],
+                "session-bare": [],
+                "runtime.arun": [],
+                "runtime.run": [],
+            }
             for _ in range(rounds):
                 samples["bare"].append(await time_calls(bare_call, calls))
                 samples["hub"].append(await time_calls(hub_call, calls))
+                samples["session-bare"].append(await time_calls(session_bare_call, calls))
                 samples["runtime.arun"].append(await time_calls(arun_call, calls))
                 samples["runtime.run"].append(await asyncio.to_thread(time_sync_calls, run_call, calls))
     finally:
         await hub.close_all()
         await asyncio.to_thread(runtime.shutdown)
 
-    bare_median = statistics.median(samples["bare"])
     results = []
-    for path in ("hub", "runtime.arun", "runtime.run"):
+    # (row name, layer samples, baseline samples). "hub (same session)" isolates the layer's own cost: the
+    # baseline is the bare SDK call on the very Client the hub uses, so server-process noise cancels out.
+    rows = [
+        ("hub", "hub", "bare"),
+        ("hub (same session)", "hub", "session-bare"),
+        ("runtime.arun", "runtime.arun", "bare"),
+        ("runtime.run", "runtime.run", "bare"),
+    ]
+    for name, path, baseline in rows:
+        bare_median = statistics.median(samples[baseline])
         layer_median = statistics.median(samples[path])
         ratio = layer_median / bare_median
         results.append(
             PathResult(
                 transport=transport,
-                path=path,
+                path=name,
                 bare_ms=round(bare_median, 4),
                 layer_ms=round(layer_median, 4),
                 ratio=round(ratio, 4),
                 overhead_us=round((layer_median - bare_median) * 1000, 1),
                 verdict="PASS" if ratio <= target_ratio else "FAIL",
-                bare_rounds=[round(x, 4) for x in samples["bare"]],
+                bare_rounds=[round(x, 4) for x in samples[baseline]],
                 layer_rounds=[round(x, 4) for x in samples[path]],
             )
         )
@@ -402,12 +427,12 @@ def print_table(report: Report) -> None:
     for name, why in report.skipped.items():
         print(f"Skipped {name}: {why}")
     print()
-    header = f"{'transport':<9} {'path':<13} {'bare SDK':>10} {'layer':>10} {'ratio':>7} {'overhead':>10}  verdict"
+    header = f"{'transport':<9} {'path':<18} {'bare SDK':>10} {'layer':>10} {'ratio':>7} {'overhead':>10}  verdict"
     print(header)
     print("-" * len(header))
     for r in report.per_call:
         print(
-            f"{r.transport:<9} {r.path:<13} {r.bare_ms:>7.3f} ms {r.layer_ms:>7.3f} ms {r.ratio:>7.3f} "
+            f"{r.transport:<9} {r.path:<18} {r.bare_ms:>7.3f} ms {r.layer_ms:>7.3f} ms {r.ratio:>7.3f} "
             f"{r.overhead_us:>+7.0f} us  {r.verdict} (target <= {report.target_ratio})"
         )
     if report.funnel:

@@ -107,14 +107,14 @@ class FleetRuntime:
         if inspect.iscoroutine(work):
             return work
         if callable(work):
-            result = work(self._hub)
-            if inspect.iscoroutine(result):
-                return result
+            hub = self._hub
 
-            async def wrap() -> T:
-                return await result
+            async def call() -> T:
+                # Called here, on the fleet loop, so even a callable that touches the hub synchronously is safe.
+                result = work(hub)
+                return await result if inspect.isawaitable(result) else result  # type: ignore[return-value]
 
-            return wrap()
+            return call()
         raise TypeError(f"expected a coroutine or a callable taking the hub, got {type(work).__name__}")
 
     def submit(self, work: Submittable[T]) -> concurrent.futures.Future[T]:
