@@ -8,18 +8,14 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from playwright.sync_api import expect, sync_playwright
 
 from registry.connections.processes import child_pids
+from tests.demo_process import RunningDemo, cmdline, running_demo
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -33,48 +29,15 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
-def demo(tmp_path: Path) -> Iterator[tuple[str, str, str, subprocess.Popen[str]]]:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env["ORCHESTRATOR_VAR_DIR"] = str(tmp_path)
-    manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
-    subprocess.run([*manage, "migrate", "-v0"], env=env, check=True, timeout=120)
-    server = subprocess.Popen(
-        [*manage, "serve", "--demo", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        login = None
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and login is None:
-            line = server.stdout.readline()
-            if not line:
-                break
-            login = re.search(r"Log in as (\S+) / (\S+)", line)
-        assert login, "the demo did not print how to log in"
-        yield f"http://127.0.0.1:{port}", login.group(1), login.group(2), server
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.communicate(timeout=40)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.communicate()
+def demo(tmp_path: Path) -> Iterator[RunningDemo]:
+    with running_demo(tmp_path) as running:
+        yield running
 
 
 def test_an_operator_logs_in_sees_the_fleet_and_a_status_change_arrives_live(demo):
     assert Path(CHROMIUM).exists(), "Chromium is installed by `make test` (apt package chromium)"
-    base, username, password, server = demo
+    base, username, password = demo.base_url, demo.username, demo.password
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -98,7 +61,7 @@ def test_an_operator_logs_in_sees_the_fleet_and_a_status_change_arrives_live(dem
             expect(page.locator("#live-indicator")).to_contain_text("live")
 
             # Kill the HTTP exchange (the demo's own child): the probe notices, the badge turns Offline live.
-            http_exchange = [pid for pid in child_pids(server.pid) if b"streamable-http" in _cmdline(pid)]
+            http_exchange = [pid for pid in child_pids(demo.process.pid) if b"streamable-http" in cmdline(pid)]
             assert len(http_exchange) == 1
             os.kill(http_exchange[0], signal.SIGKILL)
             badge = page.locator('tr[data-server="exchange-epsilon"] [data-field="status"]')
@@ -109,11 +72,3 @@ def test_an_operator_logs_in_sees_the_fleet_and_a_status_change_arrives_live(dem
             expect(page.locator("body")).to_contain_text("reserve_order")
         finally:
             browser.close()
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            return handle.read()
-    except OSError:
-        return b""

@@ -1,0 +1,102 @@
+"""Running `manage.py serve --demo` as a real process, the way an operator does, for the tests that need it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class RunningDemo:
+    process: subprocess.Popen[str]
+    base_url: str
+    username: str
+    password: str
+    output: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def running_demo(var_dir: Path, *, start_timeout: float = 60.0) -> Iterator[RunningDemo]:
+    """Migrate a fresh database in var_dir, start the demo on a free port, yield once it prints the login.
+
+    On exit the demo gets SIGTERM if it is still running (a test may already have stopped it another way).
+    """
+    port = free_port()
+    env = {name: value for name, value in os.environ.items() if name not in ("DATABASE_URL", "REDIS_URL")}
+    env["ORCHESTRATOR_VAR_DIR"] = str(var_dir)
+    manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
+    subprocess.run([*manage, "migrate", "-v0"], env=env, check=True, timeout=120)
+    process = subprocess.Popen(
+        [*manage, "serve", "--demo", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        # A background process started from a script inherits "SIGINT ignored"; restore it like a terminal does.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    output: list[str] = []
+    try:
+        login = None
+        deadline = time.monotonic() + start_timeout
+        while time.monotonic() < deadline and login is None:
+            line = process.stdout.readline()
+            if not line:
+                break
+            output.append(line)
+            login = re.search(r"Log in as (\S+) / (\S+)", line)
+        assert login, "the demo did not start:\n" + "".join(output)
+        yield RunningDemo(process, f"http://127.0.0.1:{port}", login.group(1), login.group(2), output)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.communicate(timeout=40)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+
+
+def descendants(pid: int) -> set[int]:
+    from registry.connections.processes import child_pids
+
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        children = set().union(*(child_pids(parent) for parent in frontier)) - found
+        found |= children
+        frontier = children
+    return found
+
+
+def is_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read()
+    except OSError:
+        return b""
