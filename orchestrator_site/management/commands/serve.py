@@ -7,11 +7,12 @@ here, next to the web server. On SIGINT/SIGTERM every MCP session is closed and 
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from typing import Any
 
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,15 @@ class Command(BaseCommand):
         from registry.fleet import FleetSupervisor, fleet_runtime
 
         host, port = options["host"], options["port"]
+        # Fail before starting the fleet, with a message that says what to do, rather than after.
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as error:
+                raise CommandError(
+                    f"cannot listen on {host}:{port}: {error.strerror}; stop what uses it or pass --port"
+                ) from error
         demo = DemoFleet()
         stop = threading.Event()
         supervisor_thread: threading.Thread | None = None
