@@ -46,7 +46,7 @@ class ConnectionHub:
         on_notification: OnNotification | None = None,
         backoff: BackoffPolicy | None = None,
         errlog: TextIO | None = None,
-        stop_timeout: float = 10.0,
+        stop_timeout: float = 5.0,
     ) -> None:
         self._on_call = on_call
         self._on_state_change = on_state_change
@@ -55,6 +55,7 @@ class ConnectionHub:
         self._errlog = errlog
         self._stop_timeout = stop_timeout
         self._connections: dict[str, ServerConnection] = {}
+        self._closing: list[ServerConnection] = []
         self._lock: asyncio.Lock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -149,8 +150,18 @@ class ConnectionHub:
             self._closed = True
             connections = list(self._connections.values())
             self._connections.clear()
-            if connections:
-                await asyncio.gather(*(c.stop(timeout) for c in connections), return_exceptions=True)
+            self._closing = connections  # still reachable by kill_children() while they stop
+            try:
+                if connections:
+                    await asyncio.gather(*(c.stop(timeout) for c in connections), return_exceptions=True)
+            finally:
+                self._closing = []
+
+    def kill_children(self) -> int:
+        """Emergency: SIGKILL every live stdio child's process group. Sync and callable from any thread
+        (a shutdown path whose loop no longer runs); returns how many were killed."""
+        connections = list(self._connections.values()) + list(self._closing)
+        return sum(connection.kill_child() for connection in connections)
 
     async def reopen(self) -> None:
         """Allow `ensure()` again after `close_all()` (tests, runtime restarts)."""

@@ -78,12 +78,15 @@ class FleetRuntime:
                 try:
                     loop.run_forever()
                 finally:
-                    # Let cancelled leftovers unwind before the loop closes (no "Task was destroyed" noise).
+                    # Let leftovers unwind before the loop closes. Children are killed first: a natively
+                    # cancelled owner could otherwise wait forever on a live child's stdout.
                     pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+                    if pending:
+                        self._hub.kill_children()
                     for task in pending:
                         task.cancel()
                     if pending:
-                        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                        loop.run_until_complete(asyncio.wait(pending, timeout=5.0))
                     with contextlib.suppress(Exception):
                         loop.run_until_complete(loop.shutdown_asyncgens())
                     loop.close()
@@ -173,9 +176,11 @@ class FleetRuntime:
         try:
             asyncio.run_coroutine_threadsafe(self._hub.close_all(), loop).result(timeout)
         except concurrent.futures.TimeoutError:
-            logger.warning("FleetRuntime: closing the MCP sessions took longer than %.1fs", timeout)
+            logger.warning("FleetRuntime: closing the MCP sessions took longer than %.1fs; killing", timeout)
+            self._hub.kill_children()
         except Exception:
             logger.exception("FleetRuntime: closing the MCP sessions failed")
+            self._hub.kill_children()
         with contextlib.suppress(RuntimeError):  # loop closed concurrently
             loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout)

@@ -196,7 +196,7 @@ class ServerConnection:
         on_notification: OnNotification | None = None,
         backoff: BackoffPolicy | None = None,
         errlog: TextIO | None = None,
-        stop_timeout: float = 10.0,
+        stop_timeout: float = 5.0,
     ) -> None:
         self._target = target
         self._on_call = on_call
@@ -220,6 +220,7 @@ class ServerConnection:
         self._connected_at: float | None = None
         self._subscriptions: set[str] = set()
         self._extras: list[asyncio.Task[None]] = []
+        self._pid: int | None = None  # the current stdio child, for the safety nets
 
     # -- public state -----------------------------------------------------------------------------------
 
@@ -271,14 +272,28 @@ class ServerConnection:
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout)
         except TimeoutError:
-            # Last resort. The owner's finally still kills a surviving stdio child by pid.
-            logger.warning("MCP server %r: owner task did not stop within %.1fs; cancelling it", self.key, timeout)
+            await self._escalate_stop(task, timeout)
+
+    async def _escalate_stop(self, task: asyncio.Task[None], waited: float) -> None:
+        """The owner did not finish in time. Kill the child first: cancelling the owner natively would abort
+        the SDK's shielded stdio shutdown, and its stdout drain would then wait forever on a live process."""
+        logger.warning("MCP server %r: owner task did not stop within %.1fs; killing its server", self.key, waited)
+        if self.kill_child():
+            await asyncio.wait({task}, timeout=2.0)
+        if not task.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, 5.0)
-        except asyncio.CancelledError:
-            # Our caller was cancelled: let the owner finish stopping in the background (it is shielded).
-            raise
+            # asyncio.wait, not wait_for: wait_for would itself hang on a task that does not finish cancelling.
+            await asyncio.wait({task}, timeout=2.0)
+        if not task.done():
+            logger.error("MCP server %r: owner task is stuck; abandoning it", self.key)
+
+    def kill_child(self) -> bool:
+        """Emergency stop: SIGKILL the current stdio child's process group. Sync, safe from any thread."""
+        pid = self._pid
+        if pid is None or not processes.is_alive(pid):
+            return False
+        processes.kill_group(pid)
+        return True
 
     async def wait_connected(
         self,
@@ -404,7 +419,7 @@ class ServerConnection:
                     scope.deadline = math.inf
                     connected_at = self._connected_at = time.monotonic()
                     if stdio:
-                        pid = processes.identify_child(children_before, token)
+                        pid = self._pid = processes.identify_child(children_before, token)
                     if transport_closed:  # died between the handshake and now: nobody was told yet
                         self._dead_reason = "transport closed right after connecting"
                     if not self._stop_requested and self._dead_reason is None:
@@ -450,6 +465,7 @@ class ServerConnection:
                 # Let the cancelled helpers unwind (return_exceptions: their errors are theirs; only our own
                 # cancellation may propagate from here).
                 await asyncio.gather(*extras, return_exceptions=True)
+            self._pid = None
             if pid is not None:
                 self._reap(pid)
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -22,7 +25,11 @@ def marker() -> Iterator[str]:
     yield value
     leftovers = marked_pids(value)
     if leftovers and not wait_until(lambda: not marked_pids(value), 8.0):
-        pytest.fail(f"server processes left behind by the test: {marked_pids(value)}")
+        leftovers = marked_pids(value)
+        for pid in leftovers:  # fail, but don't leave this test's orphans running on the machine
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        pytest.fail(f"server processes left behind by the test: {leftovers}")
 
 
 @pytest.fixture

@@ -134,7 +134,8 @@ class HttpServer:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(5)
+                # uvicorn's graceful shutdown waits for open streams (e.g. a subscriptions/listen): don't wait long.
+                self.proc.wait(1.5)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()

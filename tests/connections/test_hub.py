@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -84,3 +85,27 @@ async def test_one_shot_client_and_discovery(marker: str) -> None:
     hung = stdio_target("mute", "garbage", marker, "--mode", "nonjson", connect_timeout=0.5)
     with pytest.raises(ServerUnavailable, match="timed out after 0.5s"):
         await discover_once(hung)
+
+
+async def test_remove_during_connect_and_hard_stop_leave_no_process(marker: str) -> None:
+    # A server that never completes the handshake: remove() aborts the connect instead of waiting it out.
+    hub = ConnectionHub(backoff=FAST_BACKOFF, stop_timeout=0.5)
+    try:
+        await hub.ensure(stdio_target("mute", "garbage", marker, "--mode", "nonjson", connect_timeout=30))
+        await asyncio.sleep(0.3)
+        started = time.perf_counter()
+        await hub.remove("mute")
+        assert time.perf_counter() - started < 3.0
+        assert marked_pids(marker) == []
+
+        # A server that ignores the end of its stdin outlives the SDK's 2 s grace; with stop_timeout=0.5 the
+        # owner is cancelled mid-shutdown and the layer's pid safety net kills the process group.
+        connection = await hub.ensure(stdio_target("stubborn", "garbage", marker, "--mode", "stubborn"))
+        pid = (await connection.wait_connected(10)).pid
+        assert pid is not None and pid_alive(pid)
+        started = time.perf_counter()
+        await hub.remove("stubborn")
+        assert time.perf_counter() - started < 2.0
+        assert not pid_alive(pid) and marked_pids(marker) == []
+    finally:
+        await hub.close_all()
