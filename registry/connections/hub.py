@@ -163,7 +163,7 @@ class ConnectionHub:
         connections = list(self._connections.values()) + list(self._closing)
         return sum(connection.kill_child() for connection in connections)
 
-    async def reopen(self) -> None:
+    def reopen(self) -> None:
         """Allow `ensure()` again after `close_all()` (tests, runtime restarts)."""
         self._closed = False
 
