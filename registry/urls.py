@@ -9,4 +9,5 @@ app_name = "registry"
 urlpatterns = [
     path("", views.fleet_overview, name="overview"),
     path("servers/<slug:name>/", views.server_detail, name="server_detail"),
+    path("servers/<slug:name>/discover/", views.server_discover, name="server_discover"),
 ]

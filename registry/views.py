@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
-from registry import selectors
+from registry import fleet, selectors
 from registry.models import Server
 from registry.permissions import Role, role_of
 
@@ -49,3 +51,23 @@ def fleet_overview(request: HttpRequest) -> HttpResponse:
 def server_detail(request: HttpRequest, name: str) -> HttpResponse:
     server = get_object_or_404(Server.objects.for_dashboard(), name=name)
     return render(request, "registry/server_detail.html", selectors.server_detail_context(server))
+
+
+@require_POST
+@viewer_required
+def server_discover(request: HttpRequest, name: str) -> HttpResponse:
+    """The server page's "Discover now" button (operators): the same discovery the API's discover action runs."""
+    if role_of(request.user) < Role.OPERATOR:
+        raise PermissionDenied("Discovering a server needs the operator role.")
+    server = get_object_or_404(Server, name=name)
+    if not server.enabled:
+        messages.error(request, f"{server.name} is disabled; enable it before discovering.")
+    else:
+        outcome = fleet.server_discover(server=server)
+        if outcome["ok"]:
+            counts = ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in outcome["counts"].items())
+            news = "capabilities changed" if outcome["changed"] else "nothing changed"
+            messages.success(request, f"Discovered {server.name}: {counts} ({news}).")
+        else:
+            messages.error(request, f"Could not discover {server.name}: {outcome['error']}")
+    return redirect("registry:server_detail", name=server.name)

@@ -291,3 +291,30 @@ def test_only_staff_see_the_admin_link(admin_user, viewer_user):
 
     assert admin_url in _logged_in(admin_user).get(reverse("registry:overview")).content.decode()
     assert admin_url not in _logged_in(viewer_user).get(reverse("registry:overview")).content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_operators_discover_from_the_server_page_and_viewers_cannot(client, operator_user, viewer_user):
+    import sys
+
+    from django.conf import settings
+
+    from registry.services import server_create
+
+    server_create(
+        name="exchange-alpha",
+        transport="stdio",
+        command=sys.executable,
+        args=["-m", "exchange_fleet", "serve", "--profile", "alpha"],
+        cwd=str(settings.BASE_DIR),
+    )
+    client.force_login(viewer_user)
+    assert b"Discover now" not in client.get("/servers/exchange-alpha/").content
+    assert client.post("/servers/exchange-alpha/discover/").status_code == 403
+
+    client.force_login(operator_user)
+    assert b"Discover now" in client.get("/servers/exchange-alpha/").content
+    page = client.post("/servers/exchange-alpha/discover/", follow=True)
+    assert b"Discovered exchange-alpha: 7 tools" in page.content
+    assert b"get_quote" in page.content
+    assert client.get("/servers/exchange-alpha/discover/").status_code == 405
