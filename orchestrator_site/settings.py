@@ -158,6 +158,8 @@ LOGGING = {
     "loggers": {
         "mcp": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
+        # One INFO line per MCP request over HTTP would drown everything else.
+        "httpx2": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
     },
 }

@@ -96,10 +96,17 @@ def _capability_counts(discovered: Any) -> dict[str, int]:
     }
 
 
-def server_discover(*, server: Server) -> dict[str, Any]:
+def readable_error(error: BaseException | str, server: Server) -> str:
+    """The layer names servers by key (the primary key); people know them by name."""
+    return str(error).replace(f"MCP server {str(server.pk)!r}", f"MCP server {server.name!r}")
+
+
+def server_discover(*, server: Server, failure_status: str = ServerStatus.OFFLINE) -> dict[str, Any]:
     """Open (or reuse) the server's session, discover everything it offers and record it.
 
     Returns an outcome instead of raising: a server that cannot be reached is a normal answer for an operator.
+    `failure_status` is what a failed discovery makes the server: offline when nothing answers, degraded when
+    the session is up but listing failed (the supervisor's case).
     """
     runtime = fleet_runtime()
     target = server_target(server)
@@ -111,8 +118,9 @@ def server_discover(*, server: Server) -> dict[str, Any]:
     try:
         discovered = runtime.run(ensure_and_discover())
     except ConnectionLayerError as error:
-        server_status_record(server_id=server.pk, status=ServerStatus.OFFLINE, reason=str(error), error=str(error))
-        return {"ok": False, "error": str(error)}
+        message = readable_error(error, server)
+        server_status_record(server_id=server.pk, status=failure_status, reason=message, error=message)
+        return {"ok": False, "error": message}
     recorded = capabilities_record(server=server, discovered=discovered)
     server_status_record(
         server_id=server.pk,
@@ -188,22 +196,25 @@ class FleetSupervisor:
             fingerprint = (status.state, session_id if status.state == "connected" else status.last_error)
             if self._seen.get(key) == fingerprint or not key.isdigit():
                 continue
-            self._seen[key] = fingerprint
             found = True
             new_status = _STATE_TO_STATUS.get(status.state)
-            if new_status is None:
-                continue
-            reason = "" if new_status == ServerStatus.ONLINE else self._reason(status)
             server = Server.objects.filter(pk=int(key)).first()
-            if server is None:
+            if new_status is None or server is None:
+                self._seen[key] = fingerprint
                 continue
             if new_status == ServerStatus.ONLINE:
-                outcome = server_discover(server=server)
-                if not outcome["ok"]:
-                    continue
+                # Connected but not listable (an outage answering errors): degraded, and tried again next round.
+                outcome = server_discover(server=server, failure_status=ServerStatus.DEGRADED)
+                if outcome["ok"]:
+                    self._seen[key] = fingerprint
             else:
+                self._seen[key] = fingerprint
+                reason = readable_error(self._reason(status), server)
                 server_status_record(
-                    server_id=server.pk, status=new_status, reason=reason, error=status.last_error or ""
+                    server_id=server.pk,
+                    status=new_status,
+                    reason=reason,
+                    error=readable_error(status.last_error or "", server),
                 )
             server.refresh_from_db()
             publish_fleet_status_sync(

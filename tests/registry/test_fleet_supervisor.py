@@ -186,3 +186,25 @@ def test_disabling_or_deleting_a_server_closes_its_session_and_stops_its_process
     wait_for(lambda: not (children & child_pids()), timeout=10)
     assert Server.objects.get(pk=alpha.pk).status == ServerStatus.DISABLED
     assert supervisor.step_reconcile() is False
+
+
+def test_a_connected_server_that_cannot_list_is_degraded_until_discovery_works(supervisor, fleet_events):
+    # An outage for the first seconds: the session comes up (discover/initialize still answer) but every list
+    # call fails, so the server is reachable yet unusable.
+    server = server_create(
+        name="delta",
+        transport="stdio",
+        command=sys.executable,
+        args=["-m", "exchange_fleet", "serve", "--profile", "alpha", "--outage", "0:4"],
+        cwd=str(settings.BASE_DIR),
+    )
+    supervisor.step_reconcile()
+    wait_for(lambda: Server.objects.get(pk=server.pk).status == ServerStatus.DEGRADED, step=supervisor.step_statuses)
+    server.refresh_from_db()
+    assert "MCP server 'delta'" in server.status_reason and "outage" in server.status_reason
+    assert not CapabilitySnapshot.objects.filter(server=server).exists()
+
+    wait_for(lambda: Server.objects.get(pk=server.pk).status == ServerStatus.ONLINE, step=supervisor.step_statuses)
+    assert CapabilitySnapshot.objects.filter(server=server).count() == 1
+    statuses = [event["status"] for event in fleet_events() if event.get("server") == "delta"]
+    assert "degraded" in statuses and statuses[-1] == "online"
