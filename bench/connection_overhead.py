@@ -28,7 +28,6 @@ import asyncio
 import json
 import os
 import shlex
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from typing import Any
 
 from mcp import Client, StdioServerParameters
 
+from exchange_fleet.launcher import free_port, stop_process, wait_for_port
 from registry.connections import (
     CallOutcome,
     ConnectionHub,
@@ -91,18 +91,6 @@ class Report:
 # -- servers ----------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
 class NetworkServer:
     """An HTTP/SSE server subprocess on a free port (the command gets {port} substituted)."""
 
@@ -116,24 +104,15 @@ class NetworkServer:
         self.proc = subprocess.Popen(
             self.argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if port_open(self.port):
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"server did not start listening on port {self.port}: {' '.join(self.argv)}")
+        try:
+            wait_for_port(self.port, self.proc, timeout)
+        except RuntimeError as error:
+            self.stop()
+            raise RuntimeError(f"{error}: {' '.join(self.argv)}") from None
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc)
 
 
 # -- measurements -------------------------------------------------------------------------------------------
@@ -445,7 +424,8 @@ def print_table(report: Report) -> None:
     if not report.per_call:
         print("RESULT: no per-call comparison was run")
         return
-    print("RESULT:", "PASS" if report.passed else "FAIL", f"(all paths within {report.target_ratio}x of bare SDK)")
+    verdict = "PASS" if report.passed else "FAIL"
+    print(f"RESULT: {verdict} (target: every path within {report.target_ratio}x of the bare SDK call)")
 
 
 def build_parser() -> argparse.ArgumentParser:

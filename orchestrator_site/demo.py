@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,40 +17,13 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 
+from exchange_fleet.launcher import free_port, port_is_free, start_http_exchange, stop_process
 from exchange_fleet.profiles import DEMO_FLEET, ExchangeProfile
 from registry.transfer import DOCUMENT_FORMAT, DOCUMENT_VERSION, registry_import
 
 logger = logging.getLogger(__name__)
 
 DEMO_USERNAME = "admin"
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the HTTP exchange exited with code {process.returncode} before listening")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"the HTTP exchange did not listen on 127.0.0.1:{port} within {timeout:.0f} s")
 
 
 @dataclass
@@ -66,27 +37,13 @@ class DemoFleet:
         for profile in DEMO_FLEET:
             if profile.transport != "streamable-http":
                 continue
-            port = profile.http_port if _port_is_free(profile.http_port) else _free_port()
-            process = subprocess.Popen(
-                [sys.executable, "-m", "exchange_fleet", "serve", "--profile", profile.name]
-                + ["--transport", "streamable-http", "--host", "127.0.0.1", "--port", str(port)],
-                cwd=settings.BASE_DIR,
-                stdin=subprocess.DEVNULL,
-            )
-            self.processes.append(process)
-            _wait_for_port(port, process)
+            port = profile.http_port if profile.http_port and port_is_free(profile.http_port) else free_port()
+            self.processes.append(start_http_exchange(profile.name, port))
             self.http_ports[profile.name] = port
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self) -> None:
         for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process)
         self.processes.clear()
 
     def registry_document(self) -> dict[str, Any]:

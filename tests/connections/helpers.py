@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from exchange_fleet.launcher import free_port, port_open
 from registry.connections import ServerTarget
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,18 +87,6 @@ async def await_until(predicate: Callable[[], bool], within: float = 5.0, interv
             return True
         await asyncio.sleep(interval)
     return predicate()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 class HttpServer:

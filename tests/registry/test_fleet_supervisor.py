@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,6 +13,7 @@ import pytest
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from exchange_fleet import launcher
 from registry.connections.processes import child_pids
 from registry.events import FLEET_GROUP
 from registry.fleet import CALL_OUTCOMES, FleetSupervisor, fleet_runtime
@@ -35,41 +34,17 @@ def wait_for(condition: Callable[[], object], timeout: float = 20.0, step: Calla
     raise AssertionError("condition not met in time")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def start_http_exchange(port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "exchange_fleet", "serve", "--profile", "alpha"]
-        + ["--transport", "streamable-http", "--port", str(port)],
-        cwd=settings.BASE_DIR,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return process
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError("the HTTP exchange did not start")
+    return launcher.start_http_exchange("alpha", port, quiet=True)
 
 
 @pytest.fixture
 def http_exchange() -> Iterator[tuple[int, list[subprocess.Popen[bytes]]]]:
-    port = free_port()
+    port = launcher.free_port()
     processes = [start_http_exchange(port)]
     yield port, processes
     for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=10)
+        launcher.stop_process(process)
 
 
 @pytest.fixture

@@ -1,0 +1,77 @@
+"""Starting servers as local processes: a free port, waiting until one listens, stopping it politely.
+
+Used by the demo (the HTTP exchange), the benchmarks and the tests, so there is one way to do it.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def port_open(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:port."""
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_for_port(port: int, process: subprocess.Popen | None = None, timeout: float = 20.0) -> None:
+    """Return once 127.0.0.1:port accepts connections; RuntimeError if the process exits first or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_open(port):
+            return
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server exited with code {process.returncode} before listening on port {port}")
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listened on 127.0.0.1:{port} within {timeout:.0f} s")
+
+
+def stop_process(process: subprocess.Popen, grace_seconds: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after the grace period; always reaped."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace_seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def start_http_exchange(
+    profile: str, port: int, *extra_args: str, quiet: bool = False, wait_seconds: float = 20.0
+) -> subprocess.Popen:
+    """`python -m exchange_fleet serve --profile P --transport streamable-http --port N`, listening on return."""
+    argv: Sequence[str] = [sys.executable, "-m", "exchange_fleet", "serve", "--profile", profile]
+    argv = [*argv, "--transport", "streamable-http", "--host", "127.0.0.1", "--port", str(port), *extra_args]
+    output = subprocess.DEVNULL if quiet else None
+    process = subprocess.Popen(argv, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=output, stderr=output)
+    try:
+        wait_for_port(port, process, wait_seconds)
+    except RuntimeError:
+        stop_process(process)
+        raise
+    return process
