@@ -38,11 +38,26 @@ class ServerDefinitionSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, default="")
     transport = serializers.ChoiceField(choices=Transport.choices)
     command = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
-    args = serializers.ListField(child=serializers.CharField(allow_blank=True), required=False, default=list)
+    args = serializers.ListField(
+        child=serializers.CharField(allow_blank=True),
+        required=False,
+        default=list,
+        help_text="Command-line arguments; shown to viewers, so put secrets in env instead.",
+    )
     cwd = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
     url = serializers.URLField(max_length=500, required=False, allow_blank=True, default="")
-    env = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False, write_only=True)
-    headers = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False, write_only=True)
+    env = serializers.DictField(
+        child=serializers.CharField(allow_blank=True),
+        required=False,
+        write_only=True,
+        help_text="Environment of a stdio server. Secret: write-only, only the names are shown back.",
+    )
+    headers = serializers.DictField(
+        child=serializers.CharField(allow_blank=True),
+        required=False,
+        write_only=True,
+        help_text="HTTP headers (e.g. Authorization). Secret: write-only, only the names are shown back.",
+    )
     server_type = serializers.SlugField(max_length=64, required=False, default="generic")
     tags = serializers.ListField(child=serializers.SlugField(max_length=64), required=False, default=list)
     priority = serializers.IntegerField(required=False, default=100, min_value=-1_000_000, max_value=1_000_000)
