@@ -96,59 +96,54 @@ async def fetch_capabilities(client: Client, *, page_cap: int = DEFAULT_PAGE_CAP
     caps = client.server_capabilities
     truncated: list[str] = []
 
-    async def tools() -> list[dict[str, Any]]:
-        if caps.tools is None:
-            return []
-        return await _all_pages(
-            "tools/list",
-            lambda c: client.list_tools(cursor=c, cache_mode="bypass"),
-            lambda p: p.tools,
-            page_cap,
-            truncated,
-        )
-
-    async def resources() -> list[dict[str, Any]]:
-        if caps.resources is None:
-            return []
-        return await _all_pages(
-            "resources/list",
-            lambda c: client.list_resources(cursor=c, cache_mode="bypass"),
-            lambda p: p.resources,
-            page_cap,
-            truncated,
-        )
-
-    async def templates() -> list[dict[str, Any]]:
-        if caps.resources is None:
+    async def listing(
+        declared: object,
+        what: str,
+        fetch: Callable[[str | None], Awaitable[Any]],
+        items_of: Callable[[Any], list[BaseModel]],
+        *,
+        optional_method: bool = False,
+    ) -> list[dict[str, Any]]:
+        if declared is None:
             return []
         try:
-            return await _all_pages(
-                "resources/templates/list",
-                lambda c: client.list_resource_templates(cursor=c, cache_mode="bypass"),
-                lambda p: p.resource_templates,
-                page_cap,
-                truncated,
-            )
+            return await _all_pages(what, fetch, items_of, page_cap, truncated)
         except MCPError as exc:
             # Templates are optional within the resources capability; older servers don't implement the method.
-            if exc.code == METHOD_NOT_FOUND:
+            if optional_method and exc.code == METHOD_NOT_FOUND:
                 return []
             raise
 
-    async def prompts() -> list[dict[str, Any]]:
-        if caps.prompts is None:
-            return []
-        return await _all_pages(
+    listings = (
+        listing(
+            caps.tools,
+            "tools/list",
+            lambda c: client.list_tools(cursor=c, cache_mode="bypass"),
+            lambda p: p.tools,
+        ),
+        listing(
+            caps.resources,
+            "resources/list",
+            lambda c: client.list_resources(cursor=c, cache_mode="bypass"),
+            lambda p: p.resources,
+        ),
+        listing(
+            caps.resources,
+            "resources/templates/list",
+            lambda c: client.list_resource_templates(cursor=c, cache_mode="bypass"),
+            lambda p: p.resource_templates,
+            optional_method=True,
+        ),
+        listing(
+            caps.prompts,
             "prompts/list",
             lambda c: client.list_prompts(cursor=c, cache_mode="bypass"),
             lambda p: p.prompts,
-            page_cap,
-            truncated,
-        )
-
+        ),
+    )
     # gather(return_exceptions=True) rather than a TaskGroup: a failure must surface as the original
     # exception (MCPError, ValidationError...) for the caller to classify, not wrapped in an ExceptionGroup.
-    results = await asyncio.gather(tools(), resources(), templates(), prompts(), return_exceptions=True)
+    results = await asyncio.gather(*listings, return_exceptions=True)
     for result in results:
         if isinstance(result, BaseException):
             raise result
