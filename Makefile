@@ -8,9 +8,10 @@ VENV_STAMP := $(VENV)/.installed
 
 .PHONY: demo test install lint bench clean-var system-deps
 
+# The demo runs with DEBUG on (a development key, error pages with details); production leaves it off.
 demo: $(VENV_STAMP)
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py serve --demo
+	DEBUG=1 $(PY) manage.py migrate --noinput
+	DEBUG=1 $(PY) manage.py serve --demo
 
 test: $(VENV_STAMP) $(NODE_STAMP) system-deps
 	$(PY) -m ruff check .

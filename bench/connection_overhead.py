@@ -46,6 +46,7 @@ from registry.connections import (
     ConnectionHub,
     FleetRuntime,
     ServerTarget,
+    Subscription,
     open_client,
 )
 
@@ -118,6 +119,16 @@ class NetworkServer:
 # -- measurements -------------------------------------------------------------------------------------------
 
 
+async def drain(subscription: Subscription[CallOutcome]) -> None:
+    kept: deque[CallOutcome] = deque(maxlen=10_000)
+    async for outcome in subscription:
+        kept.append(outcome)
+
+
+async def drain_forever_on(hub: ConnectionHub) -> None:
+    await drain(hub.streams.outcomes.subscribe(name="bench"))
+
+
 def stdio_target(key: str, command: str, timeout: float) -> ServerTarget:
     argv = shlex.split(command)
     return ServerTarget(
@@ -176,9 +187,11 @@ async def compare(
     target_ratio: float,
 ) -> tuple[list[PathResult], float, dict[str, int]]:
     """Bare client vs hub vs runtime.arun vs runtime.run, interleaved per round. Also times discovery."""
-    outcomes: deque[CallOutcome] = deque(maxlen=10_000)  # a realistic, cheap on_call consumer
-    hub = ConnectionHub(on_call=outcomes.append)
-    runtime = FleetRuntime(ConnectionHub(on_call=outcomes.append)).start()
+    # Each hub has a subscriber draining its outcome stream, as the call recorder does in the application.
+    hub = ConnectionHub()
+    runtime = FleetRuntime(ConnectionHub()).start()
+    drains = [asyncio.create_task(drain(hub.streams.outcomes.subscribe(name="bench")))]
+    drains.append(asyncio.ensure_future(runtime.arun(lambda h: drain_forever_on(h))))
     try:
         hub_target = target
         runtime_target = replace(target, key=target.key + "-rt")
@@ -190,7 +203,7 @@ async def compare(
         discovery = []
         for _ in range(5):
             started = time.perf_counter()
-            caps = await hub.discover(hub_target.key)
+            caps = (await hub.discover(hub_target.key)).result
             discovery.append((time.perf_counter() - started) * 1000)
         counts = {
             "tools": len(caps.tools),
@@ -240,6 +253,8 @@ async def compare(
                 samples["runtime.arun"].append(await time_calls(arun_call, calls))
                 samples["runtime.run"].append(await asyncio.to_thread(time_sync_calls, run_call, calls))
     finally:
+        for task in drains:
+            task.cancel()
         await hub.close_all()
         await asyncio.to_thread(runtime.shutdown)
 

@@ -82,6 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-outages", action="store_true", help="remove the profile's outage windows")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
     serve.add_argument("--access-log", action="store_true", help="log every HTTP request (streamable-http only)")
+
+    many = sub.add_parser("serve-many", help="serve COUNT copies of one exchange over Streamable HTTP, at /x<i>/mcp")
+    many.add_argument("--profile", default="alpha", help="the demo profile every copy is based on")
+    many.add_argument("--count", type=int, required=True, help="how many exchanges")
+    many.add_argument("--host", default="127.0.0.1")
+    many.add_argument("--port", type=int, required=True)
+    many.add_argument("--tick-interval", type=float, help="seconds between price ticks (default: the profile's)")
+    many.add_argument("--no-outages", action="store_true", help="remove the profile's outage windows")
+    many.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
     return parser
 
 
@@ -145,6 +154,37 @@ def _serve_http(profile: ExchangeProfile, host: str, port: int, path: str, log_l
     anyio.run(uvicorn.Server(config).serve)
 
 
+def _serve_many(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import uvicorn
+
+    from exchange_fleet.many import build_many_app
+
+    logging.basicConfig(stream=sys.stderr, level=args.log_level)
+    try:
+        overrides: dict[str, Any] = {"transport": "streamable-http"}
+        if args.tick_interval is not None:
+            overrides["tick_interval_s"] = args.tick_interval
+        if args.no_outages:
+            overrides["outage_windows"], overrides["outage_period_s"] = (), None
+        base = profile_by_name(args.profile).with_overrides(**overrides)
+        app = build_many_app(base, args.count, host=args.host)
+    except ValueError as exc:
+        parser.error(str(exc))
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=3,
+        backlog=4096,
+    )
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: None)
+    anyio.run(uvicorn.Server(config).serve)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -153,6 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         json.dump([p.to_dict() for p in DEMO_FLEET], sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
+
+    if args.command == "serve-many":
+        return _serve_many(args, parser)
 
     # Before the server is built: MCPServer calls logging.basicConfig, which is a no-op
     # once a handler exists, so this stderr handler wins and stdout stays protocol-only.

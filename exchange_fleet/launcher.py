@@ -5,11 +5,13 @@ Used by the demo (the HTTP exchange), the benchmarks and the tests, so there is 
 
 from __future__ import annotations
 
+import ctypes
+import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -61,12 +63,62 @@ def stop_process(process: subprocess.Popen, grace_seconds: float = 5.0) -> None:
             process.wait()
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A preexec_fn that makes the child get SIGTERM when its parent dies, even by SIGKILL (Linux); else None.
+
+    Without it a `kill -9` of the demo leaves its HTTP exchange running, and the next start launches another.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+
+    def arrange() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return arrange
+
+
 def start_http_exchange(
-    profile: str, port: int, *extra_args: str, quiet: bool = False, wait_seconds: float = 20.0
+    profile: str,
+    port: int,
+    *extra_args: str,
+    quiet: bool = False,
+    wait_seconds: float = 20.0,
+    tied_to_parent: bool = False,
 ) -> subprocess.Popen:
-    """`python -m exchange_fleet serve --profile P --transport streamable-http --port N`, listening on return."""
+    """`python -m exchange_fleet serve --profile P --transport streamable-http --port N`, listening on return.
+
+    `tied_to_parent`: the exchange stops when this process dies, however it dies (only from the main thread: the
+    kernel ties the child to the thread that started it).
+    """
     argv: Sequence[str] = [sys.executable, "-m", "exchange_fleet", "serve", "--profile", profile]
     argv = [*argv, "--transport", "streamable-http", "--host", "127.0.0.1", "--port", str(port), *extra_args]
+    output = subprocess.DEVNULL if quiet else None
+    process = subprocess.Popen(
+        argv,
+        cwd=REPO_ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=output,
+        stderr=output,
+        preexec_fn=die_with_parent() if tied_to_parent else None,  # noqa: PLW1509 - nothing but a prctl call
+    )
+    try:
+        wait_for_port(port, process, wait_seconds)
+    except RuntimeError:
+        stop_process(process)
+        raise
+    return process
+
+
+def start_http_exchange_fleet(
+    count: int, port: int, *extra_args: str, profile: str = "alpha", quiet: bool = True, wait_seconds: float = 60.0
+) -> tuple[subprocess.Popen, list[str]]:
+    """`python -m exchange_fleet serve-many`: `count` exchanges in one process; returns it and their URLs."""
+    argv = [sys.executable, "-m", "exchange_fleet", "serve-many", "--profile", profile, "--count", str(count)]
+    argv += ["--port", str(port), *extra_args]
     output = subprocess.DEVNULL if quiet else None
     process = subprocess.Popen(argv, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=output, stderr=output)
     try:
@@ -74,4 +126,4 @@ def start_http_exchange(
     except RuntimeError:
         stop_process(process)
         raise
-    return process
+    return process, [f"http://127.0.0.1:{port}/x{index}/mcp" for index in range(count)]

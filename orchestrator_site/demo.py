@@ -19,6 +19,7 @@ from django.contrib.auth.models import User
 
 from exchange_fleet.launcher import free_port, port_is_free, start_http_exchange, stop_process
 from exchange_fleet.profiles import DEMO_FLEET, ExchangeProfile
+from registry.models import DEFAULT_MAX_CONCURRENCY
 from registry.transfer import DOCUMENT_FORMAT, DOCUMENT_VERSION, registry_import
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,8 @@ class DemoFleet:
             if profile.transport != "streamable-http":
                 continue
             port = profile.http_port if profile.http_port and port_is_free(profile.http_port) else free_port()
-            self.processes.append(start_http_exchange(profile.name, port))
+            # Tied to us: even a kill -9 of the demo stops it, so no stray exchange holds the port next time.
+            self.processes.append(start_http_exchange(profile.name, port, tied_to_parent=True))
             self.http_ports[profile.name] = port
 
     def stop(self) -> None:
@@ -64,7 +66,7 @@ class DemoFleet:
             "enabled": True,
             "metadata": {"taker_fee": profile.taker_fee, "symbols": list(profile.symbols), "simulated": True},
             "request_timeout_seconds": 10.0,
-            "max_concurrency": 8,
+            "max_concurrency": DEFAULT_MAX_CONCURRENCY,
         }
         if profile.transport == "streamable-http":
             return {**common, "transport": "http", "url": f"http://127.0.0.1:{self.http_ports[profile.name]}/mcp"}
@@ -81,18 +83,20 @@ def demo_register(fleet: DemoFleet) -> dict[str, Any]:
     return registry_import(document=fleet.registry_document()).as_dict()
 
 
-def demo_login() -> tuple[str, str]:
-    """The demo admin's credentials: created once, the password kept in var/ so it stays the same across runs."""
+def demo_login() -> tuple[str, str | None]:
+    """The demo admin's credentials: created once with a generated password kept in var/, the same across runs.
+
+    An `admin` account that already exists is never changed (it may be someone's real account): the password is
+    returned only when the kept one still works, otherwise None, and the caller says how to log in.
+    """
     password_file = Path(settings.VAR_DIR) / "demo-admin-password.txt"
-    if password_file.exists():
-        password = password_file.read_text().strip()
-    else:
-        password = secrets.token_urlsafe(12)
+    kept = password_file.read_text().strip() if password_file.exists() else None
+    user = User.objects.filter(username=DEMO_USERNAME).first()
+    if user is not None:
+        return DEMO_USERNAME, kept if kept and user.check_password(kept) else None
+    password = kept or secrets.token_urlsafe(12)
+    User.objects.create_superuser(DEMO_USERNAME, email="", password=password)
+    if kept is None:
         password_file.write_text(password + "\n")
         password_file.chmod(0o600)
-    user, _ = User.objects.get_or_create(username=DEMO_USERNAME, defaults={"is_staff": True, "is_superuser": True})
-    if not user.check_password(password):
-        user.set_password(password)
-    user.is_staff = user.is_superuser = user.is_active = True
-    user.save()
     return DEMO_USERNAME, password

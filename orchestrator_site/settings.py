@@ -6,6 +6,7 @@ layer to channels_redis and the cache to Redis.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -15,13 +16,31 @@ from orchestrator_site.environment import env_bool, env_int, env_list, env_str
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("ORCHESTRATOR_VAR_DIR", str(BASE_DIR / "var")))
 
-DEBUG = env_bool("DEBUG", True)
+# Off unless asked for: with DEBUG on, an error page shows settings, source and local variables (stored secrets).
+# `make demo` turns it on; the test settings bring their own key.
+DEBUG = env_bool("DEBUG", False)
 # The development key is only acceptable while DEBUG is on; production must bring its own.
 SECRET_KEY = env_str("SECRET_KEY", "dev-insecure-mcp-orchestrator-key-change-me" if DEBUG else "")
 if not SECRET_KEY:
-    raise RuntimeError("SECRET_KEY must be set when DEBUG is off")
+    raise RuntimeError("SECRET_KEY must be set when DEBUG is off (or run with DEBUG=1 for development)")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", ["http://127.0.0.1:8000", "http://localhost:8000"])
+
+# HTTPS deployments (behind a TLS-terminating proxy): secure cookies by default outside DEBUG; HSTS and the redirect
+# when asked for. `manage.py check --deploy` is clean with SECURE_SSL_REDIRECT=1 SECURE_HSTS_SECONDS=31536000
+# SECURE_HSTS_INCLUDE_SUBDOMAINS=1 SECURE_HSTS_PRELOAD=1 and a real SECRET_KEY.
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+if env_bool("SECURE_PROXY_SSL_HEADER", False):
+    # Only behind a proxy that sets X-Forwarded-Proto itself (and strips it from clients).
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
     "daphne",
@@ -75,7 +94,9 @@ TEMPLATES = [
 ]
 
 _sqlite_path = VAR_DIR / "orchestrator.sqlite3"
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+# var/ holds the SQLite file (secrets, API tokens) and the demo password: private to the user running us.
+VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+VAR_DIR.chmod(0o700)
 DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL", f"sqlite:///{_sqlite_path}"), conn_max_age=0)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The orchestration loops and the web requests write concurrently: WAL lets readers go on during a write,
@@ -124,9 +145,31 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["registry.permissions.IsViewer"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "orchestrator_site.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
+    "DEFAULT_PARSER_CLASSES": [
+        "orchestrator_site.json_limits.LimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_str("API_THROTTLE_ANON", "120/min"),
+        "user": env_str("API_THROTTLE_USER", "6000/min"),
+    },
 }
+# Request bodies: a JSON body above this size or nested deeper answers 400 (an import of 1,000 servers is ~1 MB).
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 5 * 1024 * 1024)
+API_MAX_JSON_DEPTH = env_int("API_MAX_JSON_DEPTH", 64)
+DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
+
+# Failed logins (login page and token endpoint) per account and per client address within the window.
+LOGIN_THROTTLE_FAILURES_PER_ACCOUNT = env_int("LOGIN_THROTTLE_FAILURES_PER_ACCOUNT", 10)
+LOGIN_THROTTLE_FAILURES_PER_ADDRESS = env_int("LOGIN_THROTTLE_FAILURES_PER_ADDRESS", 50)
+LOGIN_THROTTLE_WINDOW_SECONDS = env_int("LOGIN_THROTTLE_WINDOW_SECONDS", 15 * 60)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "MCP Orchestrator API",
@@ -138,10 +181,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "orchestrator_site.api_schema.document_errors",
+    ],
 }
 
-# The MCP connection layer: defaults for servers that do not set their own.
-MCP_REQUEST_TIMEOUT_SECONDS = float(env_int("MCP_REQUEST_TIMEOUT_SECONDS", 10))
+# The MCP connection layer.
 MCP_CONNECT_TIMEOUT_SECONDS = float(env_int("MCP_CONNECT_TIMEOUT_SECONDS", 20))
 # Reconnects back off exponentially (with jitter) from the initial delay up to the maximum.
 MCP_RECONNECT_INITIAL_SECONDS = float(env_int("MCP_RECONNECT_INITIAL_SECONDS", 1))
@@ -163,3 +209,23 @@ LOGGING = {
         "daphne": {"level": "WARNING"},
     },
 }
+
+# Outbound address policy: the networks that MCP server URLs (and webhooks) may reach. Entries are CIDR networks,
+# single addresses or `public` (every globally routable address). Loopback only by default: the demo fleet runs there.
+OUTBOUND_ALLOWED_NETWORKS = env_list("OUTBOUND_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
+# stdio servers run a command on this machine (admins only). When set, only these exact commands may be registered.
+MCP_STDIO_COMMAND_ALLOWLIST = env_list("MCP_STDIO_COMMAND_ALLOWLIST", [])
+# The fleet supervisor: liveness checks of every connected server (each with its own deadline); a server whose
+# checks fail is degraded, then offline after this many failures in a row. A full reconcile with the registry runs
+# on every change and, as a safety net for changes made by other processes, every FLEET_RECONCILE_SECONDS.
+FLEET_CHECK_INTERVAL_SECONDS = float(env_int("FLEET_CHECK_INTERVAL_SECONDS", 5))
+FLEET_CHECK_TIMEOUT_SECONDS = float(env_int("FLEET_CHECK_TIMEOUT_SECONDS", 3))
+FLEET_CHECK_FAILURES_TO_OFFLINE = env_int("FLEET_CHECK_FAILURES_TO_OFFLINE", 2)
+FLEET_RECONCILE_SECONDS = float(env_int("FLEET_RECONCILE_SECONDS", 30))
+# Call records (every MCP request but the routine liveness checks) are kept this long, pruned in batches.
+MCP_CALL_RECORD_RETENTION_DAYS = env_int("MCP_CALL_RECORD_RETENTION_DAYS", 7)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Tests get a file, not Django's shared-cache in-memory database: the fleet's database thread and the test thread
+    # write at once, and only a file has WAL and a busy timeout (shared cache answers "table is locked" at once).
+    # One per process, so concurrent test runs do not share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}

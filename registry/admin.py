@@ -7,12 +7,14 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from registry import fleet
+from registry.discovery import discover_and_record, registry_changed
 from registry.models import CallRecord, Capability, CapabilitySnapshot, Server, Tag
-from registry.validation import transport_errors
+from registry.serializers import DEFINITION_FIELDS, ServerDefinitionSerializer
+from registry.services import server_create, server_delete, server_update
 
 
 class SecretMappingField(forms.CharField):
@@ -39,13 +41,16 @@ class SecretMappingField(forms.CharField):
 
 
 class ServerAdminForm(forms.ModelForm):
+    """The admin's form for a server. Its values are validated by `ServerDefinitionSerializer`, the one validation
+    path a server definition takes (API, import and admin alike); the form only turns widgets into values."""
+
     env_values = SecretMappingField(label="Environment (secret)")
     header_values = SecretMappingField(label="HTTP headers (secret)")
     clear_secrets = forms.BooleanField(required=False, label="Remove all stored env and headers")
 
     class Meta:
         model = Server
-        exclude = ["env", "headers"]
+        fields = [*DEFINITION_FIELDS]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -53,37 +58,39 @@ class ServerAdminForm(forms.ModelForm):
         if server is not None:
             self.fields["env_values"].help_text = "Stored keys: " + (", ".join(sorted(server.env)) or "none")
             self.fields["header_values"].help_text = "Stored keys: " + (", ".join(sorted(server.headers)) or "none")
+        self.validated_definition: dict[str, Any] = {}
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
-        env = cleaned.get("env_values")
-        headers = cleaned.get("header_values")
+        if self.errors:
+            return cleaned
+        current: Server | None = self.instance if self.instance.pk else None
+        data: dict[str, Any] = {}
+        for name in DEFINITION_FIELDS:
+            if name == "tags":
+                data["tags"] = [tag.name for tag in cleaned.get("tags") or []]
+            elif name in cleaned:
+                value = cleaned[name]
+                data[name] = "" if value is None and name in ("command", "cwd", "url", "display_name") else value
+        # Blank secret boxes keep what is stored (the serializer keeps fields that are not given).
         if cleaned.get("clear_secrets"):
-            env, headers = {}, {}
-        env = env if env is not None else dict(self.instance.env or {})
-        headers = headers if headers is not None else dict(self.instance.headers or {})
-        errors = transport_errors(
-            transport=cleaned.get("transport", ""),
-            command=cleaned.get("command", "") or "",
-            args=cleaned.get("args", []),
-            cwd=cleaned.get("cwd", "") or "",
-            url=cleaned.get("url", "") or "",
-            env=env,
-            headers=headers,
-        )
-        for field, message in errors.items():
-            self.add_error({"env": "env_values", "headers": "header_values"}.get(field, field), message)
-        cleaned["env"], cleaned["headers"] = env, headers
+            data["env"], data["headers"] = {}, {}
+        for field, source in (("env", "env_values"), ("headers", "header_values")):
+            if cleaned.get(source) is not None:
+                data[field] = cleaned[source]
+        definition = ServerDefinitionSerializer(instance=current, data=data)
+        if not definition.is_valid():
+            for field, messages_ in definition.errors.items():
+                target = FORM_FIELD_OF.get(field, field)
+                for message in messages_ if isinstance(messages_, list) else [messages_]:
+                    self.add_error(target if target in self.fields else None, str(message))
+            return cleaned
+        self.validated_definition = dict(definition.validated_data)
         return cleaned
 
-    def save(self, commit: bool = True) -> Server:
-        server = super().save(commit=False)
-        server.env = self.cleaned_data["env"]
-        server.headers = self.cleaned_data["headers"]
-        if commit:
-            server.save()
-            self.save_m2m()
-        return server
+
+# Serializer field -> the admin form field that shows its error.
+FORM_FIELD_OF = {"env": "env_values", "headers": "header_values", "non_field_errors": None}
 
 
 class CapabilityInline(admin.TabularInline):
@@ -111,20 +118,37 @@ class ServerAdmin(admin.ModelAdmin):
     @admin.action(description="Discover capabilities now")
     def discover_now(self, request: HttpRequest, queryset: QuerySet[Server]) -> None:
         for server in queryset.filter(enabled=True):
-            outcome = fleet.server_discover(server=server)
+            outcome = discover_and_record(server=server, caller=request.user.get_username())
             if outcome["ok"]:
                 self.message_user(request, f"{server.name}: discovered", messages.SUCCESS)
             else:
                 self.message_user(request, f"{server.name}: {outcome['error']}", messages.ERROR)
 
     def save_model(self, request: HttpRequest, obj: Server, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        fleet.server_reconcile(server_id=obj.pk)
+        # Through the services, like the API: status follows `enabled`, tags are set, secrets kept unless replaced.
+        definition = dict(form.validated_definition)
+        if change:
+            server = server_update(server=Server.objects.get(pk=obj.pk), by=request.user.get_username(), **definition)
+        else:
+            server = server_create(**definition)
+        obj.pk = server.pk
+        obj.refresh_from_db()
+        # The admin wraps the request in a transaction: the live session follows only once the change is committed,
+        # and no MCP work happens while the transaction holds the database.
+        transaction.on_commit(registry_changed)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        # Tags were set by the service; the capability inline is read-only.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
 
     def delete_model(self, request: HttpRequest, obj: Server) -> None:
-        server_id = obj.pk
-        super().delete_model(request, obj)
-        fleet.server_reconcile(server_id=server_id)
+        server_delete(server=obj)
+        transaction.on_commit(registry_changed)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Server]) -> None:
+        for server in queryset:
+            self.delete_model(request, server)
 
 
 @admin.register(Tag)

@@ -1,7 +1,8 @@
-"""REST API of the registry. Thin: validation in serializers, writes in services, live sessions in fleet."""
+"""REST API of the registry. Thin: validation in serializers, writes in services, MCP through the fleet API."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
@@ -14,17 +15,33 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from registry import fleet
+from registry import fleet_api
+from registry.connections import (
+    Answer,
+    ConnectionLayerError,
+    RequestTimedOut,
+    ResourceReadResult,
+    ServerUnavailable,
+    ToolCallResult,
+)
+from registry.discovery import discover_and_record, first_discovery, registry_changed
 from registry.filters import ServerFilter
 from registry.models import CapabilitySnapshot, Server, Transport
 from registry.permissions import IsAdmin, IsOperator, ReadForViewersWriteForOperators, Role, role_of
+from registry.selectors import known_tools_message, tool_input_schema
 from registry.serializers import (
     CapabilitySnapshotSerializer,
     CapabilitySnapshotSummarySerializer,
+    FleetErrorSerializer,
+    ResourceReadRequestSerializer,
+    ResourceReadResponseSerializer,
     ServerDefinitionSerializer,
     ServerSerializer,
+    ToolCallRequestSerializer,
+    ToolCallResponseSerializer,
 )
 from registry.services import server_create, server_delete, server_update
+from registry.tool_arguments import argument_errors
 from registry.transfer import ImportDocumentError, registry_export, registry_import
 
 STDIO_NEEDS_ADMIN = (
@@ -43,9 +60,64 @@ DiscoveryOutcomeSerializer = inline_serializer(
 )
 
 
+def _fleet_error(error: ConnectionLayerError) -> Response:
+    """A failed MCP request as an HTTP answer: 503 when the server cannot be reached now, 504 when it did not answer in
+    time, 502 when it answered wrongly; always with the reason and the call's outcome."""
+    if isinstance(error, ServerUnavailable):
+        code = status.HTTP_503_SERVICE_UNAVAILABLE
+    elif isinstance(error, RequestTimedOut):
+        code = status.HTTP_504_GATEWAY_TIMEOUT
+    else:
+        code = status.HTTP_502_BAD_GATEWAY
+    body: dict[str, Any] = {"detail": str(error)}
+    if error.outcome is not None:
+        body["outcome"] = error.outcome.to_dict()
+    return Response(body, status=code)
+
+
+def _answered(
+    ask: Callable[[dict[str, Any]], Answer[ToolCallResult] | Answer[ResourceReadResult]],
+    request: Request,
+    body: dict[str, Any],
+) -> Response:
+    """Ask the fleet on behalf of the requesting user; the answer with its outcome, or the failure as an HTTP error."""
+    context = {
+        "timeout": body.get("timeout_seconds"),
+        "correlation_id": body.get("correlation_id", ""),
+        "caller": request.user.get_username(),
+    }
+    try:
+        answer = ask(context)
+    except ConnectionLayerError as error:
+        return _fleet_error(error)
+    return Response({"result": answer.result.to_dict(), "outcome": answer.outcome.to_dict()})
+
+
+FLEET_ERRORS = {
+    400: OpenApiTypes.OBJECT,
+    403: OpenApiTypes.OBJECT,
+    404: OpenApiTypes.OBJECT,
+    502: FleetErrorSerializer,
+    503: FleetErrorSerializer,
+    504: FleetErrorSerializer,
+}
+
+
 def _flag(request: Request, name: str, default: bool = False) -> bool:
     raw = request.query_params.get(name)
     return default if raw is None else raw.strip().lower() in _TRUE
+
+
+SECRETS_NEED_ADMIN = (
+    "{name} holds secrets ({which}): only admins may change or delete it, so that its credentials cannot be "
+    "pointed elsewhere."
+)
+
+
+def _require_admin_for_secrets(request: Request, *, server: Server) -> None:
+    which = [name for name in ("env", "headers") if getattr(server, name)]
+    if which and role_of(request.user) < Role.ADMIN:
+        raise PermissionDenied(SECRETS_NEED_ADMIN.format(name=server.name, which=" and ".join(which)))
 
 
 def _require_admin_for_stdio(request: Request, *, data: dict[str, Any], server: Server | None) -> None:
@@ -87,15 +159,17 @@ class ServerViewSet(viewsets.ModelViewSet):
         if Server.objects.filter(name=definition.validated_data["name"]).exists():
             raise ValidationError({"name": ["A server with this name already exists."]})
         server = server_create(**definition.validated_data)
+        registry_changed()
         discovery = None
         if server.enabled and _flag(request, "discover", default=True):
-            discovery = fleet.server_discover(server=server)
+            discovery = first_discovery(server=server, caller=request.user.get_username())
         return self._respond_with(server, discovery=discovery, code=status.HTTP_201_CREATED)
 
     @extend_schema(request=ServerDefinitionSerializer, responses=ServerSerializer)
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         server = self.get_object()
         partial = kwargs.pop("partial", False)
+        _require_admin_for_secrets(request, server=server)
         definition = ServerDefinitionSerializer(instance=server, data=request.data, partial=partial)
         definition.is_valid(raise_exception=True)
         _require_admin_for_stdio(request, data=definition.validated_data, server=server)
@@ -103,9 +177,9 @@ class ServerViewSet(viewsets.ModelViewSet):
         new_name = changes.get("name", server.name)
         if new_name != server.name and Server.objects.filter(name=new_name).exists():
             raise ValidationError({"name": ["A server with this name already exists."]})
-        server = server_update(server=server, **changes)
+        server = server_update(server=server, by=request.user.get_username(), **changes)
         # The live session follows the definition: restarted on change, closed when disabled.
-        transaction.on_commit(lambda: fleet.server_reconcile(server_id=server.pk))
+        transaction.on_commit(registry_changed)
         return self._respond_with(server, discovery=None, code=status.HTTP_200_OK)
 
     @extend_schema(request=ServerDefinitionSerializer, responses=ServerSerializer)
@@ -115,9 +189,9 @@ class ServerViewSet(viewsets.ModelViewSet):
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         server = self.get_object()
         _require_admin_for_stdio(request, data={}, server=server)
-        server_id = server.pk
+        _require_admin_for_secrets(request, server=server)
         server_delete(server=server)
-        fleet.server_reconcile(server_id=server_id)
+        registry_changed()
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses={200: DiscoveryOutcomeSerializer})
@@ -127,8 +201,46 @@ class ServerViewSet(viewsets.ModelViewSet):
         server = self.get_object()
         if not server.enabled:
             raise ValidationError({"enabled": ["The server is disabled; enable it before discovering."]})
-        outcome = fleet.server_discover(server=server)
+        outcome = discover_and_record(server=server, caller=request.user.get_username())
         return Response(outcome, status=status.HTTP_200_OK if outcome["ok"] else status.HTTP_502_BAD_GATEWAY)
+
+    @extend_schema(request=ToolCallRequestSerializer, responses={200: ToolCallResponseSerializer, **FLEET_ERRORS})
+    @action(detail=True, methods=["post"], permission_classes=[IsOperator])
+    def call(self, request: Request, name: str | None = None) -> Response:
+        """Call one of the server's tools. The arguments are checked against the tool's input schema first (400
+        naming each wrong field); the answer carries the result (content, structured content, is_error) and the
+        call's outcome (latency, error kind and message). Every call is recorded with who made it."""
+        server = self.get_object()
+        body = ToolCallRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        if not server.enabled:
+            raise ValidationError({"enabled": ["The server is disabled; enable it before calling its tools."]})
+        tool, arguments = body.validated_data["tool"], body.validated_data["arguments"]
+        known, schema = tool_input_schema(server, tool)
+        if not known:
+            raise ValidationError({"tool": [known_tools_message(server, tool)]})
+        problems = argument_errors(schema, arguments)
+        if problems:
+            raise ValidationError({"arguments": problems})
+        return _answered(
+            lambda context: fleet_api.call_tool_sync(server, tool, arguments, **context), request, body.validated_data
+        )
+
+    @extend_schema(
+        request=ResourceReadRequestSerializer, responses={200: ResourceReadResponseSerializer, **FLEET_ERRORS}
+    )
+    @action(detail=True, methods=["post"], permission_classes=[IsOperator])
+    def read(self, request: Request, name: str | None = None) -> Response:
+        """Read one of the server's resources by URI; recorded with who read it."""
+        server = self.get_object()
+        body = ResourceReadRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        if not server.enabled:
+            raise ValidationError({"enabled": ["The server is disabled; enable it before reading its resources."]})
+        uri = body.validated_data["uri"]
+        return _answered(
+            lambda context: fleet_api.read_resource_sync(server, uri, **context), request, body.validated_data
+        )
 
     @extend_schema(responses=CapabilitySnapshotSerializer)
     @action(detail=True, methods=["get"])
@@ -183,9 +295,6 @@ class RegistryImportView(APIView):
             report = registry_import(document=request.data, dry_run=_flag(request, "dry_run"))
         except ImportDocumentError as error:
             return Response({"detail": str(error), "problems": error.problems}, status=status.HTTP_400_BAD_REQUEST)
-        if not report.dry_run:
-            for name in [*report.created, *report.updated]:
-                server_id = Server.objects.filter(name=name).values_list("id", flat=True).first()
-                if server_id is not None:
-                    fleet.server_reconcile(server_id=server_id)
+        if not report.dry_run and (report.created or report.updated):
+            registry_changed()
         return Response(report.as_dict())

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from django.urls import include, path
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from registry.api import RegistryExportView, RegistryImportView, ServerViewSet
@@ -12,6 +11,5 @@ router.register("servers", ServerViewSet, basename="server")
 urlpatterns = [
     path("registry/export/", RegistryExportView.as_view(), name="registry-export"),
     path("registry/import/", RegistryImportView.as_view(), name="registry-import"),
-    path("auth/token/", obtain_auth_token, name="api-token"),
     path("", include(router.urls)),
 ]

@@ -1,4 +1,5 @@
-"""Live fleet status over WebSockets: a snapshot on connect, then every status change the supervisor publishes."""
+"""Live fleet status over WebSockets: a snapshot on connect, then every status change the supervisor publishes and
+the "last seen" times after each batch of calls, so every open dashboard shows the same."""
 
 from __future__ import annotations
 
@@ -44,6 +45,9 @@ class FleetConsumer(AsyncJsonWebsocketConsumer):
                 "protocol_version": event.get("protocol_version", ""),
             }
         )
+
+    async def fleet_seen(self, event: dict[str, Any]) -> None:
+        await self.send_json({"type": "fleet.seen", "servers": event.get("servers", {})})
 
     @database_sync_to_async
     def _role(self) -> Role:

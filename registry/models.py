@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db import models
 from django.db.models import Count, Q
+
+# Requests in flight to one server at once (the connection layer's per-server semaphore); see ServerTarget.
+DEFAULT_MAX_CONCURRENCY = 32
 
 
 class Transport(models.TextChoices):
@@ -92,10 +97,11 @@ class Server(models.Model):
     enabled = models.BooleanField(default=True)
     metadata = models.JSONField(default=dict, blank=True, help_text="Free-form, e.g. an exchange's fees.")
     request_timeout_seconds = models.FloatField(default=10.0)
-    max_concurrency = models.PositiveSmallIntegerField(default=8)
+    max_concurrency = models.PositiveSmallIntegerField(default=DEFAULT_MAX_CONCURRENCY)
 
     status = models.CharField(max_length=16, choices=ServerStatus.choices, default=ServerStatus.UNKNOWN)
     status_reason = models.CharField(max_length=500, blank=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
     protocol_version = models.CharField(max_length=32, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
@@ -173,9 +179,37 @@ class Capability(models.Model):
         return f"{self.server}: {self.kind} {self.name}"
 
 
+class StatusChangeQuerySet(models.QuerySet["StatusChange"]):
+    def recent_for(self, server: Server, limit: int = 50) -> StatusChangeQuerySet:
+        return self.filter(server=server).order_by("-at", "-id")[:limit]
+
+
+class StatusChange(models.Model):
+    """One status transition of a server: the history behind `Server.status`, written in the same transaction."""
+
+    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="status_changes")
+    from_status = models.CharField(max_length=16, choices=ServerStatus.choices)
+    to_status = models.CharField(max_length=16, choices=ServerStatus.choices)
+    reason = models.CharField(max_length=500, blank=True)
+    at = models.DateTimeField()
+    source = models.CharField(max_length=32, help_text="Who decided: supervisor, health, an operator...")
+
+    objects = StatusChangeQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["server", "-at"])]
+
+    def __str__(self) -> str:
+        return f"{self.server}: {self.from_status} -> {self.to_status}"
+
+
 class CallRecordQuerySet(models.QuerySet["CallRecord"]):
     def recent_for(self, server: Server, limit: int = 50) -> CallRecordQuerySet:
         return self.filter(server=server).order_by("-started_at")[:limit]
+
+    def older_than(self, moment: datetime) -> CallRecordQuerySet:
+        return self.filter(started_at__lt=moment)
 
 
 class CallRecord(models.Model):
@@ -189,12 +223,18 @@ class CallRecord(models.Model):
     ok = models.BooleanField()
     error_kind = models.CharField(max_length=32, blank=True)
     error_message = models.TextField(blank=True)
+    caller = models.CharField(max_length=150, blank=True, help_text="A user name, or the component that asked.")
+    correlation_id = models.CharField(max_length=100, blank=True)
 
     objects = CallRecordQuerySet.as_manager()
 
     class Meta:
         ordering = ["-started_at"]
-        indexes = [models.Index(fields=["server", "-started_at"])]
+        indexes = [
+            models.Index(fields=["server", "-started_at"]),
+            models.Index(fields=["started_at"]),
+            models.Index(fields=["correlation_id"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.server} {self.operation} {'ok' if self.ok else self.error_kind}"

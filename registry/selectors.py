@@ -21,10 +21,12 @@ from registry.models import (
     Server,
     ServerQuerySet,
     ServerStatus,
+    StatusChange,
     Tag,
 )
 
 CAPABILITY_HISTORY_LIMIT = 20
+STATUS_HISTORY_LIMIT = 30
 RECENT_CALLS_LIMIT = 20
 
 
@@ -235,14 +237,46 @@ def latest_capabilities(snapshot: CapabilitySnapshot | None) -> dict[str, Any] |
     }
 
 
-def server_detail_context(server: Server) -> dict[str, Any]:
+def tool_schemas(snapshot: CapabilitySnapshot | None) -> dict[str, Any]:
+    """Each tool's input schema, for the call forms the page builds."""
+    if snapshot is None:
+        return {}
+    return {tool["name"]: _pick(tool, "inputSchema", "input_schema") or {} for tool in snapshot.tools}
+
+
+def server_detail_context(server: Server, *, can_call: bool = False) -> dict[str, Any]:
     """Everything the server page shows. Secrets stay out: only the names of env variables and headers."""
+    snapshot = CapabilitySnapshot.objects.latest_for(server)
     return {
         "server": server,
+        "can_call": can_call,
+        "tool_schemas": tool_schemas(snapshot) if can_call else {},
+        "status_history": list(StatusChange.objects.recent_for(server, STATUS_HISTORY_LIMIT)),
         "env_keys": sorted(server.env or {}),
         "header_keys": sorted(server.headers or {}),
         "metadata_json": pretty_json(server.metadata) if server.metadata else "",
-        "latest": latest_capabilities(CapabilitySnapshot.objects.latest_for(server)),
+        "latest": latest_capabilities(snapshot),
         "history": capability_history(server),
         "recent_calls": list(CallRecord.objects.recent_for(server, RECENT_CALLS_LIMIT)),
     }
+
+
+# --- tool calls -------------------------------------------------------------------------------------------------
+
+
+def tool_input_schema(server: Server, tool: str) -> tuple[bool, dict[str, Any] | None]:
+    """(whether the server's latest discovery offers `tool`, its input schema)."""
+    snapshot = CapabilitySnapshot.objects.latest_for(server)
+    for item in snapshot.tools if snapshot is not None else []:
+        if item.get("name") == tool:
+            schema = _pick(item, "inputSchema", "input_schema")
+            return True, schema if isinstance(schema, dict) else None
+    return False, None
+
+
+def known_tools_message(server: Server, tool: str) -> str:
+    names = sorted(Capability.objects.filter(server=server, kind=CapabilityKind.TOOL).values_list("name", flat=True))
+    shown = tool if len(tool) <= 60 else tool[:57] + "..."
+    if not names:
+        return f"{server.name} offers no tools (or has not been discovered yet), so it has no tool {shown!r}."
+    return f"{server.name} has no tool {shown!r}. Its tools: {', '.join(names)}."

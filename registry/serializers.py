@@ -6,8 +6,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from registry.models import Capability, CapabilitySnapshot, Server, Transport
-from registry.validation import transport_errors
+from registry.models import DEFAULT_MAX_CONCURRENCY, Capability, CapabilitySnapshot, Server, Transport
+from registry.validation import secrets_rebinding_errors, transport_errors
 
 # Fields a server definition is made of: the API writes them, the export/import document carries them.
 DEFINITION_FIELDS = (
@@ -36,7 +36,9 @@ class ServerDefinitionSerializer(serializers.Serializer):
     name = serializers.SlugField(max_length=100)
     display_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     description = serializers.CharField(required=False, allow_blank=True, default="")
-    transport = serializers.ChoiceField(choices=Transport.choices)
+    transport = serializers.ChoiceField(
+        choices=Transport.choices, error_messages={"invalid_choice": "Choose one of stdio, http or sse."}
+    )
     command = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
     args = serializers.ListField(
         child=serializers.CharField(allow_blank=True),
@@ -46,14 +48,15 @@ class ServerDefinitionSerializer(serializers.Serializer):
     )
     cwd = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
     url = serializers.URLField(max_length=500, required=False, allow_blank=True, default="")
+    # trim_whitespace=False: a secret is stored exactly as given or refused with the reason, never silently altered.
     env = serializers.DictField(
-        child=serializers.CharField(allow_blank=True),
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False),
         required=False,
         write_only=True,
         help_text="Environment of a stdio server. Secret: write-only, only the names are shown back.",
     )
     headers = serializers.DictField(
-        child=serializers.CharField(allow_blank=True),
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False),
         required=False,
         write_only=True,
         help_text="HTTP headers (e.g. Authorization). Secret: write-only, only the names are shown back.",
@@ -64,7 +67,13 @@ class ServerDefinitionSerializer(serializers.Serializer):
     enabled = serializers.BooleanField(required=False, default=True)
     metadata = serializers.DictField(required=False, default=dict)
     request_timeout_seconds = serializers.FloatField(required=False, default=10.0, min_value=0.1, max_value=600)
-    max_concurrency = serializers.IntegerField(required=False, default=8, min_value=1, max_value=256)
+    max_concurrency = serializers.IntegerField(
+        required=False,
+        default=DEFAULT_MAX_CONCURRENCY,
+        min_value=1,
+        max_value=256,
+        help_text="Requests in flight to this server at once; more wait their turn.",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         # On a partial update the rules apply to the server as it will be, not just to the changed fields.
@@ -84,6 +93,7 @@ class ServerDefinitionSerializer(serializers.Serializer):
             env=effective("env", {}),
             headers=effective("headers", {}),
         )
+        errors = secrets_rebinding_errors(current=current, attrs=attrs) | errors
         if errors:
             raise serializers.ValidationError(errors)
         return attrs
@@ -178,3 +188,56 @@ class CapabilitySerializer(serializers.ModelSerializer):
     class Meta:
         model = Capability
         fields = ["server", "kind", "name", "identifier", "title", "description"]
+
+
+class ToolCallRequestSerializer(serializers.Serializer):
+    tool = serializers.CharField(max_length=300)
+    arguments = serializers.DictField(required=False, default=dict)
+    timeout_seconds = serializers.FloatField(
+        required=False, min_value=0.1, max_value=600, help_text="Default: the server's request timeout."
+    )
+    correlation_id = serializers.CharField(required=False, max_length=100, allow_blank=True, default="")
+
+
+class ResourceReadRequestSerializer(serializers.Serializer):
+    uri = serializers.CharField(max_length=2000)
+    timeout_seconds = serializers.FloatField(required=False, min_value=0.1, max_value=600)
+    correlation_id = serializers.CharField(required=False, max_length=100, allow_blank=True, default="")
+
+
+class CallOutcomeSerializer(serializers.Serializer):
+    operation = serializers.CharField()
+    target_name = serializers.CharField()
+    started_at = serializers.DateTimeField()
+    latency_ms = serializers.FloatField()
+    ok = serializers.BooleanField()
+    error_kind = serializers.CharField(allow_null=True)
+    error_message = serializers.CharField(allow_blank=True)
+    correlation_id = serializers.CharField(allow_blank=True)
+    caller = serializers.CharField(allow_blank=True)
+
+
+class ToolCallResultSerializer(serializers.Serializer):
+    content = serializers.ListField(child=serializers.DictField())
+    structured_content = serializers.DictField(allow_null=True)
+    is_error = serializers.BooleanField()
+
+
+class ToolCallResponseSerializer(serializers.Serializer):
+    result = ToolCallResultSerializer()
+    outcome = CallOutcomeSerializer()
+
+
+class ResourceReadResultSerializer(serializers.Serializer):
+    uri = serializers.CharField()
+    contents = serializers.ListField(child=serializers.DictField())
+
+
+class ResourceReadResponseSerializer(serializers.Serializer):
+    result = ResourceReadResultSerializer()
+    outcome = CallOutcomeSerializer()
+
+
+class FleetErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    outcome = CallOutcomeSerializer(required=False)

@@ -10,18 +10,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Case, F, Value, When
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from registry.connections.capabilities import DiscoveredCapabilities
 from registry.connections.outcomes import CallOutcome
 from registry.models import (
+    DEFAULT_MAX_CONCURRENCY,
     CallRecord,
     Capability,
     CapabilityKind,
     CapabilitySnapshot,
     Server,
     ServerStatus,
+    StatusChange,
     Tag,
 )
 
@@ -52,7 +56,7 @@ def server_create(
     enabled: bool = True,
     metadata: dict[str, Any] | None = None,
     request_timeout_seconds: float = 10.0,
-    max_concurrency: int = 8,
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
 ) -> Server:
     server = Server.objects.create(
         name=name,
@@ -78,23 +82,42 @@ def server_create(
 
 
 @transaction.atomic
-def server_update(*, server: Server, **changes: Any) -> Server:
+def server_update(*, server: Server, by: str = "an operator", **changes: Any) -> Server:
     """Apply validated changes. Secrets not mentioned are kept, so a partial update never wipes them."""
     tags = changes.pop("tags", None)
+    before = server.status
     for field, value in changes.items():
         setattr(server, field, value)
     if "enabled" in changes:
-        if not server.enabled:
-            server.status, server.status_reason = ServerStatus.DISABLED, "disabled by an operator"
-        elif server.status == ServerStatus.DISABLED:
-            server.status, server.status_reason = ServerStatus.UNKNOWN, ""
+        if not server.enabled and before != ServerStatus.DISABLED:
+            server.status, server.status_reason = ServerStatus.DISABLED, f"disabled by {by}"
+        elif server.enabled and before == ServerStatus.DISABLED:
+            server.status, server.status_reason = ServerStatus.UNKNOWN, f"enabled by {by}; connecting"
+    if server.status != before:
+        server.status_changed_at = timezone.now()
+        StatusChange.objects.create(
+            server=server,
+            from_status=before,
+            to_status=server.status,
+            reason=server.status_reason,
+            at=server.status_changed_at,
+            source=by,
+        )
     server.save()
     if tags is not None:
         _tags_set(server=server, tags=tags)
     return server
 
 
+@transaction.atomic
 def server_delete(*, server: Server) -> None:
+    """Delete a server and everything recorded about it.
+
+    The row is locked first and the related rows are collected inside the same transaction: the fleet writes
+    snapshots, statuses and call records for it concurrently, and a row added between collecting and deleting
+    would otherwise fail the delete on its foreign key.
+    """
+    Server.objects.select_for_update().filter(pk=server.pk).exists()
     server.delete()
 
 
@@ -143,25 +166,34 @@ def _capability_rows(server: Server, snapshot: CapabilitySnapshot) -> list[Capab
 class CapabilitiesRecorded:
     snapshot: CapabilitySnapshot
     changed: bool
+    previous: CapabilitySnapshot | None = None
 
 
 @transaction.atomic
 def capabilities_record(
-    *, server: Server, discovered: DiscoveredCapabilities, at: datetime | None = None
-) -> CapabilitiesRecorded:
-    """Keep what a discovery found: a new snapshot when anything changed, else confirm the latest one."""
+    *, server: Server | int, discovered: DiscoveredCapabilities, at: datetime | None = None
+) -> CapabilitiesRecorded | None:
+    """Keep what a discovery found: a new snapshot when anything changed, else confirm the latest one.
+
+    None when the server was deleted meanwhile (a discovery may finish after its server is gone). The server row
+    is locked, so two discoveries finishing together (an operator's and the supervisor's) make one snapshot.
+    """
     at = at or timezone.now()
+    server_id = server if isinstance(server, int) else server.pk
+    row = Server.objects.select_for_update().filter(pk=server_id).first()
+    if row is None:
+        return None
     content_hash = _content_hash(discovered)
-    latest = CapabilitySnapshot.objects.latest_for(server)
-    server.protocol_version = discovered.protocol_version
-    server.last_seen_at = at
-    server.save(update_fields=["protocol_version", "last_seen_at", "updated_at"])
+    latest = CapabilitySnapshot.objects.latest_for(row)
+    Server.objects.filter(pk=server_id).update(
+        protocol_version=discovered.protocol_version, last_seen_at=at, updated_at=timezone.now()
+    )
     if latest is not None and latest.content_hash == content_hash:
         latest.last_confirmed_at = at
         latest.save(update_fields=["last_confirmed_at"])
-        return CapabilitiesRecorded(snapshot=latest, changed=False)
+        return CapabilitiesRecorded(snapshot=latest, changed=False, previous=latest)
     snapshot = CapabilitySnapshot.objects.create(
-        server=server,
+        server=row,
         discovered_at=at,
         last_confirmed_at=at,
         protocol_version=discovered.protocol_version,
@@ -174,41 +206,112 @@ def capabilities_record(
         prompts=discovered.prompts,
         content_hash=content_hash,
     )
-    server.capabilities.all().delete()
-    Capability.objects.bulk_create(_capability_rows(server, snapshot))
-    return CapabilitiesRecorded(snapshot=snapshot, changed=True)
+    row.capabilities.all().delete()
+    Capability.objects.bulk_create(_capability_rows(row, snapshot))
+    return CapabilitiesRecorded(snapshot=snapshot, changed=True, previous=latest)
 
 
-def server_status_record(
+@dataclass(frozen=True)
+class StatusTransition:
+    """What a status write did: `changed` is False when only the reason (or nothing) changed."""
+
+    server_id: int
+    name: str
+    from_status: str
+    to_status: str
+    reason: str
+    changed: bool
+    at: datetime
+    last_seen_at: datetime | None
+    protocol_version: str
+
+
+def server_status_transition(
     *,
     server_id: int,
     status: str,
-    reason: str = "",
+    reason: str,
+    source: str,
+    expected: Iterable[str] | None = None,
     protocol_version: str | None = None,
-    seen_at: datetime | None = None,
     error: str | None = None,
-) -> bool:
-    """Write a status the fleet observed. A conditional update, so a deleted server or a disabled one is left alone."""
-    changes: dict[str, Any] = {"status": status, "status_reason": reason[:500], "updated_at": timezone.now()}
-    if protocol_version:
-        changes["protocol_version"] = protocol_version
-    if seen_at is not None:
-        changes["last_seen_at"] = seen_at
-    if error is not None:
-        changes["last_error"] = error
-    query = Server.objects.filter(id=server_id, enabled=True)
-    return query.update(**changes) == 1
+) -> StatusTransition | None:
+    """Move a server to `status` with a compare-and-set, and keep the transition in its history.
+
+    The update only applies while the row still holds the status that was read (so two writers never interleave:
+    the loser re-reads and decides again), and only to an enabled server (a disabled or deleted one is left alone:
+    None). `expected`, when given, lists the statuses this transition is allowed from. A write that changes only the
+    reason updates it in place: `status_reason` always says why the server is in its current status.
+    """
+    reason = reason[:500]
+    for _attempt in range(5):
+        with transaction.atomic():
+            row = Server.objects.filter(pk=server_id, enabled=True).values("status", "name").first()
+            if row is None:
+                return None
+            current = row["status"]
+            if expected is not None and current not in set(expected) and current != status:
+                return None
+            now = timezone.now()
+            changes: dict[str, Any] = {"status": status, "status_reason": reason}
+            if protocol_version:
+                changes["protocol_version"] = protocol_version
+            if error is not None:
+                changes["last_error"] = error[:2000]
+            if current != status:
+                changes["status_changed_at"] = now
+            updated = Server.objects.filter(pk=server_id, enabled=True, status=current).update(**changes)
+            if updated != 1:
+                continue  # someone else moved it meanwhile: read again and decide on what is there now
+            if current != status:
+                StatusChange.objects.create(
+                    server_id=server_id, from_status=current, to_status=status, reason=reason, at=now, source=source
+                )
+            fresh = Server.objects.filter(pk=server_id).values("last_seen_at", "protocol_version").first() or {}
+            return StatusTransition(
+                server_id=server_id,
+                name=row["name"],
+                from_status=current,
+                to_status=status,
+                reason=reason,
+                changed=current != status,
+                at=now,
+                last_seen_at=fresh.get("last_seen_at"),
+                protocol_version=fresh.get("protocol_version") or "",
+            )
+    logger.warning("status of server %s kept changing under us; gave up writing %s", server_id, status)
+    return None
 
 
-def call_outcomes_record(outcomes: Sequence[CallOutcome]) -> int:
-    """Write a batch of call outcomes in one statement; outcomes of servers deleted meanwhile are dropped."""
+def call_outcomes_record(outcomes: Sequence[CallOutcome], ids_by_name: dict[str, int] | None = None) -> int:
+    """Write a batch of call outcomes in one transaction; outcomes of servers deleted meanwhile are dropped.
+
+    Outcomes name servers by name; `ids_by_name` (the supervisor's map, which keeps a renamed server's old name
+    until its outcomes are written) resolves them, the database the rest.
+    """
     if not outcomes:
         return 0
-    keys = {int(outcome.server_key) for outcome in outcomes if outcome.server_key.isdigit()}
-    existing = set(Server.objects.filter(id__in=keys).values_list("id", flat=True))
+    known = dict(ids_by_name or {})
+    missing = {outcome.server_key for outcome in outcomes} - set(known)
+    if missing:
+        known.update(dict(Server.objects.filter(name__in=missing).values_list("name", "id")))
+    for _attempt in range(3):
+        try:
+            return _call_records_insert(outcomes, known)
+        except IntegrityError:
+            # A server was deleted between the check and the insert (another process): check again, drop its rows.
+            continue
+    logger.warning("dropped %d call outcome(s): their servers kept disappearing", len(outcomes))
+    return 0
+
+
+@transaction.atomic
+def _call_records_insert(outcomes: Sequence[CallOutcome], known: dict[str, int]) -> int:
+    # Inside the transaction, so a server deleted a moment ago cannot fail the whole batch on its foreign key.
+    existing = set(Server.objects.filter(id__in=set(known.values())).values_list("id", flat=True))
     rows = [
         CallRecord(
-            server_id=int(outcome.server_key),
+            server_id=known[outcome.server_key],
             operation=outcome.operation[:64],
             target_name=outcome.target_name[:300],
             started_at=outcome.started_at,
@@ -216,9 +319,39 @@ def call_outcomes_record(outcomes: Sequence[CallOutcome]) -> int:
             ok=outcome.ok,
             error_kind=outcome.error_kind or "",
             error_message=outcome.error_message[:2000],
+            caller=outcome.caller[:150],
+            correlation_id=outcome.correlation_id[:100],
         )
         for outcome in outcomes
-        if outcome.server_key.isdigit() and int(outcome.server_key) in existing
+        if known.get(outcome.server_key) in existing
     ]
     CallRecord.objects.bulk_create(rows, batch_size=500)
     return len(rows)
+
+
+def servers_seen_record(seen: dict[str, datetime], ids_by_name: dict[str, int] | None = None) -> None:
+    """Move each server's "last seen" forward to the latest successful request (never backwards), in one statement
+    (hundreds of servers are seen every few seconds)."""
+    known = dict(ids_by_name or {})
+    missing = set(seen) - set(known)
+    if missing:
+        known.update(dict(Server.objects.filter(name__in=missing).values_list("name", "id")))
+    moments = {known[name]: at for name, at in seen.items() if name in known}
+    if not moments:
+        return
+    newest = Case(*(When(pk=server_id, then=Value(at)) for server_id, at in moments.items()))
+    Server.objects.filter(pk__in=moments).update(last_seen_at=Greatest(Coalesce(F("last_seen_at"), newest), newest))
+
+
+def call_records_prune(*, older_than: datetime, batch_size: int = 5_000) -> int:
+    """Delete call records older than the retention, a batch at a time (short transactions, no long lock)."""
+    deleted = 0
+    while True:
+        ids = list(
+            CallRecord.objects.older_than(older_than).order_by("started_at").values_list("id", flat=True)[:batch_size]
+        )
+        if not ids:
+            return deleted
+        deleted += CallRecord.objects.filter(id__in=ids).delete()[0]
+        if len(ids) < batch_size:
+            return deleted

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from rest_framework import serializers
 
 from registry.models import Server
 from registry.serializers import DEFINITION_FIELDS, SECRET_FIELDS, ServerDefinitionSerializer
@@ -66,6 +67,29 @@ def registry_export(*, include_secrets: bool = False) -> dict[str, Any]:
     }
 
 
+MAX_PROBLEMS_LISTED = 50
+
+
+def _more(count: int) -> list[str]:
+    return [f"... and {count - MAX_PROBLEMS_LISTED} more problems"] if count > MAX_PROBLEMS_LISTED else []
+
+
+def _shown(value: Any) -> str:
+    """A value as it may appear in an error message: short (a 200 KB name must not come back many times)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _normalised_name(raw: Any) -> str | None:
+    if not isinstance(raw, str):
+        return None
+    field = ServerDefinitionSerializer().fields["name"]
+    try:
+        return str(field.run_validation(raw))
+    except serializers.ValidationError:
+        return None
+
+
 def _flatten_errors(detail: Any, prefix: str = "") -> list[tuple[str, str]]:
     if isinstance(detail, dict):
         pairs: list[tuple[str, str]] = []
@@ -91,12 +115,14 @@ def _validated_entries(document: Any) -> list[dict[str, Any]]:
         raise ImportDocumentError(["the document must be a JSON object"])
     problems: list[str] = []
     if document.get("format") != DOCUMENT_FORMAT:
-        problems.append(f"format: expected {DOCUMENT_FORMAT!r}, got {document.get('format')!r}")
-    if document.get("version") != DOCUMENT_VERSION:
-        problems.append(f"version: this orchestrator reads version {DOCUMENT_VERSION}, got {document.get('version')!r}")
+        problems.append(f"format: expected {DOCUMENT_FORMAT!r}, got {_shown(document.get('format'))}")
+    version = document.get("version")
+    # `type() is int`: JSON true would otherwise pass as 1.
+    if type(version) is not int or version != DOCUMENT_VERSION:
+        problems.append(f"version: this orchestrator reads version {DOCUMENT_VERSION}, got {_shown(version)}")
     unknown = sorted(set(document) - _TOP_LEVEL_KEYS)
     if unknown:
-        problems.append(f"unknown top-level keys: {', '.join(unknown)}")
+        problems.append(f"unknown top-level keys: {', '.join(_shown(key) for key in unknown[:10])}")
     entries = document.get("servers")
     if not isinstance(entries, list):
         problems.append("servers: must be a list of server definitions")
@@ -110,16 +136,19 @@ def _validated_entries(document: Any) -> list[dict[str, Any]]:
         if not isinstance(entry, dict):
             problems.append(f"{label}: must be an object")
             continue
-        if isinstance(entry.get("name"), str):
-            label = f"{label} ({entry['name']!r})"
+        name = _normalised_name(entry.get("name"))
+        if name is not None:
+            label = f"{label} ({_shown(name)})"
         for key in sorted(set(entry) - allowed):
-            problems.append(f"{label}: field '{key}': unknown field")
-        existing = Server.objects.filter(name=entry.get("name")).first() if isinstance(entry.get("name"), str) else None
+            problems.append(f"{label}: field {_shown(str(key))}: unknown field")
+        # Looked up by the name as the serializer will store it (" alpha" is "alpha"), so the rules are applied
+        # against the server that will really change.
+        existing = Server.objects.filter(name=name).first() if name is not None else None
         # Validate as a whole definition, but against the stored server so omitted secrets count as kept.
         serializer = ServerDefinitionSerializer(instance=existing, data=entry)
         if not serializer.is_valid():
             for field_name, message in _flatten_errors(serializer.errors):
-                problems.append(f"{label}: field '{field_name}': {message}")
+                problems.append(f"{label}: field {_shown(field_name)}: {message[:300]}")
             continue
         data = dict(serializer.validated_data)
         if data["name"] in seen_names:
@@ -128,7 +157,7 @@ def _validated_entries(document: Any) -> list[dict[str, Any]]:
         seen_names[data["name"]] = index
         validated.append(data)
     if problems:
-        raise ImportDocumentError(problems)
+        raise ImportDocumentError(problems[:MAX_PROBLEMS_LISTED] + _more(len(problems)))
     return validated
 
 

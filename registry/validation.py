@@ -1,11 +1,143 @@
-"""Rules a server definition must satisfy, shared by the API serializer, the import and the admin form."""
+"""Rules a server definition must satisfy. The serializer (`ServerDefinitionSerializer`) is the one path that applies
+them, for the API, the import and the admin form alike.
+
+Everything is checked when the definition arrives, so nothing that passed can fail later in a way that hurts
+anything but that one server: header and env names and values that the HTTP stack or `exec` would refuse, headers
+the transport owns, URLs outside the outbound address policy.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
+
+from registry.connections.outbound import OutboundPolicy, OutboundRefused
 from registry.models import Transport
+
+# RFC 9110 field-name: a token.
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+# Visible ASCII, space and tab, no leading or trailing whitespace: what every HTTP stack sends unchanged.
+_HEADER_VALUE = re.compile(r"^[\x21-\x7e]([\x20-\x7e\t]*[\x21-\x7e])?$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+MAX_NAME_LENGTH = 256
+MAX_HEADER_VALUE_LENGTH = 8_192
+MAX_ENV_VALUE_LENGTH = 32_768
+MAX_SECRET_ENTRIES = 64
+
+# The transport sets these itself; letting a definition set them would break the protocol or, for Host, point the
+# request somewhere the outbound address policy never checked.
+RESERVED_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "content-type",
+        "accept",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "te",
+        "trailer",
+        "proxy-connection",
+        "mcp-session-id",
+        "mcp-protocol-version",
+        "last-event-id",
+    }
+)
+# Set by the connection layer on every stdio child to find it again (see registry/connections/processes.py).
+RESERVED_ENV = frozenset({"MCP_ORCHESTRATOR_SESSION"})
+
+# Where a server points. Secrets were given for one endpoint; a change here must not carry them to another.
+ENDPOINT_FIELDS: dict[str, tuple[str, ...]] = {
+    Transport.STDIO: ("transport", "command", "args", "cwd"),
+    Transport.HTTP: ("transport", "url"),
+    Transport.SSE: ("transport", "url"),
+}
+
+
+def outbound_policy() -> OutboundPolicy:
+    return OutboundPolicy.parse(settings.OUTBOUND_ALLOWED_NETWORKS)
+
+
+def _shown(name: str) -> str:
+    """A name as it may appear in an error: short, printable (a 200 KB name must not come back 25 times)."""
+    text = name if len(name) <= 60 else name[:57] + "..."
+    return repr(text)
+
+
+def header_errors(headers: Any) -> str | None:
+    if not isinstance(headers, Mapping):
+        return "headers must be an object mapping names to string values."
+    if len(headers) > MAX_SECRET_ENTRIES:
+        return f"At most {MAX_SECRET_ENTRIES} headers."
+    for name, value in headers.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            return "headers must map names to string values."
+        if not name:
+            return "A header name is empty."
+        if len(name) > MAX_NAME_LENGTH or not _HEADER_NAME.match(name):
+            return f"Header name {_shown(name)} is not a valid HTTP field name (letters, digits and !#$%&'*+-.^_`|~)."
+        if name.lower() in RESERVED_HEADERS:
+            return f"Header {_shown(name)} is set by the transport itself and cannot be given."
+        if len(value) > MAX_HEADER_VALUE_LENGTH:
+            return f"The value of header {_shown(name)} is longer than {MAX_HEADER_VALUE_LENGTH} characters."
+        if not _HEADER_VALUE.match(value):
+            # Never echo the value: headers are secrets.
+            return (
+                f"The value of header {_shown(name)} must be printable ASCII without control characters "
+                "and without leading or trailing spaces."
+            )
+    return None
+
+
+def env_errors(env: Any) -> str | None:
+    if not isinstance(env, Mapping):
+        return "env must be an object mapping names to string values."
+    if len(env) > MAX_SECRET_ENTRIES:
+        return f"At most {MAX_SECRET_ENTRIES} environment variables."
+    for name, value in env.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            return "env must map names to string values."
+        if not name:
+            return "An environment variable name is empty."
+        if len(name) > MAX_NAME_LENGTH or not _ENV_NAME.match(name):
+            return f"Environment variable name {_shown(name)} must be letters, digits and _, not starting with a digit."
+        if name in RESERVED_ENV:
+            return f"Environment variable {_shown(name)} is set by the orchestrator itself."
+        if len(value) > MAX_ENV_VALUE_LENGTH:
+            return f"The value of {_shown(name)} is longer than {MAX_ENV_VALUE_LENGTH} characters."
+        if "\x00" in value:
+            return f"The value of {_shown(name)} contains a NUL character."
+    return None
+
+
+def _stdio_command_errors(command: str) -> str | None:
+    allowed = list(settings.MCP_STDIO_COMMAND_ALLOWLIST)
+    if allowed and command not in allowed:
+        return "This command is not in the stdio command allow-list (setting MCP_STDIO_COMMAND_ALLOWLIST)."
+    if "\x00" in command:
+        return "The command contains a NUL character."
+    return None
+
+
+def url_errors(url: str) -> str | None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return "The URL must start with http:// or https://."
+    if not parts.hostname:
+        return "The URL has no host."
+    if parts.username or parts.password:
+        return "Credentials do not belong in the URL (it is shown to viewers); put them in headers."
+    try:
+        outbound_policy().check_url(url)
+    except OutboundRefused as refused:
+        return str(refused)
+    return None
 
 
 def transport_errors(
@@ -16,6 +148,8 @@ def transport_errors(
     if transport == Transport.STDIO:
         if not command.strip():
             errors["command"] = "A stdio server needs the command to run."
+        elif problem := _stdio_command_errors(command):
+            errors["command"] = problem
         if url:
             errors["url"] = "A stdio server takes no URL; remove it or choose the http or sse transport."
         if headers:
@@ -23,12 +157,8 @@ def transport_errors(
     elif transport in (Transport.HTTP, Transport.SSE):
         if not url:
             errors["url"] = f"An {transport} server needs its URL, e.g. http://127.0.0.1:8001/mcp."
-        else:
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https"):
-                errors["url"] = "The URL must start with http:// or https://."
-            elif parts.username or parts.password:
-                errors["url"] = "Credentials do not belong in the URL (it is shown to viewers); put them in headers."
+        elif problem := url_errors(url):
+            errors["url"] = problem
         if command or args or cwd:
             errors["command"] = f"An {transport} server is reached by URL; command, args and cwd must be empty."
         if env:
@@ -37,7 +167,36 @@ def transport_errors(
         errors["transport"] = f"Unknown transport {transport!r}: choose stdio, http or sse."
     if not isinstance(args, list) or not all(isinstance(item, str) for item in args):
         errors["args"] = "args must be a list of strings."
-    for field, value in (("env", env), ("headers", headers)):
-        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-            errors[field] = f"{field} must be an object mapping names to string values."
+    elif any("\x00" in item for item in args):
+        errors["args"] = "An argument contains a NUL character."
+    if "env" not in errors and (problem := env_errors(env)):
+        errors["env"] = problem
+    if "headers" not in errors and (problem := header_errors(headers)):
+        errors["headers"] = problem
+    return errors
+
+
+def secrets_rebinding_errors(*, current: Any, attrs: Mapping[str, Any]) -> dict[str, str]:
+    """Secrets stay with the endpoint they were given for.
+
+    When a change points a server that holds env or headers somewhere else (another URL, transport or command),
+    the secrets must be given again (or explicitly dropped with an empty object); otherwise the new endpoint would
+    receive credentials meant for the old one.
+    """
+    if current is None:
+        return {}
+    moved = [
+        name
+        for name in ENDPOINT_FIELDS.get(current.transport, ("transport",))
+        if name in attrs and attrs[name] != getattr(current, name)
+    ]
+    if not moved:
+        return {}
+    errors: dict[str, str] = {}
+    for field in ("env", "headers"):
+        if getattr(current, field) and field not in attrs:
+            errors[field] = (
+                f"This server's {', '.join(moved)} changed, and its stored {field} were given for the old endpoint: "
+                f'give the {field} again for the new one, or send "{field}": {{}} to drop them.'
+            )
     return errors

@@ -12,7 +12,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from registry import fleet, selectors
+from registry import selectors
+from registry.discovery import discover_and_record
 from registry.models import Server
 from registry.permissions import Role, role_of
 
@@ -50,7 +51,8 @@ def fleet_overview(request: HttpRequest) -> HttpResponse:
 @viewer_required
 def server_detail(request: HttpRequest, name: str) -> HttpResponse:
     server = get_object_or_404(Server.objects.for_dashboard(), name=name)
-    return render(request, "registry/server_detail.html", selectors.server_detail_context(server))
+    can_call = role_of(request.user) >= Role.OPERATOR
+    return render(request, "registry/server_detail.html", selectors.server_detail_context(server, can_call=can_call))
 
 
 @require_POST
@@ -63,7 +65,7 @@ def server_discover(request: HttpRequest, name: str) -> HttpResponse:
     if not server.enabled:
         messages.error(request, f"{server.name} is disabled; enable it before discovering.")
     else:
-        outcome = fleet.server_discover(server=server)
+        outcome = discover_and_record(server=server, caller=request.user.get_username())
         if outcome["ok"]:
             counts = ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in outcome["counts"].items())
             news = "capabilities changed" if outcome["changed"] else "nothing changed"

@@ -77,3 +77,17 @@ def _close_live_sessions():
     from registry.connections import shutdown_runtime
 
     shutdown_runtime()
+
+
+@pytest.fixture
+def live_fleet(transactional_db, settings):
+    """The fleet as `manage.py serve` runs it: the supervisor on the fleet loop deciding statuses and discovering
+    every new session (short intervals, so tests wait for events rather than for the defaults)."""
+    from registry.fleet_api import fleet_runtime
+    from registry.supervisor import start_supervisor, stop_supervisor
+
+    settings.MCP_RECONNECT_INITIAL_SECONDS = 0.2
+    settings.MCP_RECONNECT_MAX_SECONDS = 1.0
+    supervisor = start_supervisor(fleet_runtime(), check_interval=0.5, check_timeout=2.0, flush_seconds=0.2)
+    yield supervisor
+    stop_supervisor()

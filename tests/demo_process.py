@@ -36,6 +36,8 @@ def running_demo(var_dir: Path, *, start_timeout: float = 60.0) -> Iterator[Runn
     port = free_port()
     env = {name: value for name, value in os.environ.items() if name not in ("DATABASE_URL", "REDIS_URL")}
     env["ORCHESTRATOR_VAR_DIR"] = str(var_dir)
+    env["DEBUG"] = "1"  # as `make demo` runs it
+    env["DJANGO_SETTINGS_MODULE"] = "orchestrator_site.settings"
     manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
     subprocess.run([*manage, "migrate", "-v0"], env=env, check=True, timeout=120)
     process = subprocess.Popen(

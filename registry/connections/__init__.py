@@ -2,9 +2,12 @@
 
 Pure asyncio + the official `mcp` SDK (no Django). The registry app builds `ServerTarget`s from its models
 and drives a `ConnectionHub`, usually the one owned by the process-wide `FleetRuntime` (`get_runtime()`).
+Everything above the registry goes through the registry's fleet API, not through this package.
 """
 
+from .backoff import BackoffPolicy
 from .capabilities import DiscoveredCapabilities, Era, era_of, fetch_capabilities
+from .deadlines import NO_CONTEXT, Deadline, RequestContext
 from .errors import (
     ConnectionLayerError,
     ConnectionLost,
@@ -15,19 +18,17 @@ from .errors import (
 )
 from .hub import ConnectionHub, discover_once, open_client
 from .outcomes import CallOutcome, ErrorKind
-from .runtime import FleetRuntime, get_runtime, shutdown_runtime
-from .session import (
-    BackoffPolicy,
-    ConnectionState,
-    ConnectionStatus,
-    ResourceReadResult,
-    ServerConnection,
-    ToolCallResult,
-)
+from .results import Answer, ResourceReadResult, ToolCallResult
+from .runtime import FleetRuntime, get_runtime, running_runtime, shutdown_runtime
+from .session import ServerConnection
+from .state import ConnectionState, ConnectionStatus
+from .streams import ServerNotification, SessionStreams, Stream, Subscription
 from .targets import ServerTarget, TransportKind
 from .transports import build_client
 
 __all__ = [
+    "NO_CONTEXT",
+    "Answer",
     "BackoffPolicy",
     "CallOutcome",
     "ConnectionHub",
@@ -35,17 +36,23 @@ __all__ = [
     "ConnectionLost",
     "ConnectionState",
     "ConnectionStatus",
+    "Deadline",
     "DiscoveredCapabilities",
     "Era",
     "ErrorKind",
     "FleetRuntime",
     "InvalidResponse",
+    "RequestContext",
     "RequestTimedOut",
     "ResourceReadResult",
     "ServerConnection",
     "ServerError",
+    "ServerNotification",
     "ServerTarget",
     "ServerUnavailable",
+    "SessionStreams",
+    "Stream",
+    "Subscription",
     "ToolCallResult",
     "TransportKind",
     "build_client",
@@ -54,5 +61,6 @@ __all__ = [
     "fetch_capabilities",
     "get_runtime",
     "open_client",
+    "running_runtime",
     "shutdown_runtime",
 ]

@@ -7,11 +7,19 @@ pydantic errors. Each names the server key so a message in a log or a UI is acti
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .outcomes import CallOutcome
 
 
 class ConnectionLayerError(Exception):
-    """Base class: something went wrong talking to the MCP server `key`."""
+    """Base class: something went wrong talking to the MCP server `key` (the server's name in the registry).
+
+    `outcome` is the request's record (latency, error kind, who asked) once the layer has made it.
+    """
+
+    outcome: CallOutcome | None = None
 
     def __init__(self, key: str, message: str) -> None:
         super().__init__(message)

@@ -1,8 +1,11 @@
-"""The set of live connections of one process, keyed by server key, on one event loop.
+"""The set of live connections of one process, keyed by server name, on one event loop.
 
 The hub is deliberately loop-bound: every `ServerConnection` owner task, semaphore and SDK client belongs
 to the loop the hub first ran on. Code on other threads/loops goes through `FleetRuntime` (runtime.py),
 which owns a hub on a dedicated loop.
+
+What the sessions observe leaves through the hub's `streams` (state changes, notifications, call outcomes), each
+read by any number of bounded subscribers.
 """
 
 from __future__ import annotations
@@ -16,19 +19,16 @@ from typing import Any, TextIO
 import anyio
 from mcp import Client
 
+from .backoff import BackoffPolicy
 from .capabilities import DiscoveredCapabilities, fetch_capabilities
+from .deadlines import NO_CONTEXT, RequestContext
 from .errors import ServerUnavailable
-from .session import (
-    BackoffPolicy,
-    ConnectionStatus,
-    OnCall,
-    OnNotification,
-    OnStateChange,
-    ResourceReadResult,
-    ServerConnection,
-    ToolCallResult,
-    describe_exception,
-)
+from .failures import describe_exception
+from .outbound import OutboundPolicy
+from .results import Answer, ResourceReadResult, ToolCallResult
+from .session import ServerConnection
+from .state import ConnectionStatus
+from .streams import SessionStreams
 from .targets import ServerTarget
 from .transports import build_client
 
@@ -41,19 +41,16 @@ class ConnectionHub:
     def __init__(
         self,
         *,
-        on_call: OnCall | None = None,
-        on_state_change: OnStateChange | None = None,
-        on_notification: OnNotification | None = None,
         backoff: BackoffPolicy | None = None,
         errlog: TextIO | None = None,
         stop_timeout: float = 5.0,
+        outbound: OutboundPolicy | None = None,
     ) -> None:
-        self._on_call = on_call
-        self._on_state_change = on_state_change
-        self._on_notification = on_notification
+        self.streams = SessionStreams()
         self._backoff = backoff
         self._errlog = errlog
         self._stop_timeout = stop_timeout
+        self._outbound = outbound
         self._connections: dict[str, ServerConnection] = {}
         self._closing: list[ServerConnection] = []
         self._lock: asyncio.Lock | None = None
@@ -75,34 +72,47 @@ class ConnectionHub:
     def loop(self) -> asyncio.AbstractEventLoop | None:
         return self._loop
 
+    @property
+    def backoff(self) -> BackoffPolicy | None:
+        return self._backoff
+
     # -- membership -----------------------------------------------------------------------------------
 
     async def ensure(self, target: ServerTarget) -> ServerConnection:
         """Start a connection for the target. Same target: no-op. Same key, other settings: restart."""
         self.bind_loop()
         assert self._lock is not None
+        old: ServerConnection | None = None
         async with self._lock:
             if self._closed:
                 raise RuntimeError("ConnectionHub is closed")
             current = self._connections.get(target.key)
+            if current is not None and current.target == target and current.running:
+                return current
             if current is not None:
-                if current.target == target and current.running:
-                    return current
                 logger.info("MCP server %r: settings changed, restarting its connection", target.key)
-                del self._connections[target.key]
-                await current.stop()
+                old = current
+                self._closing.append(old)
             connection = ServerConnection(
                 target,
-                on_call=self._on_call,
-                on_state_change=self._on_state_change,
-                on_notification=self._on_notification,
+                streams=self.streams,
                 backoff=self._backoff,
                 errlog=self._errlog,
                 stop_timeout=self._stop_timeout,
+                outbound=self._outbound,
             )
+            if old is not None:
+                # The new session keeps the old one's resource subscriptions.
+                await connection.subscribe_resources(old.subscriptions)
             self._connections[target.key] = connection
             connection.start()
-            return connection
+        if old is not None:
+            # Outside the lock: a slow stdio shutdown must not hold up every other server's changes.
+            try:
+                await old.stop()
+            finally:
+                self._closing.remove(old)
+        return connection
 
     async def remove(self, key: str) -> bool:
         """Stop and forget a server: its client is exited and its stdio child gone on return."""
@@ -112,19 +122,31 @@ class ConnectionHub:
             connection = self._connections.pop(key, None)
             if connection is None:
                 return False
+            self._closing.append(connection)
+        try:
             await connection.stop()
-            return True
+        finally:
+            self._closing.remove(connection)
+        return True
 
     async def sync(self, targets: list[ServerTarget]) -> None:
-        """Make the running set exactly `targets` (ensure each, remove the others)."""
+        """Make the running set exactly `targets` (ensure each, remove the others), all at once."""
         wanted = {target.key for target in targets}
-        for key in [key for key in self._connections if key not in wanted]:
-            await self.remove(key)
-        for target in targets:
-            await self.ensure(target)
+        gone = [key for key in self._connections if key not in wanted]
+        results = await asyncio.gather(
+            *(self.remove(key) for key in gone), *(self.ensure(target) for target in targets), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                logger.error("connection hub: syncing a server failed: %s", describe_exception(result))
 
-    # get(), keys() and statuses() only read snapshots, so they are safe from any thread (a supervisor thread
-    # polls statuses() while the fleet loop mutates the table); everything async must run on the hub's loop.
+    def reconnect_now(self, key: str) -> bool:
+        """Cut the server's reconnect backoff short; True when it was waiting."""
+        connection = self._connections.get(key)
+        return connection.reconnect_now() if connection is not None else False
+
+    # get(), keys() and statuses() only read snapshots, so they are safe from any thread; everything async must
+    # run on the hub's loop.
 
     def get(self, key: str) -> ServerConnection | None:
         return self._connections.get(key)
@@ -150,12 +172,14 @@ class ConnectionHub:
             self._closed = True
             connections = list(self._connections.values())
             self._connections.clear()
-            self._closing = connections  # still reachable by kill_children() while they stop
-            try:
-                if connections:
-                    await asyncio.gather(*(c.stop(timeout) for c in connections), return_exceptions=True)
-            finally:
-                self._closing = []
+            self._closing.extend(connections)  # still reachable by kill_children() while they stop
+        try:
+            if connections:
+                await asyncio.gather(*(c.stop(timeout) for c in connections), return_exceptions=True)
+        finally:
+            for connection in connections:
+                if connection in self._closing:
+                    self._closing.remove(connection)
 
     def kill_children(self) -> int:
         """Emergency: SIGKILL every live stdio child's process group. Sync and callable from any thread
@@ -169,11 +193,11 @@ class ConnectionHub:
 
     # -- calls ----------------------------------------------------------------------------------------
 
-    def _connection(self, key: str) -> ServerConnection:
+    def connection(self, key: str) -> ServerConnection:
         self.bind_loop()
         connection = self._connections.get(key)
         if connection is None:
-            raise ServerUnavailable(key, "not registered with the connection hub")
+            raise ServerUnavailable(key, "not connected: the server is unknown, disabled or not started yet")
         return connection
 
     async def call_tool(
@@ -182,55 +206,59 @@ class ConnectionHub:
         name: str,
         arguments: dict[str, Any] | None = None,
         timeout: float | None = None,  # noqa: ASYNC109
-    ) -> ToolCallResult:
-        return await self._connection(key).call_tool(name, arguments, timeout)
+        context: RequestContext = NO_CONTEXT,
+    ) -> Answer[ToolCallResult]:
+        return await self.connection(key).call_tool(name, arguments, timeout, context)
 
     async def discover(
         self,
         key: str,
         wait: bool = True,
         timeout: float | None = None,  # noqa: ASYNC109
-    ) -> DiscoveredCapabilities:
+        context: RequestContext = NO_CONTEXT,
+    ) -> Answer[DiscoveredCapabilities]:
         """Full discovery. With `wait`, a server still connecting gets up to its connect_timeout to come
         up; a server in backoff fails fast with ServerUnavailable either way."""
-        connection = self._connection(key)
+        connection = self.connection(key)
         if wait:
             await connection.wait_connected(connection.target.connect_timeout, fail_in_backoff=True)
-        return await connection.discover(timeout)
+        return await connection.discover(timeout, context)
 
     async def probe(
         self,
         key: str,
         timeout: float | None = None,  # noqa: ASYNC109
-    ) -> float:
-        return await self._connection(key).probe(timeout)
+        context: RequestContext = NO_CONTEXT,
+    ) -> Answer[float]:
+        return await self.connection(key).probe(timeout, context)
 
     async def read_resource(
         self,
         key: str,
         uri: str,
         timeout: float | None = None,  # noqa: ASYNC109
-    ) -> ResourceReadResult:
-        return await self._connection(key).read_resource(uri, timeout)
+        context: RequestContext = NO_CONTEXT,
+    ) -> Answer[ResourceReadResult]:
+        return await self.connection(key).read_resource(uri, timeout, context)
 
     async def subscribe_resources(self, key: str, uris: Iterable[str]) -> None:
-        """Keep resources/updated notifications for these URIs coming to on_notification (across reconnects)."""
-        await self._connection(key).subscribe_resources(uris)
+        """Keep resources/updated notifications for these URIs coming (across reconnects)."""
+        await self.connection(key).subscribe_resources(uris)
 
     async def unsubscribe_resources(self, key: str, uris: Iterable[str]) -> None:
-        await self._connection(key).unsubscribe_resources(uris)
+        await self.connection(key).unsubscribe_resources(uris)
 
     async def wait_connected(
         self,
         key: str,
         timeout: float | None = None,  # noqa: ASYNC109
     ) -> ConnectionStatus:
-        return await self._connection(key).wait_connected(timeout)
+        return await self.connection(key).wait_connected(timeout)
 
 
 @asynccontextmanager
 async def open_client(target: ServerTarget, *, errlog: TextIO | None = None) -> AsyncIterator[Client]:
-    """A short-lived connected `Client` for one target (command-line probes, one-off discovery).
+    """A short-lived connected `Client` for one target (one-off discovery in tests and benchmarks).
 
     Built by the same code as the fleet's sessions. A connect that fails or exceeds the target's
     connect_timeout raises ServerUnavailable with the reason; errors inside the block propagate unchanged.

@@ -17,6 +17,9 @@ ErrorKind = Literal[
     "client_error",  # the request could not be built (bad arguments on our side)
 ]
 
+# Requests a server sent us (elicitation...): recorded as outcomes too, so they show beside the calls.
+SERVER_REQUEST_OPERATIONS = ("elicitation/create", "sampling/createMessage", "roots/list")
+
 
 @dataclass(frozen=True)
 class CallOutcome:
@@ -28,6 +31,8 @@ class CallOutcome:
     ok: bool
     error_kind: ErrorKind | None = None
     error_message: str = ""
+    correlation_id: str = ""  # given by the caller to trace one request across servers and retries
+    caller: str = ""  # who asked: a user name, or a component ("supervisor", "fusion")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

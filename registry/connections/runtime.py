@@ -5,8 +5,10 @@ bound to the loop (and task) that entered them, so the sessions live on one dedi
 thread ("mcp-fleet"), and everybody else submits coroutines to it:
 
     runtime = get_runtime()
-    result = runtime.run(runtime.hub.call_tool("3", "echo", {"text": "hi"}))      # from sync code
-    result = await runtime.arun(runtime.hub.call_tool("3", "echo", {"text": "hi"}))  # from another loop
+    answer = runtime.run(runtime.hub.call_tool("echo-server", "echo", {"text": "hi"}))      # from sync code
+    answer = await runtime.arun(runtime.hub.call_tool("echo-server", "echo", {"text": "hi"}))  # another loop
+
+Above the connection layer, code uses the registry's fleet API (registry/fleet_api.py) rather than this.
 
 Shutdown closes every client on that loop (so stdio children are stopped by the SDK, by their owner
 tasks), then stops the loop. An `atexit` hook does it as a last resort.
@@ -25,6 +27,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from .hub import ConnectionHub
+from .loop_bridge import LoopBridge
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +46,7 @@ class FleetRuntime:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._stopped = False
+        self._bridge: LoopBridge | None = None
 
     @property
     def hub(self) -> ConnectionHub:
@@ -90,12 +94,15 @@ class FleetRuntime:
                     with contextlib.suppress(Exception):
                         loop.run_until_complete(loop.shutdown_asyncgens())
                     loop.close()
+                    if self._bridge is not None:
+                        self._bridge.close()
 
             thread = threading.Thread(target=serve, name=self._thread_name, daemon=True)
             thread.start()
             ready.wait()
             self._loop = loop
             self._thread = thread
+            self._bridge = LoopBridge(loop)
             # Bind the hub to the fleet loop now, so misuse from another loop fails loudly and early.
             asyncio.run_coroutine_threadsafe(_bind(self._hub), loop).result()
             return self
@@ -148,8 +155,12 @@ class FleetRuntime:
         """Await work from any event loop. On the fleet loop itself it is simply awaited."""
         if self._on_fleet_loop():
             return await self._coroutine(work)
-        # wrap_future: cancelling the awaiting task cancels the work on the fleet loop too.
-        return await asyncio.wrap_future(self.submit(work))
+        if self._bridge is None or self._stopped:
+            if inspect.iscoroutine(work):
+                work.close()
+            raise RuntimeError("FleetRuntime is not running")
+        # Cancelling the awaiting task cancels the work on the fleet loop too.
+        return await self._bridge.run(self._coroutine(work))
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Close all clients on the fleet loop, stop it, join the thread. Idempotent; safe from signal hooks.
@@ -197,21 +208,32 @@ _runtime_lock = threading.Lock()
 _atexit_registered = False
 
 
-def get_runtime(**hub_options: Any) -> FleetRuntime:
-    """The process-wide runtime, created and started on first use.
-
-    `hub_options` (on_call, on_state_change, on_notification, backoff...) only apply when this call
-    creates it; later calls return the existing runtime unchanged.
-    """
+def _install(factory: Callable[[], ConnectionHub]) -> FleetRuntime:
     global _runtime, _atexit_registered
+    _runtime = FleetRuntime(factory()).start()
+    if not _atexit_registered:
+        # Last resort: stdio children run in their own sessions and would outlive us otherwise.
+        atexit.register(shutdown_runtime)
+        _atexit_registered = True
+    return _runtime
+
+
+def get_runtime(factory: Callable[[], ConnectionHub] | None = None) -> FleetRuntime:
+    """The process-wide runtime, started on first use with a hub from `factory` (a plain hub by default).
+
+    The factory only matters when this call starts the runtime; the caller that configures the fleet (the
+    registry's `fleet_runtime()`) passes the same one every time, so nothing is silently configured differently.
+    """
     with _runtime_lock:
         if _runtime is None or _runtime.stopped:
-            _runtime = FleetRuntime(ConnectionHub(**hub_options)).start()
-            if not _atexit_registered:
-                # Last resort: stdio children run in their own sessions and would outlive us otherwise.
-                atexit.register(shutdown_runtime)
-                _atexit_registered = True
+            return _install(factory or ConnectionHub)
         return _runtime
+
+
+def running_runtime() -> FleetRuntime | None:
+    """The process-wide runtime if one is running, without starting one."""
+    runtime = _runtime
+    return runtime if runtime is not None and not runtime.stopped else None
 
 
 def shutdown_runtime(timeout: float = 10.0) -> None:

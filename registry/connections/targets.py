@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
+from .redaction import Redactor
+
 TransportKind = Literal["stdio", "http", "sse"]
 ConnectMode = Literal["auto", "legacy"]
 
@@ -51,7 +53,8 @@ def _pairs(value: Mapping[str, str] | Iterable[tuple[str, str]] | None, what: st
 class ServerTarget:
     """One MCP server to keep a live session with.
 
-    `key` is the stable identity (the registry passes the server's primary key as a string). `env` and
+    `key` is the identity, and the name used in every error, log line and event (the registry passes the
+    server's name). `env` and
     `headers` accept any mapping and are stored as sorted tuples of pairs; use `env_dict` / `headers_dict`
     to read them back.
     """
@@ -67,7 +70,9 @@ class ServerTarget:
     headers: Mapping[str, str] | Pairs = field(default=())
     request_timeout: float = 10.0
     connect_timeout: float = 20.0
-    max_concurrency: int = 8
+    # Enough that callers of an ordinary server are not queued behind each other (8 cost 16-18 % of the throughput
+    # of an 8 ms server at 50 callers); a limit all the same, so one busy caller cannot flood a server.
+    max_concurrency: int = 32
     # "auto" probes server/discover (2026-07-28) and falls back to the initialize handshake; "legacy" skips
     # the probe, which saves a round trip (and the probe's timeout) on servers known to be handshake-only.
     mode: ConnectMode = "auto"
@@ -125,6 +130,10 @@ class ServerTarget:
         """The env handed to the SDK for a stdio child (the SDK adds its own safe defaults underneath)."""
         inherited = {name: os.environ[name] for name in EXTRA_INHERITED_ENV if name in os.environ}
         return inherited | self.env_dict
+
+    def redactor(self) -> Redactor:
+        """Scrubs this target's secrets (header and env values) out of any text about it."""
+        return Redactor([value for _, value in (*self.headers, *self.env)])  # type: ignore[misc]
 
     def describe(self) -> str:
         """A short human-readable endpoint description (no header values: they may hold credentials)."""

@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TextIO
 
@@ -26,6 +27,10 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import Implementation
 
+from .client_requests import ClientRequestRecord, elicitation_policy
+from .failures import HttpObservations
+from .http_watch import WatchingTransport
+from .outbound import OutboundPolicy
 from .targets import ServerTarget
 
 CLIENT_INFO = Implementation(name="mcp-orchestrator", version="0.1.0")
@@ -100,25 +105,53 @@ class _WatchedReadStream:
             self._on_closed()
 
 
+@dataclass(frozen=True)
+class HttpOptions:
+    """How a session's HTTP client is built: the outbound address policy every connection must pass, and what the
+    session wants to learn from its traffic (see http_watch.py)."""
+
+    outbound: OutboundPolicy | None = None
+    observations: HttpObservations | None = None
+    on_stream_dropped: Callable[[str], None] | None = None
+
+    def client(
+        self,
+        headers: dict[str, str] | None = None,
+        timeout: httpx2.Timeout | None = None,
+        auth: httpx2.Auth | None = None,
+    ) -> httpx2.AsyncClient:
+        """An httpx2 client for one session (also usable as the SDK's `httpx_client_factory`)."""
+        inner: httpx2.AsyncBaseTransport = (
+            self.outbound.transport() if self.outbound is not None else httpx2.AsyncHTTPTransport()
+        )
+        transport = WatchingTransport(inner, self.observations or HttpObservations(), self.on_stream_dropped)
+        return httpx2.AsyncClient(headers=headers, timeout=timeout, auth=auth, transport=transport)
+
+
 @asynccontextmanager
-async def _http_transport(target: ServerTarget) -> AsyncIterator[TransportStreams]:
-    # We always pass our own httpx2 client (headers, connect timeout); the SDK does not close a client it was
-    # given, so it is entered here and closed after the transport.
+async def _http_transport(target: ServerTarget, options: HttpOptions) -> AsyncIterator[TransportStreams]:
+    # We always pass our own httpx2 client (headers, connect timeout, address policy); the SDK does not close a
+    # client it was given, so it is entered here and closed after the transport.
     timeout = httpx2.Timeout(target.connect_timeout, read=HTTP_STREAM_READ_TIMEOUT)
     async with (
-        httpx2.AsyncClient(headers=target.headers_dict, timeout=timeout) as http,
+        options.client(headers=target.headers_dict, timeout=timeout) as http,
         streamable_http_client(target.url, http_client=http) as streams,
     ):
         yield streams
 
 
 def build_transport(
-    target: ServerTarget, *, errlog: TextIO | None = None, extra_env: dict[str, str] | None = None
+    target: ServerTarget,
+    *,
+    errlog: TextIO | None = None,
+    extra_env: dict[str, str] | None = None,
+    http: HttpOptions | None = None,
 ) -> AbstractAsyncContextManager[Any]:
     """The SDK transport (an async context manager yielding the stream pair) for a target.
 
     `extra_env` is added to a stdio child's environment (the layer tags each child with a session token).
     """
+    http = http or HttpOptions()
     if target.transport == "stdio":
         params = StdioServerParameters(
             command=target.command,
@@ -135,8 +168,9 @@ def build_transport(
             headers=target.headers_dict or None,
             timeout=target.connect_timeout,
             sse_read_timeout=HTTP_STREAM_READ_TIMEOUT,
+            httpx_client_factory=http.client,
         )
-    return _http_transport(target)
+    return _http_transport(target, http)
 
 
 @asynccontextmanager
@@ -154,6 +188,10 @@ def build_client(
     on_transport_closed: Callable[[], None] | None = None,
     errlog: TextIO | None = None,
     extra_env: dict[str, str] | None = None,
+    outbound: OutboundPolicy | None = None,
+    http_observations: HttpObservations | None = None,
+    on_stream_dropped: Callable[[str], None] | None = None,
+    on_client_request: Callable[[ClientRequestRecord], None] | None = None,
 ) -> Client:
     """A fresh, un-entered `Client` for the target (a Client cannot be re-entered: build one per session).
 
@@ -161,7 +199,8 @@ def build_client(
       forever. Per-call timeouts override it.
     - `cache=None`: the registry wants what the server says now; list-result caching belongs to callers.
     """
-    transport = build_transport(target, errlog=errlog, extra_env=extra_env)
+    http = HttpOptions(outbound=outbound, observations=http_observations, on_stream_dropped=on_stream_dropped)
+    transport = build_transport(target, errlog=errlog, extra_env=extra_env, http=http)
     if on_transport_closed is not None:
         transport = _watched(transport, on_transport_closed)
     return Client(
@@ -171,4 +210,6 @@ def build_client(
         message_handler=message_handler,
         client_info=CLIENT_INFO,
         mode=target.mode,
+        # Elicitation answered by policy; sampling and roots not offered (the SDK then refuses them cleanly).
+        elicitation_callback=elicitation_policy(on_client_request),
     )

@@ -4,6 +4,7 @@
  *   {"type": "fleet.snapshot", "servers": [{name, status, status_reason, last_seen_at, protocol_version, enabled,
  *                                          counts: {tools, resources, resource_templates, prompts}}]}
  *   {"type": "fleet.status", server, status, status_reason, last_seen_at, protocol_version}
+ *   {"type": "fleet.seen", servers: {name: last_seen_at}}   (after every batch of calls, every few seconds)
  */
 (function () {
   "use strict";
@@ -125,6 +126,17 @@
       fleet[row.name] = row;
       applyStatus(row);
       refreshCounters();
+    } else if (message.type === "fleet.seen") {
+      Object.keys(message.servers || {}).forEach(function (name) {
+        var seen = message.servers[name];
+        if (fleet[name]) fleet[name].last_seen_at = seen;
+        eachFor(name, function (el) {
+          el.querySelectorAll('time[data-field="last-seen"]').forEach(function (time) {
+            time.setAttribute("datetime", seen || "");
+            time.textContent = relativeTime(seen);
+          });
+        });
+      });
     }
   }
 

@@ -28,7 +28,7 @@ async def test_stdio_server_killed_mid_session_reconnects(
 ) -> None:
     connection = await hub.ensure(stdio_target("dying", "dying", marker))
     first = await connection.wait_connected(20)
-    old_pid = (await hub.call_tool("dying", "pid")).structured_content["result"]
+    old_pid = ((await hub.call_tool("dying", "pid")).result).structured_content["result"]
     assert old_pid == first.pid
 
     with pytest.raises(ConnectionLost, match="'dying'"):
@@ -41,9 +41,9 @@ async def test_stdio_server_killed_mid_session_reconnects(
 
     second = await connection.wait_connected(20)  # the layer reconnects on its own
     assert second.sessions == 2 and second.pid != old_pid
-    new_pid = (await hub.call_tool("dying", "pid")).structured_content["result"]
+    new_pid = ((await hub.call_tool("dying", "pid")).result).structured_content["result"]
     assert new_pid != old_pid and not pid_alive(old_pid)
-    assert (await hub.call_tool("dying", "echo", {"text": "back"})).text == "back"
+    assert ((await hub.call_tool("dying", "echo", {"text": "back"})).result).text == "back"
 
     kinds = [(o.target_name, o.error_kind) for o in outcomes]
     assert kinds[:2] == [("pid", None), ("crash", "connection_lost")]
@@ -51,13 +51,12 @@ async def test_stdio_server_killed_mid_session_reconnects(
     assert kinds[-2:] == [("pid", None), ("echo", None)]
 
     # An idle session whose server dies is noticed without any call (the transport watcher sees EOF).
-    states: list[str] = []
-    connection._on_state_change = lambda key, status: states.append(status.state)
+    states = hub.streams.states.subscribe(name="test")
     os.kill(new_pid, signal.SIGKILL)
-    assert await await_until(lambda: "backoff" in states, 5.0)
+    assert await await_until(lambda: any(status.state == "backoff" for status in states.drain()), 5.0)
     third = await connection.wait_connected(20)
     assert third.sessions == 3 and third.pid not in (old_pid, new_pid)
-    assert (await hub.call_tool("dying", "echo", {"text": "third"})).text == "third"
+    assert ((await hub.call_tool("dying", "echo", {"text": "third"})).result).text == "third"
     assert len(marked_pids(marker)) == 1
 
 
@@ -76,11 +75,11 @@ async def test_hung_tool_times_out_and_the_session_keeps_working(
     elapsed = time.perf_counter() - started
     assert isinstance(hung, RequestTimedOut) and hung.timeout == 0.5
     assert isinstance(hard, RequestTimedOut) and "0.8s" in str(hard)
-    assert echo.text == "still here"
+    assert echo.result.text == "still here"
     assert 0.75 <= elapsed < 2.0
     # Not wedged: the session is the same one and answers again.
     assert connection.status().sessions == 1 and connection.state == "connected"
-    assert (await hub.call_tool("hang", "echo", {"text": "again"})).text == "again"
+    assert ((await hub.call_tool("hang", "echo", {"text": "again"})).result).text == "again"
     timeouts = [o for o in outcomes if o.error_kind == "timeout"]
     assert len(timeouts) == 2 and all(o.latency_ms >= 450 for o in timeouts)
 
@@ -105,19 +104,20 @@ async def test_garbage_servers_give_clear_errors_and_do_not_hurt_others(
     with pytest.raises(ServerUnavailable):
         await hub.call_tool("bad", "echo", {"text": "x"})
     await good.wait_connected(20)
-    assert (await hub.call_tool("good", "echo", {"text": "ok"})).text == "ok"
+    assert ((await hub.call_tool("good", "echo", {"text": "ok"})).result).text == "ok"
     await hub.remove("bad")
     assert marked_pids(marker) == [good.status().pid]  # only the good server is left
 
 
 async def test_unreachable_url_backs_off_with_growing_delays(hub: ConnectionHub, outcomes: list[CallOutcome]) -> None:
+    states = hub.streams.states.subscribe(name="test")
     seen: list[ConnectionStatus] = []
-    hub._on_state_change = lambda key, status: seen.append(status)
     target = ServerTarget(key="nowhere", transport="http", url=f"http://127.0.0.1:{free_port()}/mcp")
     connection = await hub.ensure(target)
     backoffs: list[ConnectionStatus] = []
     deadline = time.monotonic() + 5
     while len(backoffs) < 4 and time.monotonic() < deadline:
+        seen.extend(states.drain())
         backoffs = [s for s in seen if s.state == "backoff" and s.next_retry_at is not None]
         await asyncio.sleep(0.05)
     assert len(backoffs) >= 4
@@ -142,20 +142,24 @@ async def test_unreachable_url_backs_off_with_growing_delays(hub: ConnectionHub,
         await hub.discover("nowhere")
 
 
-async def test_callbacks_that_raise_do_not_break_the_layer(marker: str) -> None:
-    def explode(*args: object) -> None:
-        raise RuntimeError("callback bug")
+async def test_a_subscriber_whose_filter_raises_does_not_break_the_layer(marker: str) -> None:
+    def explode(item: object) -> bool:
+        raise RuntimeError("subscriber bug")
 
-    hub = ConnectionHub(on_call=explode, on_state_change=explode, on_notification=explode, backoff=FAST_BACKOFF)
+    hub = ConnectionHub(backoff=FAST_BACKOFF)
+    for stream in (hub.streams.states, hub.streams.outcomes, hub.streams.notifications):
+        stream.subscribe(name="broken", accept=explode)
+    healthy = hub.streams.outcomes.subscribe(name="healthy")
     try:
         await hub.ensure(stdio_target("cb", "garbage", marker, "--mode", "noise"))
         await hub.wait_connected("cb", 20)
-        assert (await hub.call_tool("cb", "echo", {"text": "fine"})).text == "fine"
+        assert ((await hub.call_tool("cb", "echo", {"text": "fine"})).result).text == "fine"
+        assert [outcome.target_name for outcome in healthy.drain()] == ["echo"]
     finally:
         await hub.close_all()
     assert marked_pids(marker) == []
 
 
 async def test_unknown_key_is_unavailable(hub: ConnectionHub) -> None:
-    with pytest.raises(ServerUnavailable, match="not registered"):
+    with pytest.raises(ServerUnavailable, match="not connected"):
         await hub.call_tool("missing", "echo")

@@ -26,9 +26,9 @@ async def test_streamable_http_session_survives_a_server_restart(
     await asyncio.to_thread(server.start)
     target = ServerTarget(key="web", transport="http", url=server.url, request_timeout=5, connect_timeout=5)
     connection = await hub.ensure(target)
-    caps = await hub.discover("web")
+    caps = (await hub.discover("web")).result
     assert caps.era == "modern" and "echo" in caps.tool_names
-    assert await hub.probe("web") > 0
+    assert (await hub.probe("web")).result > 0
 
     # A call that outlives its timeout over HTTP: RequestTimedOut, and the session keeps serving others.
     slow, echo = await asyncio.gather(
@@ -37,7 +37,7 @@ async def test_streamable_http_session_survives_a_server_restart(
         return_exceptions=True,
     )
     assert isinstance(slow, RequestTimedOut)
-    assert echo.text == "meanwhile"
+    assert echo.result.text == "meanwhile"
 
     # Kill the server: the next call fails (the HTTP transport surfaces this as a torn-down session).
     server.kill()
@@ -50,7 +50,7 @@ async def test_streamable_http_session_survives_a_server_restart(
     await asyncio.to_thread(server.start)  # same port
     status = await connection.wait_connected(15)
     assert status.sessions == 2 and status.consecutive_failures >= 1
-    assert (await hub.call_tool("web", "echo", {"text": "back"})).text == "back"
+    assert ((await hub.call_tool("web", "echo", {"text": "back"})).result).text == "back"
     kinds = [o.error_kind for o in outcomes]
     assert "timeout" in kinds and ("connection_lost" in kinds or "unavailable" in kinds)
     assert outcomes[-1].ok
@@ -67,9 +67,9 @@ async def test_sse_and_http_with_server_everything(
     await hub.ensure(ServerTarget(key="sse", transport="sse", url=sse.url, headers=headers))
     await hub.ensure(ServerTarget(key="shttp", transport="http", url=web.url, headers=headers))
     for key in ("sse", "shttp"):
-        caps = await hub.discover(key)
+        caps = (await hub.discover(key)).result
         assert caps.era == "handshake"
-        assert (len(caps.tools), len(caps.resources), len(caps.prompts)) == (13, 7, 4)
-        assert await hub.probe(key) > 0
-        assert (await hub.call_tool(key, "echo", {"message": key})).text == f"Echo: {key}"
+        assert (len(caps.tools), len(caps.resources), len(caps.prompts)) == (15, 7, 4)  # with elicitation tools
+        assert (await hub.probe(key)).result > 0
+        assert ((await hub.call_tool(key, "echo", {"message": key})).result).text == f"Echo: {key}"
         assert hub.statuses()[key].transport == ("sse" if key == "sse" else "http")

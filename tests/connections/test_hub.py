@@ -16,7 +16,7 @@ from registry.connections import (
 )
 
 from .conftest import FAST_BACKOFF
-from .helpers import EVERYTHING, MARKER_ENV, NODE, free_port, marked_pids, pid_alive, stdio_target
+from .helpers import EVERYTHING, MARKER_ENV, NODE, await_until, free_port, marked_pids, pid_alive, stdio_target
 
 
 async def test_ensure_is_idempotent_and_restarts_on_change(hub: ConnectionHub, marker: str) -> None:
@@ -38,17 +38,17 @@ async def test_ensure_is_idempotent_and_restarts_on_change(hub: ConnectionHub, m
     assert await hub.remove("s1")
     assert marked_pids(marker) == [] and hub.get("s1") is None
     assert not await hub.remove("s1")
-    with pytest.raises(ServerUnavailable, match="not registered"):
+    with pytest.raises(ServerUnavailable, match="not connected"):
         await hub.call_tool("s1", "echo", {"text": "x"})
 
 
 async def test_calls_wait_for_a_connect_in_progress(hub: ConnectionHub, marker: str) -> None:
     await hub.ensure(stdio_target("fresh", "garbage", marker, "--mode", "noise"))
     assert hub.statuses()["fresh"].state == "connecting"
-    caps = await hub.discover("fresh")  # waits for the session instead of failing
+    caps = (await hub.discover("fresh")).result  # waits for the session instead of failing
     assert caps.tool_names == ["echo"] and caps.era == "handshake"
     await hub.ensure(stdio_target("fresh2", "garbage", marker, "--mode", "noise"))
-    assert (await hub.call_tool("fresh2", "echo", {"text": "x"})).text == "x"
+    assert ((await hub.call_tool("fresh2", "echo", {"text": "x"})).result).text == "x"
 
 
 async def test_close_all_stops_every_child(marker: str) -> None:
@@ -92,7 +92,7 @@ async def test_remove_during_connect_and_hard_stop_leave_no_process(marker: str)
     hub = ConnectionHub(backoff=FAST_BACKOFF, stop_timeout=0.5)
     try:
         await hub.ensure(stdio_target("mute", "garbage", marker, "--mode", "nonjson", connect_timeout=30))
-        await asyncio.sleep(0.3)
+        assert await await_until(lambda: len(marked_pids(marker)) == 1, 10.0)  # spawned, stuck in the handshake
         started = time.perf_counter()
         await hub.remove("mute")
         assert time.perf_counter() - started < 3.0

@@ -24,23 +24,24 @@ from .helpers import PYTHON, REPO, marked_pids, stdio_target, wait_until
 
 
 def test_runtime_from_sync_code(marker: str) -> None:
-    outcomes: list[CallOutcome] = []
     threads: set[str] = set()
 
-    def on_call(outcome: CallOutcome) -> None:
-        outcomes.append(outcome)
+    def record(outcome: CallOutcome) -> bool:
         threads.add(threading.current_thread().name)
+        return True
 
-    runtime = FleetRuntime(ConnectionHub(on_call=on_call, backoff=FAST_BACKOFF)).start()
+    hub = ConnectionHub(backoff=FAST_BACKOFF)
+    outcomes = hub.streams.outcomes.subscribe(name="test", accept=record)
+    runtime = FleetRuntime(hub).start()
     try:
         target = stdio_target("sync", "garbage", marker, "--mode", "noise")
         runtime.run(runtime.hub.ensure(target))
         status = runtime.run(lambda hub: hub.wait_connected("sync", 10), timeout=15)  # callable form
         assert status.connected and status.pid in marked_pids(marker)
-        result = runtime.run(runtime.hub.call_tool("sync", "echo", {"text": "from sync"}), timeout=5)
-        assert result.text == "from sync"
+        answer = runtime.run(runtime.hub.call_tool("sync", "echo", {"text": "from sync"}), timeout=5)
+        assert answer.result.text == "from sync" and answer.outcome.ok
         assert runtime.hub.statuses()["sync"].state == "connected"
-        assert threads == {"mcp-fleet"} and outcomes[-1].ok
+        assert threads == {"mcp-fleet"} and outcomes.drain()[-1] == answer.outcome
 
         started = time.perf_counter()
         with pytest.raises(TimeoutError):
@@ -63,7 +64,7 @@ async def test_runtime_from_another_event_loop(marker: str) -> None:
         results = await asyncio.gather(
             *(runtime.arun(runtime.hub.call_tool("a", "echo", {"text": str(i)})) for i in range(20))
         )
-        assert [r.text for r in results] == [str(i) for i in range(20)]
+        assert [r.result.text for r in results] == [str(i) for i in range(20)]
         # The hub is bound to the fleet loop: direct use from this loop is refused loudly.
         with pytest.raises(RuntimeError, match="another event loop"):
             await runtime.hub.call_tool("a", "echo", {"text": "wrong loop"})
@@ -73,7 +74,7 @@ async def test_runtime_from_another_event_loop(marker: str) -> None:
             inner = await runtime.arun(runtime.hub.call_tool("a", "echo", {"text": "inner"}))
             with pytest.raises(RuntimeError, match="deadlock"):
                 runtime.run(asyncio.sleep(0))
-            return inner.text
+            return inner.result.text
 
         assert await runtime.arun(on_fleet_loop()) == "inner"
     finally:
@@ -82,9 +83,9 @@ async def test_runtime_from_another_event_loop(marker: str) -> None:
 
 
 def test_process_wide_singleton(marker: str) -> None:
-    runtime = get_runtime(backoff=FAST_BACKOFF)
+    runtime = get_runtime(lambda: ConnectionHub(backoff=FAST_BACKOFF))
     try:
-        assert get_runtime() is runtime and runtime.started
+        assert get_runtime() is runtime and runtime.started and runtime.hub.backoff is FAST_BACKOFF
         runtime.run(runtime.hub.ensure(stdio_target("single", "garbage", marker, "--mode", "noise")))
         runtime.run(runtime.hub.wait_connected("single", 10))
         assert len(marked_pids(marker)) == 1

@@ -28,7 +28,7 @@ async def test_well_behaved_stdio_end_to_end(hub: ConnectionHub, marker: str, ou
     assert status.server_info == {"name": "well-behaved", "version": "1.0.0"}
     assert status.pid is not None and status.pid in marked_pids(marker)
 
-    caps = await hub.discover("wb")
+    caps = (await hub.discover("wb")).result
     assert set(caps.tool_names) == {"echo", "add", "fail", "slow", "concurrency", "touch", "change_tools"}
     add = next(tool for tool in caps.tools if tool["name"] == "add")
     assert add["inputSchema"]["required"] == ["a", "b"]
@@ -39,22 +39,22 @@ async def test_well_behaved_stdio_end_to_end(hub: ConnectionHub, marker: str, ou
     assert caps.instructions == "A friendly test server."
     assert caps.to_dict()["era"] == "modern"
 
-    echo = await hub.call_tool("wb", "echo", {"text": "hello"})
+    echo = (await hub.call_tool("wb", "echo", {"text": "hello"})).result
     assert echo.text == "hello" and not echo.is_error
-    total = await hub.call_tool("wb", "add", {"a": 2, "b": 40})
+    total = (await hub.call_tool("wb", "add", {"a": 2, "b": 40})).result
     assert total.structured_content == {"total": 42}
 
-    failed = await hub.call_tool("wb", "fail", {"message": "nope"})
+    failed = (await hub.call_tool("wb", "fail", {"message": "nope"})).result
     assert failed.is_error and "nope" in failed.text  # returned, not raised
 
     # MCPServer reports an unknown tool as an isError result (mcp-server-time answers -32602, see below).
-    unknown = await hub.call_tool("wb", "no_such_tool", {})
+    unknown = (await hub.call_tool("wb", "no_such_tool", {})).result
     assert unknown.is_error and "Unknown tool" in unknown.text
 
-    resource = await hub.read_resource("wb", "test://greeting")
+    resource = (await hub.read_resource("wb", "test://greeting")).result
     assert resource.text == "hello from well-behaved"
 
-    latency = await hub.probe("wb")
+    latency = (await hub.probe("wb")).result
     assert 0 < latency < 5000
 
     kinds = [(o.operation, o.target_name, o.ok, o.error_kind) for o in outcomes]
@@ -80,20 +80,20 @@ async def test_well_behaved_stdio_end_to_end(hub: ConnectionHub, marker: str, ou
 async def test_mcp_server_time_modern_era(hub: ConnectionHub, marker: str, outcomes: list[CallOutcome]) -> None:
     target = ServerTarget(key="time", transport="stdio", command=str(TIME_SERVER), env={MARKER_ENV: marker})
     await hub.ensure(target)
-    caps = await hub.discover("time")
+    caps = (await hub.discover("time")).result
     assert caps.era == "modern" and caps.protocol_version == "2026-07-28"
     assert sorted(caps.tool_names) == ["convert_time", "get_current_time"]
     assert caps.prompts == [] and caps.resources == []  # not declared: listed as empty, no -32601
 
     # ping is gone in this era: the probe must still work (it uses server/discover there).
-    assert await hub.probe("time") > 0
+    assert (await hub.probe("time")).result > 0
     connection = hub.get("time")
     assert connection is not None
     with pytest.raises(ServerError) as ping:
         await connection.request("ping", "", lambda client: client.session.send_ping())
     assert ping.value.code == -32601
 
-    now = await hub.call_tool("time", "get_current_time", {"timezone": "UTC"})
+    now = (await hub.call_tool("time", "get_current_time", {"timezone": "UTC"})).result
     assert not now.is_error and "UTC" in now.text
 
     with pytest.raises(ServerError) as unknown:
@@ -116,13 +116,18 @@ async def test_server_everything_handshake_era(
         key="every", transport="stdio", command=str(NODE), args=(str(EVERYTHING), "stdio"), env={MARKER_ENV: marker}
     )
     await hub.ensure(target)
-    caps = await hub.discover("every")
+    caps = (await hub.discover("every")).result
     assert caps.era == "handshake" and caps.protocol_version == "2025-11-25"
-    assert (len(caps.tools), len(caps.resources), len(caps.prompts)) == (13, 7, 4)
+    # 13 tools, plus 2 that server-everything offers only to a client that declares elicitation (we do).
+    assert (len(caps.tools), len(caps.resources), len(caps.prompts)) == (15, 7, 4)
+    assert {"trigger-elicitation-request", "trigger-url-elicitation"} <= set(caps.tool_names)
     assert caps.server_info is not None and caps.server_info["name"] == "mcp-servers/everything"
+    # Its form asks for required fields without defaults: the policy declines (a real third-party elicitation).
+    asked = (await hub.call_tool("every", "trigger-elicitation-request", {})).result
+    assert "declined" in asked.text
 
-    assert await hub.probe("every") > 0  # ping
-    echo = await hub.call_tool("every", "echo", {"message": "hi"})
+    assert (await hub.probe("every")).result > 0  # ping
+    echo = (await hub.call_tool("every", "echo", {"message": "hi"})).result
     assert echo.text == "Echo: hi"
 
     # server-everything announces tools/list_changed right after initialisation (handshake-era notification).
@@ -145,9 +150,9 @@ async def test_concurrency_bound_is_respected(hub: ConnectionHub, marker: str) -
     results = await asyncio.gather(*(hub.call_tool("slow", "slow", {"seconds": 0.3}) for _ in range(6)))
     watcher.cancel()
     # Observed on the server side: never more than 2 tool calls at once, although 6 were issued together.
-    server_view = await hub.call_tool("slow", "concurrency", {})
+    server_view = (await hub.call_tool("slow", "concurrency", {})).result
     assert server_view.structured_content == {"in_flight": 0, "max_in_flight": 2}
-    assert max(r.structured_content["max_in_flight"] for r in results) == 2
+    assert max(r.result.structured_content["max_in_flight"] for r in results) == 2
     assert peak == 2
 
 
@@ -157,13 +162,13 @@ async def test_invalid_results_do_not_break_the_session(hub: ConnectionHub, mark
     with pytest.raises(InvalidResponse, match="'bad'"):
         await hub.call_tool("bad", "echo", {"text": "x"})
     assert hub.statuses()["bad"].state == "connected"
-    assert await hub.probe("bad") > 0  # the same session still answers
+    assert (await hub.probe("bad")).result > 0  # the same session still answers
 
 
 async def test_noisy_stdout_is_skipped(hub: ConnectionHub, marker: str) -> None:
     await hub.ensure(stdio_target("noise", "garbage", marker, "--mode", "noise"))
     await hub.wait_connected("noise", 20)
-    result = await hub.call_tool("noise", "echo", {"text": "through the noise"})
+    result = (await hub.call_tool("noise", "echo", {"text": "through the noise"})).result
     assert result.text == "through the noise"
     status = hub.statuses()["noise"]
     assert status.state == "connected" and status.stream_errors >= 2

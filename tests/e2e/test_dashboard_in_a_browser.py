@@ -70,5 +70,17 @@ def test_an_operator_logs_in_sees_the_fleet_and_a_status_change_arrives_live(dem
             page.click("text=exchange-alpha")
             expect(page.locator("body")).to_contain_text("get_quote")
             expect(page.locator("body")).to_contain_text("reserve_order")
+
+            # Call a tool from its form: bad input is named at its field, a good call shows the quote in place.
+            panel = page.locator('details.call-panel[data-tool="get_order_book"]')
+            panel.locator("summary").click()
+            panel.locator('[data-field="symbol"] input').fill("BTC-USD")
+            panel.locator('[data-field="depth"] input').fill("0")
+            panel.locator("button[type=submit]").click()
+            expect(panel.locator('[data-field="depth"] .field-error')).to_contain_text("minimum of 1")
+            panel.locator('[data-field="depth"] input').fill("3")
+            panel.locator("button[type=submit]").click()
+            expect(panel.locator(".call-result pre")).to_contain_text('"bids"')
+            expect(panel.locator(".call-outcome")).to_contain_text("ms")
         finally:
             browser.close()

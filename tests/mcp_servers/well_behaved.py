@@ -6,17 +6,29 @@ Run: ``python tests/mcp_servers/well_behaved.py [stdio|streamable-http|sse] [--p
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import parse_args, serve  # noqa: E402
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext  # noqa: E402
 from mcp.server.mcpserver import Context, MCPServer  # noqa: E402
 from mcp.server.mcpserver.exceptions import ToolError  # noqa: E402
 
-server = MCPServer("well-behaved", version="1.0.0", instructions="A friendly test server.")
+# LIST_DELAY_SECONDS makes every tools/list slow: a discovery that is still running when a test acts.
+_LIST_DELAY = float(os.environ.get("LIST_DELAY_SECONDS", "0") or 0)
+
+
+async def slow_listing(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    if ctx.method == "tools/list" and _LIST_DELAY:
+        await asyncio.sleep(_LIST_DELAY)
+    return await call_next(ctx)
+
+
+server = MCPServer("well-behaved", version="1.0.0", instructions="A friendly test server.", middleware=[slow_listing])
 
 # Server-side view of concurrency, so tests can check the client's semaphore from the other end.
 _in_flight = 0

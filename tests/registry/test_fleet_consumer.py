@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
@@ -11,7 +13,8 @@ from django.test import Client
 from django.utils import timezone
 
 from orchestrator_site.asgi import application
-from registry.events import publish_fleet_status
+from registry import events
+from registry.events import fleet_seen_event, fleet_status_event, publish_async
 from registry.models import Capability, CapabilityKind, CapabilitySnapshot, Server, ServerStatus, Transport
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -109,12 +112,14 @@ async def test_a_published_status_change_reaches_a_connected_viewer(viewer_cooki
     await communicator.receive_json_from(timeout=5)  # the snapshot
     seen_at = timezone.now()
 
-    await publish_fleet_status(
-        name="exchange-alpha",
-        status=ServerStatus.DEGRADED,
-        status_reason="p95 latency 900 ms",
-        last_seen_at=seen_at,
-        protocol_version="2025-11-25",
+    await publish_async(
+        fleet_status_event(
+            name="exchange-alpha",
+            status=ServerStatus.DEGRADED,
+            status_reason="p95 latency 900 ms",
+            last_seen_at=seen_at,
+            protocol_version="2025-11-25",
+        )
     )
     message = await communicator.receive_json_from(timeout=5)
 
@@ -126,6 +131,24 @@ async def test_a_published_status_change_reaches_a_connected_viewer(viewer_cooki
         "last_seen_at": seen_at.isoformat(),
         "protocol_version": "2025-11-25",
     }
+    await communicator.disconnect()
+
+
+async def test_an_event_published_from_another_thread_is_handed_to_the_sockets_loop(viewer_cookie, exchange):
+    """The supervisor publishes from the fleet thread; the in-memory layer's queues belong to the sockets' loop. The
+    event must be delivered on that loop (a cross-thread put once sat unnoticed for 4.8 s)."""
+    communicator = _communicator(viewer_cookie)
+    await communicator.connect()
+    await communicator.receive_json_from(timeout=5)  # the snapshot
+    seen_at = timezone.now()
+    events.bind_delivery_loop(asyncio.get_running_loop())
+    try:
+        await asyncio.to_thread(events.publish, fleet_seen_event({"exchange-alpha": seen_at}))
+        # Well under the delay a lost wake-up causes: the loop is idle apart from this socket.
+        message = await communicator.receive_json_from(timeout=2)
+    finally:
+        events.bind_delivery_loop(None)
+    assert message == {"type": "fleet.seen", "servers": {"exchange-alpha": seen_at.isoformat()}}
     await communicator.disconnect()
 
 

@@ -1,68 +1,100 @@
-"""The fleet supervisor keeps real sessions in line with the registry and writes back what it sees."""
+"""The fleet supervisor over real sessions: statuses follow the servers, nothing stalls it and nothing stops it."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 import pytest
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.utils import timezone
 
 from exchange_fleet import launcher
-from registry.connections.processes import child_pids
+from registry import events
+from registry.connections import CallOutcome
+from registry.connections.processes import child_pids, is_alive
 from registry.events import FLEET_GROUP
-from registry.fleet import CALL_OUTCOMES, FleetSupervisor, fleet_runtime
-from registry.models import CallRecord, CapabilitySnapshot, Server, ServerStatus
-from registry.services import server_create, server_update
+from registry.models import CallRecord, CapabilitySnapshot, Server, ServerStatus, StatusChange
+from registry.services import (
+    call_outcomes_record,
+    call_records_prune,
+    server_create,
+    server_delete,
+    server_update,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+WELL_BEHAVED = str(settings.BASE_DIR / "tests" / "mcp_servers" / "well_behaved.py")
 
-def wait_for(condition: Callable[[], object], timeout: float = 20.0, step: Callable[[], object] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if step is not None:
-            step()
+
+def wait_for(condition: Callable[[], object], timeout: float = 20.0, what: str = "condition") -> float:
+    """Wait for a condition (polled); returns the seconds it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
         if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
+            return time.monotonic() - started
+        time.sleep(0.05)
+    raise AssertionError(f"{what} not met within {timeout:g}s")
 
 
-def start_http_exchange(port: int) -> subprocess.Popen[bytes]:
-    return launcher.start_http_exchange("alpha", port, quiet=True)
+def transitions(received: list[dict], server: str) -> list[str]:
+    """The statuses announced for a server, without the repeats that only update the reason."""
+    statuses: list[str] = []
+    for event in received:
+        if event.get("type") == "fleet.status" and event["server"] == server and statuses[-1:] != [event["status"]]:
+            statuses.append(event["status"])
+    return statuses
+
+
+def status_of(name: str) -> str:
+    return Server.objects.filter(name=name).values_list("status", flat=True).first() or ""
+
+
+def exchange(name: str, *extra: str) -> Server:
+    return server_create(
+        name=name,
+        transport="stdio",
+        command=sys.executable,
+        args=["-m", "exchange_fleet", "serve", "--profile", "alpha", *extra],
+        cwd=str(settings.BASE_DIR),
+    )
+
+
+def stdio_pid(supervisor, name: str) -> int:
+    pid = supervisor.hub.statuses()[name].pid
+    assert pid is not None
+    return pid
 
 
 @pytest.fixture
 def http_exchange() -> Iterator[tuple[int, list[subprocess.Popen[bytes]]]]:
     port = launcher.free_port()
-    processes = [start_http_exchange(port)]
+    processes = [launcher.start_http_exchange("alpha", port, quiet=True)]
     yield port, processes
     for process in processes:
         launcher.stop_process(process)
 
 
 @pytest.fixture
-def supervisor(settings) -> FleetSupervisor:
-    settings.MCP_RECONNECT_INITIAL_SECONDS = 0.2
-    settings.MCP_RECONNECT_MAX_SECONDS = 1.0
-    CALL_OUTCOMES.drain()
-    return FleetSupervisor(runtime=fleet_runtime(), probe_interval_seconds=0.0)
-
-
-@pytest.fixture
 def fleet_events() -> Iterator[Callable[[], list[dict]]]:
-    """Everything published to the fleet group, received by a listener on one long-lived loop (as a consumer is)."""
+    """Everything published to the fleet group, received on one long-lived loop bound as the delivery loop, as the
+    serve command binds daphne's."""
     layer = get_channel_layer()
     received: list[dict] = []
     ready, stop = threading.Event(), threading.Event()
+    holder: dict[str, asyncio.AbstractEventLoop] = {}
 
     async def listen() -> None:
+        holder["loop"] = asyncio.get_running_loop()
         channel = await layer.new_channel()
         await layer.group_add(FLEET_GROUP, channel)
         ready.set()
@@ -76,110 +108,195 @@ def fleet_events() -> Iterator[Callable[[], list[dict]]]:
     listener = threading.Thread(target=asyncio.run, args=(listen(),))
     listener.start()
     assert ready.wait(10)
-    yield lambda: (time.sleep(0.3), list(received))[1]
+    events.bind_delivery_loop(holder["loop"])
+    yield lambda: list(received)
+    events.bind_delivery_loop(None)
     stop.set()
     listener.join(10)
 
 
-def test_it_brings_servers_online_discovers_them_and_records_calls(supervisor, http_exchange, fleet_events):
+def test_it_brings_servers_online_discovering_each_session_exactly_once(live_fleet, http_exchange, fleet_events):
     port, _ = http_exchange
     server = server_create(name="alpha-http", transport="http", url=f"http://127.0.0.1:{port}/mcp")
+    live_fleet.request_reconcile()
 
-    assert supervisor.step_reconcile() is True
-    wait_for(lambda: Server.objects.get(pk=server.pk).status == ServerStatus.ONLINE, step=supervisor.step_statuses)
+    wait_for(lambda: status_of("alpha-http") == ServerStatus.ONLINE, what="online")
     server.refresh_from_db()
     assert server.protocol_version == "2026-07-28"
-    assert CapabilitySnapshot.objects.filter(server=server).count() == 1
+    assert server.status_reason.startswith("connected")
     assert server.capabilities.filter(kind="tool", name="get_quote").exists()
-    assert {"server": "alpha-http", "status": "online"}.items() <= fleet_events()[-1].items()
+    wait_for(lambda: any(e.get("server") == "alpha-http" and e.get("status") == "online" for e in fleet_events()))
+    history = list(StatusChange.objects.filter(server=server).values_list("from_status", "to_status", "source"))
+    assert history == [("unknown", "online", "supervisor")]
 
-    runtime = supervisor.runtime
-    result = runtime.run(runtime.hub.call_tool(str(server.pk), "get_quote", {"symbol": "BTC-USD"}))
-    assert result.structured_content["bid"] < result.structured_content["ask"]
-    failed = runtime.run(runtime.hub.call_tool(str(server.pk), "get_quote", {"symbol": "NOPE-USD"}))
-    assert failed.is_error
-
-    supervisor.step_probe(time.monotonic())
-    assert supervisor.step_flush_calls() is True
-    calls = CallRecord.objects.filter(server=server)
-    tool_calls = calls.filter(operation="tools/call", target_name="get_quote")
-    assert tool_calls.filter(ok=True).count() == 1
-    assert tool_calls.filter(ok=False, error_kind="tool_error").count() == 1
-    assert calls.filter(operation="probe", ok=True).exists()
-    assert all(record.latency_ms > 0 for record in calls)
-    assert supervisor.step_flush_calls() is False
+    # Checks keep running; the session is discovered once, however many checks and reconciles pass.
+    wait_for(lambda: CallRecord.objects.filter(server=server, operation="discover").exists(), what="recorded")
+    for _ in range(3):
+        live_fleet.runtime.run(live_fleet.reconcile_once())
+    wait_for(lambda: any(e.get("type") == "fleet.seen" for e in fleet_events()), what="a last-seen event")
+    assert CallRecord.objects.filter(server=server, operation="discover").count() == 1
+    assert CapabilitySnapshot.objects.filter(server=server).count() == 1
 
 
-def test_a_server_that_dies_goes_offline_and_comes_back_online(supervisor, http_exchange, fleet_events):
+def test_a_killed_http_server_is_offline_within_two_seconds_and_comes_back(live_fleet, http_exchange, fleet_events):
     port, processes = http_exchange
-    server = server_create(name="alpha-http", transport="http", url=f"http://127.0.0.1:{port}/mcp")
-    supervisor.step_reconcile()
-    wait_for(lambda: Server.objects.get(pk=server.pk).status == ServerStatus.ONLINE, step=supervisor.step_statuses)
+    server_create(name="alpha-http", transport="http", url=f"http://127.0.0.1:{port}/mcp")
+    live_fleet.request_reconcile()
+    wait_for(lambda: status_of("alpha-http") == ServerStatus.ONLINE, what="online")
 
     processes[0].kill()
     processes[0].wait()
+    # The session's notification stream breaks, the connection checks at once: no waiting for a probe round.
+    wait_for(lambda: status_of("alpha-http") == ServerStatus.OFFLINE, timeout=2.0, what="offline within 2 s")
+    reason = Server.objects.get(name="alpha-http").status_reason
+    assert "next attempt" not in reason and reason
 
-    def probe_and_record() -> None:
-        # An idle Streamable HTTP session has no open stream: only a request (the probe) finds the server gone.
-        supervisor.step_probe(time.monotonic())
-        supervisor.step_statuses()
-
-    wait_for(lambda: Server.objects.get(pk=server.pk).status == ServerStatus.OFFLINE, step=probe_and_record)
-    server.refresh_from_db()
-    assert server.status_reason and server.last_error
-    assert any(event.get("status") == "offline" for event in fleet_events())
-
-    processes.append(start_http_exchange(port))
-    wait_for(lambda: Server.objects.get(pk=server.pk).status == ServerStatus.ONLINE, step=supervisor.step_statuses)
-    assert fleet_events()[-1]["status"] == "online"
-
-
-def test_disabling_or_deleting_a_server_closes_its_session_and_stops_its_process(supervisor):
-    alpha = server_create(
-        name="alpha",
-        transport="stdio",
-        command=sys.executable,
-        args=["-m", "exchange_fleet", "serve", "--profile", "alpha"],
-        cwd=str(settings.BASE_DIR),
+    processes.append(launcher.start_http_exchange("alpha", port, quiet=True))
+    wait_for(lambda: status_of("alpha-http") == ServerStatus.ONLINE, what="back online")
+    wait_for(
+        lambda: transitions(fleet_events(), "alpha-http")[-3:] == ["online", "offline", "online"],
+        what="the dashboards told of each change",
     )
-    beta = server_create(
-        name="beta",
-        transport="stdio",
-        command=sys.executable,
-        args=["-m", "exchange_fleet", "serve", "--profile", "beta"],
-        cwd=str(settings.BASE_DIR),
+
+
+def test_a_hung_server_does_not_delay_the_others_and_goes_offline_itself(live_fleet):
+    for name in ("steady", "frozen", "victim"):
+        exchange(name)
+    live_fleet.request_reconcile()
+    wait_for(lambda: Server.objects.filter(status=ServerStatus.ONLINE).count() == 3, what="three online")
+    frozen = stdio_pid(live_fleet, "frozen")
+    os.kill(frozen, signal.SIGSTOP)
+    try:
+        # While one server hangs, another one's death is still seen at once.
+        os.kill(stdio_pid(live_fleet, "victim"), signal.SIGKILL)
+        wait_for(lambda: status_of("victim") == ServerStatus.OFFLINE, timeout=3.0, what="victim offline")
+        # The hung one answers no check: degraded, then offline (check timeout 2 s, 2 failures).
+        wait_for(lambda: status_of("frozen") == ServerStatus.OFFLINE, timeout=15.0, what="frozen offline")
+        reason = Server.objects.get(name="frozen").status_reason
+        assert "liveness checks" in reason and "timed out" in reason
+        changes = list(
+            StatusChange.objects.filter(server__name="frozen").order_by("at").values_list("to_status", flat=True)
+        )
+        assert changes[-2:] == ["degraded", "offline"]
+        assert status_of("steady") == ServerStatus.ONLINE
+    finally:
+        os.kill(frozen, signal.SIGCONT)
+    wait_for(lambda: status_of("frozen") == ServerStatus.ONLINE, timeout=10.0, what="frozen back online")
+    wait_for(lambda: status_of("victim") == ServerStatus.ONLINE, timeout=10.0, what="victim reconnected")
+
+
+def test_a_server_deleted_while_being_discovered_leaves_the_supervisor_working(live_fleet, monkeypatch):
+    monkeypatch.setenv("LIST_DELAY_SECONDS", "3")
+    slow = server_create(name="slow-lister", transport="stdio", command=sys.executable, args=[WELL_BEHAVED])
+    live_fleet.request_reconcile()
+    wait_for(lambda: "slow-lister" in live_fleet.hub.statuses() and live_fleet.hub.statuses()["slow-lister"].connected)
+    pid = stdio_pid(live_fleet, "slow-lister")
+    server_delete(server=slow)  # its discovery is still waiting for tools/list
+    live_fleet.request_reconcile()
+    wait_for(lambda: "slow-lister" not in live_fleet.hub.statuses(), what="session closed")
+    wait_for(lambda: not is_alive(pid), timeout=10, what="child stopped")
+
+    monkeypatch.setenv("LIST_DELAY_SECONDS", "0")
+    exchange("after-the-delete")
+    live_fleet.request_reconcile()
+    wait_for(lambda: status_of("after-the-delete") == ServerStatus.ONLINE, what="the next server still served")
+    assert live_fleet.loop_errors == 0
+
+
+def test_an_unexpected_exception_in_a_step_does_not_stop_the_loop(live_fleet, monkeypatch):
+    from registry import supervisor as supervisor_module
+
+    real = supervisor_module.server_status_transition
+    failures = {"left": 1}
+
+    def flaky(**kwargs):
+        if failures["left"]:
+            failures["left"] -= 1
+            raise RuntimeError("injected: the database went away for a moment")
+        return real(**kwargs)
+
+    monkeypatch.setattr(supervisor_module, "server_status_transition", flaky)
+    exchange("alpha")
+    live_fleet.request_reconcile()
+    # The first write fails; the supervisor logs it, goes on, and the status still arrives.
+    wait_for(lambda: live_fleet.loop_errors >= 1, what="the injected failure")
+    os.kill(stdio_pid(live_fleet, "alpha"), signal.SIGKILL)  # a new session makes a new discovery and status
+    wait_for(lambda: status_of("alpha") == ServerStatus.ONLINE, timeout=20, what="online after the failure")
+    exchange("beta")
+    live_fleet.request_reconcile()
+    wait_for(lambda: status_of("beta") == ServerStatus.ONLINE, what="later servers still served")
+
+
+def test_a_degraded_server_is_retried_with_a_backoff_not_every_second(live_fleet, fleet_events):
+    # Listing fails for the first 4 s (a simulated outage) while the session stays up.
+    exchange("delta", "--outage", "0:4")
+    live_fleet.request_reconcile()
+    wait_for(lambda: status_of("delta") == ServerStatus.DEGRADED, what="degraded")
+    reason = Server.objects.get(name="delta").status_reason
+    assert "listing its capabilities failed" in reason and "MCP server 'delta'" in reason
+    assert not CapabilitySnapshot.objects.filter(server__name="delta").exists()
+    wait_for(lambda: status_of("delta") == ServerStatus.ONLINE, what="online once listing works")
+    failed = CallRecord.objects.filter(server__name="delta", operation="discover", ok=False).count()
+    assert 1 <= failed <= 3  # 2 s, 4 s...: a handful of tries in 4 s, not one a second
+    changes = list(StatusChange.objects.filter(server__name="delta").order_by("at").values_list("to_status", flat=True))
+    assert changes == ["degraded", "online"]  # the retries update the reason in place, they are no new transitions
+    statuses = [e["status"] for e in fleet_events() if e.get("server") == "delta" and "status" in e]
+    assert statuses.count("degraded") <= failed and statuses[-1] == "online"
+
+
+def test_disabling_or_deleting_closes_sessions_and_stops_processes(live_fleet):
+    alpha, beta = exchange("alpha"), exchange("beta")
+    live_fleet.request_reconcile()
+    wait_for(lambda: Server.objects.filter(status=ServerStatus.ONLINE).count() == 2, what="both online")
+    pids = {stdio_pid(live_fleet, "alpha"), stdio_pid(live_fleet, "beta")}
+
+    server_update(server=alpha, enabled=False, by="oscar")
+    server_delete(server=beta)
+    live_fleet.request_reconcile()
+    wait_for(lambda: live_fleet.hub.statuses() == {}, what="sessions closed")
+    wait_for(lambda: not (pids & child_pids()), timeout=10, what="children gone")
+    alpha.refresh_from_db()
+    assert alpha.status == ServerStatus.DISABLED and alpha.status_reason == "disabled by oscar"
+    assert StatusChange.objects.filter(server=alpha, to_status="disabled", source="oscar").exists()
+
+
+def test_a_failed_discover_now_does_not_leave_a_working_server_offline(live_fleet, admin_api, http_exchange):
+    port, processes = http_exchange
+    server_create(name="alpha-http", transport="http", url=f"http://127.0.0.1:{port}/mcp")
+    live_fleet.request_reconcile()
+    wait_for(lambda: status_of("alpha-http") == ServerStatus.ONLINE, what="online")
+    processes[0].kill()
+    processes[0].wait()
+    wait_for(lambda: status_of("alpha-http") == ServerStatus.OFFLINE, what="offline")
+    assert admin_api.post("/api/servers/alpha-http/discover/").status_code == 502
+
+    # Back up: "Discover now" retries at once instead of answering "in backoff", and the status follows.
+    processes.append(launcher.start_http_exchange("alpha", port, quiet=True))
+    response = admin_api.post("/api/servers/alpha-http/discover/")
+    assert response.status_code == 200, response.json()
+    wait_for(lambda: status_of("alpha-http") == ServerStatus.ONLINE, what="online again")
+
+
+def test_a_batch_of_call_records_survives_a_server_deleted_meanwhile(db):
+    kept, gone = exchange("kept"), exchange("gone")
+    now = timezone.now()
+
+    def outcome(server: str) -> CallOutcome:
+        return CallOutcome(server, "tools/call", "get_quote", now, 3.0, True, caller="oscar", correlation_id="c-1")
+
+    ids = {"kept": kept.pk, "gone": gone.pk}  # the supervisor's map still knows the deleted one
+    server_delete(server=gone)
+    assert call_outcomes_record([outcome("kept"), outcome("gone"), outcome("kept")], ids) == 2
+    records = CallRecord.objects.filter(server=kept)
+    assert records.count() == 2 and {(r.caller, r.correlation_id) for r in records} == {("oscar", "c-1")}
+
+
+def test_call_records_are_pruned_by_age_in_batches(db):
+    server = exchange("old-timer")
+    now = timezone.now()
+    CallRecord.objects.bulk_create(
+        CallRecord(server=server, operation="probe", started_at=now - timedelta(days=age), latency_ms=1, ok=False)
+        for age in [10] * 25 + [1] * 5
     )
-    supervisor.step_reconcile()
-    wait_for(lambda: Server.objects.filter(status=ServerStatus.ONLINE).count() == 2, step=supervisor.step_statuses)
-    children = child_pids()
-    assert len(children) >= 2
-
-    server_update(server=alpha, enabled=False)
-    beta.delete()
-    assert supervisor.step_reconcile() is True
-    assert supervisor.runtime.hub.statuses() == {}
-    wait_for(lambda: not (children & child_pids()), timeout=10)
-    assert Server.objects.get(pk=alpha.pk).status == ServerStatus.DISABLED
-    assert supervisor.step_reconcile() is False
-
-
-def test_a_connected_server_that_cannot_list_is_degraded_until_discovery_works(supervisor, fleet_events):
-    # An outage for the first seconds: the session comes up (discover/initialize still answer) but every list
-    # call fails, so the server is reachable yet unusable.
-    server = server_create(
-        name="delta",
-        transport="stdio",
-        command=sys.executable,
-        args=["-m", "exchange_fleet", "serve", "--profile", "alpha", "--outage", "0:4"],
-        cwd=str(settings.BASE_DIR),
-    )
-    supervisor.step_reconcile()
-    wait_for(lambda: Server.objects.get(pk=server.pk).status == ServerStatus.DEGRADED, step=supervisor.step_statuses)
-    server.refresh_from_db()
-    assert "MCP server 'delta'" in server.status_reason and "outage" in server.status_reason
-    assert not CapabilitySnapshot.objects.filter(server=server).exists()
-
-    wait_for(lambda: Server.objects.get(pk=server.pk).status == ServerStatus.ONLINE, step=supervisor.step_statuses)
-    assert CapabilitySnapshot.objects.filter(server=server).count() == 1
-    statuses = [event["status"] for event in fleet_events() if event.get("server") == "delta"]
-    assert "degraded" in statuses and statuses[-1] == "online"
+    deleted = call_records_prune(older_than=now - timedelta(days=7), batch_size=10)
+    assert deleted == 25 and CallRecord.objects.count() == 5

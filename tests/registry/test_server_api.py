@@ -126,7 +126,7 @@ def test_secrets_are_never_shown_back(admin_api):
     assert Server.objects.get(name="exchange-alpha").env == {"EXCHANGE_API_KEY": SECRET}
 
 
-def test_registering_a_stdio_exchange_discovers_it_over_real_mcp(admin_api):
+def test_registering_a_stdio_exchange_discovers_it_over_real_mcp(admin_api, live_fleet):
     response = admin_api.post("/api/servers/", exchange_definition(), format="json")
     assert response.status_code == 201, response.json()
     body = response.json()
@@ -166,7 +166,7 @@ def test_discovering_again_without_changes_keeps_one_snapshot_and_confirms_it(ad
     assert len(history) == 1 and history[0]["counts"]["tools"] >= 5
 
 
-def test_an_unreachable_server_is_registered_offline_with_the_reason(operator_api):
+def test_an_unreachable_server_is_registered_offline_with_the_reason(operator_api, live_fleet):
     response = operator_api.post("/api/servers/", HTTP_SERVER | {"request_timeout_seconds": 2}, format="json")
     assert response.status_code == 201
     assert response.json()["discovery"]["ok"] is False

@@ -54,7 +54,7 @@ def test_server_everything_is_discovered_on_the_2025_era(admin_api):
     body = response.json()
     assert body["discovery"]["ok"] is True, body["discovery"]
     assert body["protocol_version"] == "2025-11-25"
-    assert body["capability_counts"]["tools"] == 13
+    assert body["capability_counts"]["tools"] == 15  # 13, plus 2 for clients that declare elicitation
     assert body["capability_counts"]["resources"] == 7
     assert body["capability_counts"]["prompts"] == 4
     assert body["capability_counts"]["resource_templates"] >= 1

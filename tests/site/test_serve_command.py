@@ -18,9 +18,7 @@ def test_the_demo_serves_and_stops_cleanly_without_orphans(tmp_path: Path, stop_
         assert any(f"Dashboard: {demo.base_url}/" in line for line in demo.output), demo.output
         with urllib.request.urlopen(f"{demo.base_url}/accounts/login/", timeout=10) as response:
             assert response.status == 200
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and len(descendants(demo.process.pid)) < 5:
-            time.sleep(0.2)
+        assert wait_until(lambda: len(descendants(demo.process.pid)) >= 5, 30.0)
         children = descendants(demo.process.pid)
         # Four stdio exchanges (the connection layer's children) and one HTTP exchange (the demo's child).
         assert len(children) >= 5, children
@@ -28,5 +26,26 @@ def test_the_demo_serves_and_stops_cleanly_without_orphans(tmp_path: Path, stop_
         demo.process.send_signal(stop_signal)
         rest, _ = demo.process.communicate(timeout=40)
         assert "Stopped cleanly." in rest, "".join(demo.output) + rest
-        time.sleep(0.5)
-        assert [pid for pid in children if is_alive(pid)] == []
+        assert wait_until(lambda: not [pid for pid in children if is_alive(pid)], 10.0), children
+
+
+def test_a_killed_demo_leaves_no_exchange_running(tmp_path: Path):
+    """kill -9 runs no shutdown code: the HTTP exchange is tied to the demo's life (and the stdio exchanges end
+    with their stdin), so the next start does not find a stray exchange beside it."""
+    with running_demo(tmp_path) as demo:
+        assert wait_until(lambda: len(descendants(demo.process.pid)) >= 5, 30.0)
+        children = descendants(demo.process.pid)
+        demo.process.kill()
+        demo.process.wait(10)
+        assert wait_until(lambda: not [pid for pid in children if is_alive(pid)], 15.0), [
+            pid for pid in children if is_alive(pid)
+        ]
+
+
+def wait_until(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return bool(condition())

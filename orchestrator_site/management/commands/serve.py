@@ -6,6 +6,7 @@ here, next to the web server. On SIGINT/SIGTERM every MCP session is closed and 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import threading
@@ -34,8 +35,10 @@ class Command(BaseCommand):
 
         from orchestrator_site.asgi import application
         from orchestrator_site.demo import DemoFleet, demo_login, demo_register
+        from registry import events
         from registry.connections import shutdown_runtime
-        from registry.fleet import FleetSupervisor, fleet_runtime
+        from registry.fleet_api import fleet_runtime
+        from registry.supervisor import start_supervisor, stop_supervisor
 
         host, port = options["host"], options["port"]
         # Fail before starting the fleet, with a message that says what to do, rather than after.
@@ -48,8 +51,7 @@ class Command(BaseCommand):
                     f"cannot listen on {host}:{port}: {error.strerror}; stop what uses it or pass --port"
                 ) from error
         demo = DemoFleet()
-        stop = threading.Event()
-        supervisor_thread: threading.Thread | None = None
+        stopped = threading.Event()
 
         if options["demo"]:
             self.stdout.write("Starting the demo exchange fleet...")
@@ -62,20 +64,26 @@ class Command(BaseCommand):
             )
 
         def start_loops() -> None:
-            nonlocal supervisor_thread
-            supervisor = FleetSupervisor(runtime=fleet_runtime())
-            supervisor_thread = threading.Thread(target=supervisor.run, args=(stop,), name="fleet-supervisor")
-            supervisor_thread.start()
+            # Events for the browsers are delivered on daphne's loop, which owns the in-memory channel layer.
+            events.bind_delivery_loop(asyncio.get_event_loop())
+            start_supervisor(fleet_runtime())
             self.stdout.write(self.style.SUCCESS(f"Dashboard: http://{host}:{port}/   (Ctrl-C stops everything)"))
-            if options["demo"]:
+            if options["demo"] and password:
                 self.stdout.write(f"Log in as {username} / {password}")
+            elif options["demo"]:
+                self.stdout.write(
+                    f"Log in as {username} with that account's existing password "
+                    f"(the demo does not change it; to set a new one: manage.py changepassword {username})"
+                )
 
         def shut_down() -> None:
+            if stopped.is_set():
+                return
+            stopped.set()
             self.stdout.write("Stopping: closing MCP sessions and child processes...")
-            stop.set()
-            if supervisor_thread is not None:
-                supervisor_thread.join(timeout=15)
+            stop_supervisor()
             shutdown_runtime()
+            events.bind_delivery_loop(None)
             demo.stop()
             self.stdout.write("Stopped cleanly.")
 
@@ -91,5 +99,4 @@ class Command(BaseCommand):
                 verbosity=0,
             ).run()
         finally:
-            if not stop.is_set():
-                shut_down()
+            shut_down()

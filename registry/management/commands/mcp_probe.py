@@ -4,8 +4,10 @@
     manage.py mcp_probe --call get_current_time --arguments '{"timezone": "UTC"}' mcp-server-time
     manage.py mcp_probe --sse http://127.0.0.1:3001/sse
 
-Everything after the options is the target: a URL, or a command with its arguments. Any failure ends with a
-non-zero exit and one line saying why.
+Everything after the options is the target: a URL, or a command with its arguments. It connects through the same
+connection layer as the fleet (`ServerConnection`: the transports, the outbound address policy, the elicitation
+policy, the error diagnosis), just for one server and once. Any failure, including a tool that answers with an
+error result, ends with a non-zero exit and one line saying why.
 """
 
 from __future__ import annotations
@@ -17,13 +19,24 @@ import logging
 import shlex
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from mcp import MCPError
-from mcp_types import CONNECTION_CLOSED
 
-from registry.connections.capabilities import DiscoveredCapabilities, dump, fetch_capabilities
-from registry.connections.targets import ServerTarget
-from registry.connections.transports import build_client
+from registry.connections import (
+    BackoffPolicy,
+    ConnectionLayerError,
+    RequestContext,
+    RequestTimedOut,
+    ServerConnection,
+    ServerTarget,
+    SessionStreams,
+)
+from registry.connections.capabilities import DiscoveredCapabilities
+from registry.connections.outbound import OutboundPolicy
+from registry.connections.outcomes import SERVER_REQUEST_OPERATIONS
+from registry.connections.transports import default_errlog
+
+CALLER = "mcp_probe"
 
 
 def _pairs(values: list[str], option: str) -> dict[str, str]:
@@ -36,20 +49,8 @@ def _pairs(values: list[str], option: str) -> dict[str, str]:
     return pairs
 
 
-def _one_line_reason(error: BaseException) -> str:
-    """The most specific message inside an error, exception groups included, on one line."""
-    while isinstance(error, BaseExceptionGroup) and error.exceptions:
-        error = error.exceptions[0]
-    if isinstance(error, MCPError):
-        if error.code == CONNECTION_CLOSED:
-            return "the connection closed: the server exited or closed its output (see its stderr above)"
-        return f"the server answered error {error.code}: {error.message}"
-    if isinstance(error, TimeoutError):
-        return "no answer in time"
-    if isinstance(error, FileNotFoundError):
-        return f"command not found: {error.filename or error}"
-    message = str(error) or type(error).__name__
-    return " ".join(message.split())
+class ProbeFailed(Exception):
+    """One line for the person at the terminal."""
 
 
 class Command(BaseCommand):
@@ -71,6 +72,7 @@ class Command(BaseCommand):
         if options["verbosity"] < 2:
             # The SDK logs every malformed line with a traceback; the one-line reason says what matters.
             logging.getLogger("mcp").setLevel(logging.CRITICAL)
+            logging.getLogger("registry.connections").setLevel(logging.WARNING)
         target_words = [word for word in options["target"] if word != "--"] if options["target"] else []
         if not target_words:
             raise CommandError("give the server as the last argument: a URL, or a command with its arguments")
@@ -102,11 +104,11 @@ class Command(BaseCommand):
         except ValueError as error:
             raise CommandError(str(error)) from error
 
+        what = shlex.join(target_words)
         try:
-            report = asyncio.run(self._probe(target, options["call"], arguments, options["timeout"]))
-        except (Exception, BaseExceptionGroup) as error:  # any failure is reported in one line
-            what = shlex.join(target_words)
-            raise CommandError(f"probe of {what} failed: {_one_line_reason(error)}") from None
+            report = asyncio.run(self._probe(target, options["call"], arguments))
+        except ProbeFailed as failure:
+            raise CommandError(f"probe of {what} failed: {failure}") from None
         if options["json"]:
             self.stdout.write(json.dumps(report, indent=2, default=str))
         else:
@@ -114,25 +116,47 @@ class Command(BaseCommand):
         if report.get("call", {}).get("is_error"):
             raise CommandError(f"tool {options['call']} returned an error result")
 
-    async def _probe(
-        self, target: ServerTarget, tool: str | None, arguments: dict[str, Any], seconds: float
-    ) -> dict[str, Any]:
-        client = build_client(target)
-        async with asyncio.timeout(seconds):
-            await client.__aenter__()
+    async def _probe(self, target: ServerTarget, tool: str | None, arguments: dict[str, Any]) -> dict[str, Any]:
+        streams = SessionStreams()
+        server_requests = streams.outcomes.subscribe(
+            name="probe", accept=lambda outcome: outcome.operation in SERVER_REQUEST_OPERATIONS
+        )
+        connection = ServerConnection(
+            target,
+            streams=streams,
+            # A probe connects once: the first failure is the answer, not a reason to retry.
+            backoff=BackoffPolicy(initial=60.0, maximum=60.0),
+            # The server's own stderr goes straight to the terminal: when it fails to start, that is what says why.
+            errlog=default_errlog(),
+            outbound=OutboundPolicy.parse(settings.OUTBOUND_ALLOWED_NETWORKS),
+        )
+        connection.start()
+        context = RequestContext(caller=CALLER)
         try:
-            async with asyncio.timeout(seconds * 4):
-                discovered: DiscoveredCapabilities = await fetch_capabilities(client)
+            try:
+                await connection.wait_connected(target.connect_timeout, fail_in_backoff=True)
+            except ConnectionLayerError as error:
+                status = connection.status()
+                raise ProbeFailed(status.last_error or _reason(error)) from None
+            try:
+                discovered: DiscoveredCapabilities = (await connection.discover(target.request_timeout * 4)).result
+            except ConnectionLayerError as error:
+                raise ProbeFailed(_reason(error)) from None
             report: dict[str, Any] = {"target": target.url or shlex.join([target.command, *target.args])}
             report.update(discovered.to_dict())
             if tool:
-                async with asyncio.timeout(seconds):
-                    result = await client.call_tool(tool, arguments)
-                report["call"] = {"tool": tool, "arguments": arguments, **dump(result)}
-                report["call"]["is_error"] = bool(result.is_error)
+                try:
+                    answer = await connection.call_tool(tool, arguments, context=context)
+                except ConnectionLayerError as error:
+                    raise ProbeFailed(_reason(error)) from None
+                report["call"] = {"tool": tool, "arguments": arguments, **answer.result.to_dict()}
+                report["call"]["latency_ms"] = round(answer.outcome.latency_ms, 2)
+            report["server_requests"] = [
+                {"method": outcome.operation, "answer": outcome.error_message} for outcome in server_requests.drain()
+            ]
             return report
         finally:
-            await client.__aexit__(None, None, None)
+            await connection.stop()
 
     def _print(self, report: dict[str, Any]) -> None:
         write = self.stdout.write
@@ -157,11 +181,19 @@ class Command(BaseCommand):
                     params = list((item.get("inputSchema") or {}).get("properties", {}))
                     extra = f"({', '.join(params)})"
                 write(f"  - {label(item)}{extra}" + (f": {description[:100]}" if description else ""))
+        for request in report.get("server_requests", []):
+            write(f"Server asked {request['method']}: {request['answer']}")
         call = report.get("call")
         if call:
             write(f"Call {call['tool']}({json.dumps(call['arguments'])}) -> {'ERROR' if call['is_error'] else 'ok'}")
-            if call.get("structuredContent") is not None:
-                write(json.dumps(call["structuredContent"], indent=2))
+            if call.get("structured_content") is not None:
+                write(json.dumps(call["structured_content"], indent=2))
             else:
                 for content in call.get("content", []):
                     write(content.get("text", json.dumps(content)))
+
+
+def _reason(error: ConnectionLayerError) -> str:
+    if isinstance(error, RequestTimedOut):
+        return f"no answer in time ({error})"
+    return str(error).replace("MCP server 'probe': ", "")

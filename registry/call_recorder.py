@@ -1,0 +1,104 @@
+"""Writes the outcome of every MCP request as a `CallRecord`, in batches, off the fleet loop, and keeps the table
+bounded.
+
+It reads the session outcome stream like any other subscriber (bounded; a recorder that falls behind loses the
+oldest outcomes and counts them). Successful liveness checks of the supervisor only move "last seen": at one check
+per server every few seconds they would be most of the table and say nothing a status does not. Everything else
+(real calls, discoveries, failed checks, requests from servers) is kept for `MCP_CALL_RECORD_RETENTION_DAYS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from registry import events
+from registry.connections import CallOutcome, Subscription
+from registry.orm_worker import OrmWorker
+from registry.services import call_outcomes_record, call_records_prune, servers_seen_record
+
+logger = logging.getLogger(__name__)
+
+SUPERVISOR = "supervisor"
+MAX_BATCH = 5_000
+
+
+def is_routine_check(outcome: CallOutcome) -> bool:
+    return outcome.ok and outcome.operation == "probe" and outcome.caller in (SUPERVISOR, "connection-watch")
+
+
+class CallRecorder:
+    def __init__(
+        self,
+        *,
+        outcomes: Subscription[CallOutcome],
+        db: OrmWorker,
+        ids_by_name: Callable[[], dict[str, int]],
+        flush_seconds: float,
+        retention: timedelta,
+        prune_every_seconds: float = 600.0,
+    ) -> None:
+        self._outcomes = outcomes
+        self._db = db
+        self._ids_by_name = ids_by_name
+        self._flush_seconds = flush_seconds
+        self._retention = retention
+        self._prune_every = prune_every_seconds
+        self._last_prune = 0.0
+        self.written = 0
+        self.pruned = 0
+
+    @property
+    def dropped(self) -> int:
+        return self._outcomes.dropped
+
+    @property
+    def depth(self) -> int:
+        return self._outcomes.depth
+
+    async def flush_once(self) -> bool:
+        """Write what is queued now; True when there was something."""
+        batch = self._outcomes.drain(MAX_BATCH)
+        if not batch:
+            return False
+        kept = [outcome for outcome in batch if not is_routine_check(outcome)]
+        seen: dict[str, datetime] = {}
+        for outcome in batch:
+            if outcome.ok:
+                seen[outcome.server_key] = max(seen.get(outcome.server_key, outcome.started_at), outcome.started_at)
+        self.written += await self._db.run(_write, kept, seen, self._ids_by_name())
+        if seen:
+            events.publish(events.fleet_seen_event(seen))
+        return True
+
+    async def prune_once(self) -> int:
+        cutoff = timezone.now() - self._retention
+        deleted = await self._db.run(call_records_prune, older_than=cutoff)
+        self.pruned += deleted
+        if deleted:
+            logger.info("pruned %d call record(s) older than %s", deleted, cutoff.isoformat(timespec="seconds"))
+        return deleted
+
+    async def run(self) -> None:
+        while True:
+            await self._outcomes.wait(self._flush_seconds)
+            # A short pause lets a burst gather into one batch instead of one write per outcome.
+            await asyncio.sleep(min(self._flush_seconds, 0.5))
+            while await self.flush_once():
+                if self._outcomes.depth < MAX_BATCH:
+                    break
+            if time.monotonic() - self._last_prune >= self._prune_every:
+                self._last_prune = time.monotonic()
+                await self.prune_once()
+
+
+def _write(outcomes: list[CallOutcome], seen: dict[str, datetime], ids_by_name: dict[str, int]) -> int:
+    written = call_outcomes_record(outcomes, ids_by_name)
+    if seen:
+        servers_seen_record(seen, ids_by_name)
+    return written

@@ -1,0 +1,100 @@
+"""Making sense of what went wrong: one line for a person, and whether the error needs one.
+
+The SDK reports failures as a mix of MCPError codes, ExceptionGroups, httpx errors and OS errors, and loses the HTTP
+status of a refused request ("Server returned an error response"). The transports record the last HTTP error status
+they saw (see `HttpObservations`), so a 401 can be called what it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http import HTTPStatus
+
+from mcp import MCPError
+from mcp_types import CONNECTION_CLOSED
+
+from .outbound import OutboundRefused
+
+
+@dataclass
+class HttpObservations:
+    """What the HTTP transport saw of one session's requests, for diagnosis (written by the transport)."""
+
+    last_error_status: int | None = None
+
+    def reset(self) -> None:
+        self.last_error_status = None
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    message: str
+    needs_attention: bool = False  # a person must act (credentials, command, URL): retried slowly
+
+
+def leaves(exc: BaseException) -> Iterator[BaseException]:
+    """The innermost exceptions of a (possibly nested) exception group, following causes of wrappers."""
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from leaves(inner)
+    else:
+        yield exc
+
+
+def describe_exception(exc: BaseException) -> str:
+    """One line for logs and status: leaf exceptions of a group, type names kept (they carry the meaning)."""
+    if isinstance(exc, BaseExceptionGroup):
+        parts = [describe_exception(inner) for inner in exc.exceptions]
+        return "; ".join(dict.fromkeys(parts)) or type(exc).__name__
+    if isinstance(exc, MCPError):
+        return f"MCPError {exc.code}: {exc.message}"
+    if isinstance(exc, OutboundRefused):
+        return str(exc)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def has_connection_closed(exc: BaseException) -> bool:
+    return any(isinstance(leaf, MCPError) and leaf.code == CONNECTION_CLOSED for leaf in leaves(exc))
+
+
+def _status_text(status: int) -> str:
+    try:
+        return f"HTTP {status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"HTTP {status}"
+
+
+def diagnose_connect_failure(
+    exc: BaseException, *, command: str = "", http: HttpObservations | None = None
+) -> Diagnosis:
+    """Why a connect attempt failed, in words a person can act on."""
+    found = list(leaves(exc))
+    for leaf in found:
+        cause = leaf.__cause__ or leaf.__context__
+        for candidate in (leaf, cause):
+            if isinstance(candidate, OutboundRefused):
+                return Diagnosis(f"refused: {candidate}", needs_attention=True)
+    for leaf in found:
+        if isinstance(leaf, FileNotFoundError):
+            return Diagnosis(f"command not found: {command or leaf.filename}", needs_attention=True)
+        if isinstance(leaf, PermissionError):
+            return Diagnosis(f"command not executable (permission denied): {command or leaf.filename}", True)
+    status = http.last_error_status if http is not None else None
+    status = status or next((_http_status_of(leaf) for leaf in found if _http_status_of(leaf)), None)
+    if status in (401, 403, 407):
+        return Diagnosis(f"authorization failed ({_status_text(status)}): check the server's headers", True)
+    if status in (404, 405, 410):
+        return Diagnosis(f"no MCP endpoint at this URL ({_status_text(status)})", True)
+    if status is not None and status >= 400:
+        return Diagnosis(f"the server refused the connection ({_status_text(status)})")
+    if has_connection_closed(exc):
+        return Diagnosis("the server closed the connection during the handshake (did it exit?)")
+    return Diagnosis(describe_exception(exc))
+
+
+def _http_status_of(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    return status if isinstance(status, int) else None

@@ -1,0 +1,278 @@
+"""The fleet API: the one way the rest of the application talks to MCP servers.
+
+Every app above the connection layer (health, fusion, pipeline, coordinator, the web views and commands) calls a
+tool, reads a resource, discovers or checks liveness through these functions, and nothing above touches the hub or
+the runtime. This is the seam where, at scale, a call is routed to the worker process that holds the server's
+session.
+
+- Servers are named by name, in every error, log line and event.
+- Every call takes an absolute `Deadline` (so a caller's budget is shared by its retries and failovers), an optional
+  correlation id and the caller's identity, and returns an `Answer`: the result together with its `CallOutcome`.
+  A failure raises a `ConnectionLayerError` (ServerUnavailable, RequestTimedOut, ServerError, ConnectionLost,
+  InvalidResponse) that carries the same outcome.
+- Async first: `await call_tool("exchange-alpha", "get_quote", {...})` works from any event loop (the work runs on
+  the fleet loop). The `*_sync` wrappers are for views and commands; they take the `Server` row, so a process that
+  does not run the supervisor (a management command) can still open the session on demand.
+- The session streams (`subscribe_states`, `subscribe_notifications`, `subscribe_outcomes`) are read on the fleet
+  loop, by the supervisor, the pipeline and health.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+from django.conf import settings
+
+from registry.connections import (
+    Answer,
+    BackoffPolicy,
+    CallOutcome,
+    ConnectionHub,
+    ConnectionStatus,
+    Deadline,
+    DiscoveredCapabilities,
+    FleetRuntime,
+    RequestContext,
+    ResourceReadResult,
+    ServerNotification,
+    ServerTarget,
+    Subscription,
+    ToolCallResult,
+    get_runtime,
+    running_runtime,
+)
+from registry.connections.outbound import OutboundPolicy
+from registry.models import Server
+
+T = TypeVar("T")
+
+# A sync caller waits this much longer than its deadline for the fleet loop to hand the answer back.
+_HANDOFF_SLACK_SECONDS = 5.0
+
+_runtime_lock = threading.Lock()
+
+
+def _hub_factory() -> ConnectionHub:
+    return ConnectionHub(
+        backoff=BackoffPolicy(
+            initial=settings.MCP_RECONNECT_INITIAL_SECONDS,
+            maximum=settings.MCP_RECONNECT_MAX_SECONDS,
+        ),
+        outbound=OutboundPolicy.parse(settings.OUTBOUND_ALLOWED_NETWORKS),
+    )
+
+
+def fleet_runtime() -> FleetRuntime:
+    """The process's fleet loop and hub, configured from settings (started on first use)."""
+    with _runtime_lock:
+        return get_runtime(_hub_factory)
+
+
+def server_target(server: Server) -> ServerTarget:
+    """What to connect to for a server row; ValueError when the stored definition cannot be used."""
+    return ServerTarget(
+        key=server.name,
+        transport=server.transport,  # type: ignore[arg-type]
+        command=server.command,
+        args=tuple(server.args),
+        env=server.env,
+        cwd=server.cwd or None,
+        url=server.url,
+        headers=server.headers,
+        request_timeout=server.request_timeout_seconds,
+        connect_timeout=settings.MCP_CONNECT_TIMEOUT_SECONDS,
+        max_concurrency=server.max_concurrency,
+    )
+
+
+def _context(deadline: Deadline | None, correlation_id: str, caller: str) -> RequestContext:
+    return RequestContext(deadline=deadline, correlation_id=correlation_id, caller=caller)
+
+
+async def _on_fleet_loop(work: Callable[[ConnectionHub], Awaitable[T]]) -> T:
+    """Run `work(hub)` on the fleet loop, from whatever loop we are on."""
+    return await fleet_runtime().arun(work)
+
+
+# -- async API (names) -------------------------------------------------------------------------------------------
+
+
+async def call_tool(
+    server: str,
+    tool: str,
+    arguments: dict[str, Any] | None = None,
+    *,
+    deadline: Deadline | None = None,
+    correlation_id: str = "",
+    caller: str = "",
+) -> Answer[ToolCallResult]:
+    """Call a tool on a running server. A tool that answers isError is a result (outcome `tool_error`), not an
+    exception."""
+    context = _context(deadline, correlation_id, caller)
+    return await _on_fleet_loop(lambda hub: hub.call_tool(server, tool, arguments, context=context))
+
+
+async def read_resource(
+    server: str, uri: str, *, deadline: Deadline | None = None, correlation_id: str = "", caller: str = ""
+) -> Answer[ResourceReadResult]:
+    context = _context(deadline, correlation_id, caller)
+    return await _on_fleet_loop(lambda hub: hub.read_resource(server, uri, context=context))
+
+
+async def discover(
+    server: str, *, deadline: Deadline | None = None, correlation_id: str = "", caller: str = ""
+) -> Answer[DiscoveredCapabilities]:
+    """Everything the server offers, fresh. Waits for a session that is still connecting (within the deadline)."""
+    context = _context(deadline, correlation_id, caller)
+    return await _on_fleet_loop(lambda hub: hub.discover(server, context=context))
+
+
+async def check_liveness(
+    server: str,
+    *,
+    deadline: Deadline | None = None,
+    correlation_id: str = "",
+    caller: str = "",
+) -> Answer[float]:
+    """The era's liveness probe; the result is its round trip in milliseconds."""
+    context = _context(deadline, correlation_id, caller)
+    return await _on_fleet_loop(lambda hub: hub.probe(server, context=context))
+
+
+async def subscribe_resources(server: str, uris: Iterable[str]) -> None:
+    """Keep `notifications/resources/updated` for these URIs coming from the server, across reconnects."""
+    wanted = list(uris)
+    await _on_fleet_loop(lambda hub: hub.subscribe_resources(server, wanted))
+
+
+async def unsubscribe_resources(server: str, uris: Iterable[str]) -> None:
+    gone = list(uris)
+    await _on_fleet_loop(lambda hub: hub.unsubscribe_resources(server, gone))
+
+
+def connection_statuses() -> dict[str, ConnectionStatus]:
+    """A snapshot of every running connection's state (safe from any thread)."""
+    runtime = running_runtime()
+    return runtime.hub.statuses() if runtime is not None else {}
+
+
+# -- session streams (read on the fleet loop) ------------------------------------------------------------------
+
+
+def _hub_on_this_loop() -> ConnectionHub:
+    runtime = fleet_runtime()
+    if asyncio.get_running_loop() is not runtime.loop:
+        raise RuntimeError("session streams are read on the fleet loop: start the reader with fleet_runtime().submit")
+    return runtime.hub
+
+
+def subscribe_states(*, name: str, maxsize: int = 1_000) -> Subscription[ConnectionStatus]:
+    return _hub_on_this_loop().streams.states.subscribe(name=name, maxsize=maxsize)
+
+
+def subscribe_notifications(
+    *, name: str, maxsize: int = 10_000, accept: Callable[[ServerNotification], bool] | None = None
+) -> Subscription[ServerNotification]:
+    return _hub_on_this_loop().streams.notifications.subscribe(name=name, maxsize=maxsize, accept=accept)
+
+
+def subscribe_outcomes(*, name: str, maxsize: int = 50_000) -> Subscription[CallOutcome]:
+    return _hub_on_this_loop().streams.outcomes.subscribe(name=name, maxsize=maxsize)
+
+
+def stream_stats() -> dict[str, Any]:
+    runtime = running_runtime()
+    return runtime.hub.streams.stats() if runtime is not None else {}
+
+
+# -- membership (the supervisor's tools; the sync wrappers below use them too) --------------------------------
+
+
+async def ensure_running(target: ServerTarget) -> None:
+    """Start (or restart, when its settings changed) the server's session."""
+    await _on_fleet_loop(lambda hub: hub.ensure(target))
+
+
+async def stop_running(server: str) -> None:
+    await _on_fleet_loop(lambda hub: hub.remove(server))
+
+
+def reconnect_now(server: str) -> bool:
+    """Cut a reconnect backoff short (thread-safe); True when the server was waiting to reconnect."""
+    runtime = running_runtime()
+    if runtime is None:
+        return False
+    return bool(runtime.run(lambda hub: hub.reconnect_now(server), timeout=5))
+
+
+# -- sync wrappers for views and commands (Server rows) --------------------------------------------------------
+
+
+def _sync(server: Server, work: Callable[[ConnectionHub, RequestContext], Awaitable[T]], context: RequestContext) -> T:
+    runtime = fleet_runtime()
+    target = server_target(server)
+
+    async def run(hub: ConnectionHub) -> T:
+        await hub.ensure(target)  # a no-op when the supervisor already runs this exact definition
+        return await work(hub, context)
+
+    budget = context.deadline.remaining() if context.deadline is not None else None
+    return runtime.run(run, timeout=None if budget is None else budget + _HANDOFF_SLACK_SECONDS)
+
+
+def call_tool_sync(
+    server: Server,
+    tool: str,
+    arguments: dict[str, Any] | None = None,
+    *,
+    timeout: float | None = None,
+    correlation_id: str = "",
+    caller: str = "",
+) -> Answer[ToolCallResult]:
+    deadline = Deadline.within(timeout if timeout is not None else server.request_timeout_seconds)
+    return _sync(
+        server,
+        lambda hub, context: hub.call_tool(server.name, tool, arguments, context=context),
+        _context(deadline, correlation_id, caller),
+    )
+
+
+def read_resource_sync(
+    server: Server, uri: str, *, timeout: float | None = None, correlation_id: str = "", caller: str = ""
+) -> Answer[ResourceReadResult]:
+    deadline = Deadline.within(timeout if timeout is not None else server.request_timeout_seconds)
+    return _sync(
+        server,
+        lambda hub, context: hub.read_resource(server.name, uri, context=context),
+        _context(deadline, correlation_id, caller),
+    )
+
+
+def discover_sync(
+    server: Server, *, timeout: float | None = None, correlation_id: str = "", caller: str = ""
+) -> Answer[DiscoveredCapabilities]:
+    """Discover now. A server waiting to reconnect is tried again at once rather than answering "in backoff"."""
+    seconds = timeout if timeout is not None else settings.MCP_CONNECT_TIMEOUT_SECONDS + server.request_timeout_seconds
+    deadline = Deadline.within(seconds)
+
+    async def work(hub: ConnectionHub, context: RequestContext) -> Answer[DiscoveredCapabilities]:
+        hub.reconnect_now(server.name)  # waits for this new attempt, not for the backoff it cuts short
+        connection = hub.connection(server.name)
+        await connection.wait_connected(
+            max(0.1, deadline.cap(settings.MCP_CONNECT_TIMEOUT_SECONDS)), fail_in_backoff=True
+        )
+        return await connection.discover(context=context)
+
+    return _sync(server, work, _context(deadline, correlation_id, caller))
+
+
+def check_liveness_sync(
+    server: Server, *, timeout: float | None = None, correlation_id: str = "", caller: str = ""
+) -> Answer[float]:
+    deadline = Deadline.within(timeout if timeout is not None else server.request_timeout_seconds)
+    return _sync(
+        server, lambda hub, context: hub.probe(server.name, context=context), _context(deadline, correlation_id, caller)
+    )

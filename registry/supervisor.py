@@ -1,0 +1,579 @@
+"""The fleet supervisor: keeps the sessions matched to the registry and decides each server's status.
+
+It runs on the fleet loop, driven by events rather than polling:
+- the registry changed (a view, the admin or an import asked for a reconcile; a full reconcile also runs now and
+  then as a safety net for changes made by other processes) -> sessions are started, restarted or stopped;
+- a session came up -> it is discovered exactly once, and the server is online (or degraded while it cannot list
+  its capabilities, retried with a backoff);
+- a session went down -> offline, with the reason;
+- a server announced that its tools, resources or prompts changed -> discovered again;
+- on its own schedule, each connected server gets a liveness check, all concurrently, each with its own deadline, so
+  a hung server never delays another; checks that fail make a server degraded, then offline.
+
+Database work goes to one worker thread (`OrmWorker`), never the loop. Every loop catches, logs and survives any
+exception. Status is written through `services.server_status_transition` (compare-and-set, with history) and each
+change is published to the dashboards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+
+from registry import events
+from registry.call_recorder import SUPERVISOR, CallRecorder
+from registry.connections import (
+    ConnectionHub,
+    ConnectionLayerError,
+    ConnectionLost,
+    ConnectionStatus,
+    FleetRuntime,
+    RequestContext,
+    ServerNotification,
+    ServerTarget,
+    ServerUnavailable,
+    Subscription,
+)
+from registry.connections.deadlines import Deadline
+from registry.fleet_api import server_target
+from registry.models import Server, ServerStatus
+from registry.orm_worker import OrmWorker
+from registry.services import StatusTransition, capabilities_record, server_status_transition
+
+logger = logging.getLogger(__name__)
+
+LIST_CHANGED = frozenset(
+    {
+        "notifications/tools/list_changed",
+        "notifications/resources/list_changed",
+        "notifications/prompts/list_changed",
+    }
+)
+DISCOVERY_RETRY_INITIAL_SECONDS = 2.0
+DISCOVERY_RETRY_MAX_SECONDS = 60.0
+LIST_CHANGED_DEBOUNCE_SECONDS = 1.0
+
+
+@dataclass
+class Watched:
+    """What the supervisor knows of one server (fleet loop only)."""
+
+    server_id: int
+    name: str
+    target: ServerTarget | None
+    status: str
+    reason: str
+    session: int = 0  # the session (ConnectionStatus.sessions) last seen connected
+    discovered_session: int = 0
+    discovery: asyncio.Task[None] | None = None
+    check_failures: int = 0
+    checking: bool = False
+    check_due: float | None = None  # the one scheduled check; older heap entries for this server are stale
+    rediscover_at: float | None = None
+    waiters: list[asyncio.Future[dict[str, Any]]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Definition:
+    server_id: int
+    name: str
+    status: str
+    status_reason: str
+    target: ServerTarget | None
+    problem: str = ""
+
+
+def load_definitions() -> list[Definition]:
+    """Every enabled server as a connection target (or the reason it cannot be one). Runs in the database thread."""
+    definitions = []
+    for server in Server.objects.enabled().order_by("name"):
+        try:
+            target, problem = server_target(server), ""
+        except ValueError as error:
+            target, problem = None, str(error)
+        definitions.append(Definition(server.pk, server.name, server.status, server.status_reason, target, problem))
+    return definitions
+
+
+class FleetSupervisor:
+    """Start it with `start()` (from any thread); `stop()` waits for the last call records to be written."""
+
+    def __init__(
+        self,
+        runtime: FleetRuntime,
+        *,
+        check_interval: float | None = None,
+        check_timeout: float | None = None,
+        failures_to_offline: int | None = None,
+        reconcile_interval: float | None = None,
+        flush_seconds: float | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.check_interval = check_interval if check_interval is not None else settings.FLEET_CHECK_INTERVAL_SECONDS
+        self.check_timeout = check_timeout if check_timeout is not None else settings.FLEET_CHECK_TIMEOUT_SECONDS
+        self.failures_to_offline = failures_to_offline or settings.FLEET_CHECK_FAILURES_TO_OFFLINE
+        self.reconcile_interval = reconcile_interval or settings.FLEET_RECONCILE_SECONDS
+        self.flush_seconds = flush_seconds or settings.MCP_CALL_RECORD_FLUSH_SECONDS
+        self.db = OrmWorker()
+        self.watched: dict[str, Watched] = {}
+        self.recorder: CallRecorder | None = None
+        self._ids_by_name: dict[str, int] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._spawned: set[asyncio.Task[None]] = set()  # checks, status writes: cancelled on stop
+        self._reconcile_wanted: asyncio.Event | None = None
+        self._check_due: list[tuple[float, str]] = []
+        self._check_wakeup: asyncio.Event | None = None
+        self._started = False
+        self.loop_errors = 0
+
+    @property
+    def hub(self) -> ConnectionHub:
+        return self.runtime.hub
+
+    # -- lifecycle (any thread) -----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.runtime.run(self._start())
+
+    async def _start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        self._reconcile_wanted = asyncio.Event()
+        self._check_wakeup = asyncio.Event()
+        states = self.hub.streams.states.subscribe(name="supervisor", maxsize=10_000)
+        notifications = self.hub.streams.notifications.subscribe(
+            name="supervisor", maxsize=1_000, accept=lambda item: item.method in LIST_CHANGED
+        )
+        outcomes = self.hub.streams.outcomes.subscribe(name="call-recorder", maxsize=50_000)
+        self.recorder = CallRecorder(
+            outcomes=outcomes,
+            db=self.db,
+            ids_by_name=lambda: dict(self._ids_by_name),
+            flush_seconds=self.flush_seconds,
+            retention=timedelta(days=settings.MCP_CALL_RECORD_RETENTION_DAYS),
+        )
+        await self.reconcile_once()
+        self._tasks = [
+            self._supervised("reconcile", self._reconcile_loop),
+            self._supervised("states", lambda: self._state_loop(states)),
+            self._supervised("notifications", lambda: self._notification_loop(notifications)),
+            self._supervised("checks", self._check_loop),
+            self._supervised("call-recorder", self.recorder.run),
+        ]
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop the loops, write the call records still queued, stop the database thread."""
+        if self._started and not self.runtime.stopped:
+            try:
+                self.runtime.run(self._stop(), timeout=timeout)
+            except Exception:
+                queued = self.recorder.depth if self.recorder is not None else 0
+                logger.exception("fleet supervisor: stopping failed; %d call outcome(s) not written", queued)
+        self.db.shutdown(wait=True)
+
+    async def _stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        background = [*self._spawned, *(w.discovery for w in self.watched.values() if w.discovery is not None)]
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        if self.recorder is not None:
+            # What was queued when we stopped, in a bounded number of batches (nothing new comes in now).
+            for _ in range(20):
+                if not await self.recorder.flush_once():
+                    break
+        self._started = False
+
+    def request_reconcile(self) -> None:
+        """The registry changed: reconcile soon. Thread-safe and non-blocking."""
+        event = self._reconcile_wanted
+        if event is not None and not self.runtime.stopped:
+            self.runtime.loop.call_soon_threadsafe(event.set)
+
+    def _supervised(self, name: str, body: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+        async def guard() -> None:
+            pause = 0.5
+            while True:
+                try:
+                    await body()
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # Never the end of the fleet: log with the traceback, wait a little, go on.
+                    self.loop_errors += 1
+                    logger.exception("fleet supervisor: the %s loop failed; restarting it in %.1fs", name, pause)
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 30.0)
+
+        return asyncio.get_running_loop().create_task(guard(), name=f"fleet-supervisor:{name}")
+
+    # -- reconcile --------------------------------------------------------------------------------------------------
+
+    async def _reconcile_loop(self) -> None:
+        assert self._reconcile_wanted is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reconcile_wanted.wait(), self.reconcile_interval)
+            self._reconcile_wanted.clear()
+            await self.reconcile_once()
+
+    async def reconcile_once(self) -> bool:
+        """Match the running sessions to the enabled servers; True when anything changed."""
+        definitions = await self.db.run(load_definitions)
+        wanted = {definition.name: definition for definition in definitions}
+        changed = False
+        for name in [name for name in self.watched if name not in wanted]:
+            watched = self.watched.pop(name)
+            if watched.discovery is not None:
+                watched.discovery.cancel()
+            self._resolve_waiters(watched, {"ok": False, "error": f"{name} was removed or disabled"})
+            changed = True
+        # Names of servers that went away stay in the map until their last outcomes are written.
+        self._ids_by_name.update({definition.name: definition.server_id for definition in definitions})
+        targets: list[ServerTarget] = []
+        for definition in definitions:
+            watched = self.watched.get(definition.name)
+            if watched is None or watched.server_id != definition.server_id:
+                watched = Watched(
+                    definition.server_id, definition.name, None, definition.status, definition.status_reason
+                )
+                self.watched[definition.name] = watched
+                changed = True
+            if definition.target is None:
+                watched.target = None
+                await self._write_status(
+                    watched,
+                    ServerStatus.OFFLINE,
+                    f"needs attention: its definition cannot be used: {definition.problem}",
+                )
+                continue
+            if watched.target != definition.target:
+                changed = True
+            watched.target = definition.target
+            targets.append(definition.target)
+        running = set(self.hub.keys())
+        wanted_running = {target.key for target in targets}
+        for name in running - wanted_running:
+            await self.hub.remove(name)
+            changed = True
+        for target in targets:
+            connection = self.hub.get(target.key)
+            if connection is None or connection.target != target or not connection.running:
+                try:
+                    await self.hub.ensure(target)
+                except Exception:
+                    logger.exception("MCP server %r: could not start its session", target.key)
+            elif target.key in self.watched and self.watched[target.key].session == 0:
+                self._on_state(connection.status())  # started before the supervisor: catch up on its state
+        return changed
+
+    # -- states, discovery -------------------------------------------------------------------------------------------
+
+    async def _state_loop(self, states: Subscription[ConnectionStatus]) -> None:
+        async for status in states:
+            self._on_state(status)
+
+    def _on_state(self, status: ConnectionStatus) -> None:
+        watched = self.watched.get(status.key)
+        if watched is None or watched.target is None:
+            return
+        connection = self.hub.get(status.key)
+        if connection is None or connection.target != watched.target:
+            return  # a state of a session we are replacing
+        if status.state == "connected" and status.sessions != watched.session:
+            watched.session = status.sessions
+            watched.check_failures = 0
+            self._start_discovery(watched, status.sessions)
+        elif status.state == "backoff" and status.last_error:
+            if watched.discovery is not None:
+                watched.discovery.cancel()
+            reason = status.last_error
+            if status.needs_attention:
+                reason = f"needs attention: {reason}"
+            self._spawn(self._went_down(watched, reason, status.last_error))
+
+    async def _went_down(self, watched: Watched, reason: str, error: str) -> None:
+        await self._write_status(watched, ServerStatus.OFFLINE, reason, error=error)
+        self._resolve_waiters(watched, {"ok": False, "error": f"MCP server {watched.name!r}: {reason}"})
+
+    def _start_discovery(self, watched: Watched, session: int) -> None:
+        if watched.discovery is not None and not watched.discovery.done():
+            watched.discovery.cancel()
+        watched.discovery = asyncio.get_running_loop().create_task(
+            self._guarded_discovery(watched, session), name=f"fleet-discover:{watched.name}"
+        )
+
+    async def _guarded_discovery(self, watched: Watched, session: int) -> None:
+        pause = DISCOVERY_RETRY_INITIAL_SECONDS
+        while watched.session == session and self.watched.get(watched.name) is watched:
+            try:
+                await self._discover(watched, session)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.loop_errors += 1
+                logger.exception(
+                    "MCP server %r: discovery failed unexpectedly; trying again in %.0fs", watched.name, pause
+                )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, DISCOVERY_RETRY_MAX_SECONDS)
+
+    async def _discover(self, watched: Watched, session: int) -> None:
+        """Discover one session's capabilities, once; while it cannot list them it is degraded and tried again."""
+        delay = DISCOVERY_RETRY_INITIAL_SECONDS
+        while watched.session == session and self.watched.get(watched.name) is watched:
+            try:
+                answer = await self.hub.discover(
+                    watched.name, wait=False, context=RequestContext(caller=SUPERVISOR, deadline=None)
+                )
+            except (ServerUnavailable, ConnectionLost):
+                return  # the session is gone; its state change says so
+            except ConnectionLayerError as error:
+                reason = f"connected, but listing its capabilities failed: {error}"
+                await self._write_status(watched, ServerStatus.DEGRADED, reason, error=str(error))
+                self._resolve_waiters(watched, {"ok": False, "error": str(error)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, DISCOVERY_RETRY_MAX_SECONDS)
+                continue
+            discovered = answer.result
+            recorded = await self.db.run(capabilities_record, server=watched.server_id, discovered=discovered)
+            if recorded is None:
+                return  # deleted meanwhile
+            watched.discovered_session = session
+            counts = {
+                "tools": len(discovered.tools),
+                "resources": len(discovered.resources),
+                "resource_templates": len(discovered.resource_templates),
+                "prompts": len(discovered.prompts),
+            }
+            await self._write_status(
+                watched,
+                ServerStatus.ONLINE,
+                f"connected (protocol {discovered.protocol_version})",
+                protocol_version=discovered.protocol_version,
+                error="",
+            )
+            self._schedule_check(watched.name, self.check_interval)
+            self._resolve_waiters(
+                watched,
+                {
+                    "ok": True,
+                    "changed": recorded.changed,
+                    "snapshot_id": recorded.snapshot.pk,
+                    "protocol_version": discovered.protocol_version,
+                    "counts": counts,
+                },
+            )
+            return
+
+    async def discovery_of(self, name: str, timeout: float) -> dict[str, Any]:  # noqa: ASYNC109 - an API budget
+        """The outcome of the server's next (or current session's) discovery, for a caller who just registered or
+        changed it. Resolved when the discovery succeeds, fails, or the connection fails."""
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        deadline = time.monotonic() + timeout
+        if name not in self.watched:
+            await self.reconcile_once()  # pick the new server up now rather than wait for the queued reconcile
+        watched = self.watched.get(name)
+        if watched is None:
+            return {"ok": False, "error": f"{name} is not part of the fleet (disabled or unknown)"}
+        watched.waiters.append(future)
+        try:
+            return await asyncio.wait_for(future, max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            return {"ok": False, "error": f"no discovery of {name} within {timeout:g}s; it goes on in the background"}
+        finally:
+            if future in watched.waiters:
+                watched.waiters.remove(future)
+
+    @staticmethod
+    def _resolve_waiters(watched: Watched, outcome: dict[str, Any]) -> None:
+        for future in watched.waiters:
+            if not future.done():
+                future.set_result(outcome)
+        watched.waiters.clear()
+
+    async def _notification_loop(self, notifications: Subscription[ServerNotification]) -> None:
+        async for notification in notifications:
+            watched = self.watched.get(notification.server)
+            if watched is None or watched.discovered_session != watched.session:
+                continue
+            if watched.rediscover_at is None:
+                # Several list_changed in a row (tools and prompts together) make one discovery.
+                watched.rediscover_at = time.monotonic() + LIST_CHANGED_DEBOUNCE_SECONDS
+                self._spawn(self._rediscover_later(watched))
+
+    async def _rediscover_later(self, watched: Watched) -> None:
+        await asyncio.sleep(LIST_CHANGED_DEBOUNCE_SECONDS)
+        watched.rediscover_at = None
+        if self.watched.get(watched.name) is watched:
+            self._start_discovery(watched, watched.session)
+
+    # -- liveness checks -----------------------------------------------------------------------------------------
+
+    def _schedule_check(self, name: str, after: float) -> None:
+        # Spread over the interval, so a fleet started together is not checked in lockstep.
+        watched = self.watched.get(name)
+        if watched is None:
+            return
+        due = time.monotonic() + after * random.uniform(0.5, 1.0)
+        watched.check_due = due
+        heapq.heappush(self._check_due, (due, name))
+        if self._check_wakeup is not None:
+            self._check_wakeup.set()
+
+    async def _check_loop(self) -> None:
+        assert self._check_wakeup is not None
+        while True:
+            now = time.monotonic()
+            while self._check_due and self._check_due[0][0] <= now:
+                due, name = heapq.heappop(self._check_due)
+                watched = self.watched.get(name)
+                if watched is None or watched.check_due != due:
+                    continue  # removed, or rescheduled since
+                if watched.checking:
+                    self._schedule_check(name, self.check_interval)
+                    continue
+                watched.checking = True
+                self._spawn(self._check(watched))
+            wait = self._check_due[0][0] - now if self._check_due else self.check_interval
+            self._check_wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._check_wakeup.wait(), max(0.01, wait))
+
+    async def check_once(self, name: str) -> bool | None:
+        """One liveness check of a connected, discovered server: True ok, False failed, None not checked."""
+        watched = self.watched.get(name)
+        if watched is None or watched.checking:
+            return None
+        watched.checking = True
+        return await self._check(watched, reschedule=False)
+
+    async def _check(self, watched: Watched, reschedule: bool = True) -> bool | None:
+        try:
+            connection = self.hub.get(watched.name)
+            if connection is None or not connection.status().connected:
+                return None  # not connected: its state says why, and a new session is checked after discovery
+            if watched.discovered_session != watched.session:
+                return None  # discovery (and its retries) speak for this session
+            session = watched.session
+            try:
+                await connection.probe(
+                    timeout=min(self.check_timeout, watched.target.request_timeout if watched.target else 10.0),
+                    context=RequestContext(caller=SUPERVISOR, deadline=Deadline.within(self.check_timeout)),
+                )
+            except (ServerUnavailable, ConnectionLost):
+                return None  # the session is going down; its state change will say so
+            except ConnectionLayerError as error:
+                if watched.session != session:
+                    return None
+                watched.check_failures += 1
+                if watched.check_failures >= self.failures_to_offline:
+                    status = ServerStatus.OFFLINE
+                    reason = f"not answering: {watched.check_failures} liveness checks in a row failed; last: {error}"
+                else:
+                    status = ServerStatus.DEGRADED
+                    reason = (
+                        f"liveness check failed ({watched.check_failures} of {self.failures_to_offline} "
+                        f"before offline): {error}"
+                    )
+                await self._write_status(watched, status, reason, error=str(error))
+                return False
+            if watched.check_failures or watched.status != ServerStatus.ONLINE:
+                watched.check_failures = 0
+                protocol = connection.status().protocol_version or ""
+                await self._write_status(watched, ServerStatus.ONLINE, f"connected (protocol {protocol}), answering")
+            return True
+        finally:
+            watched.checking = False
+            if reschedule and self.watched.get(watched.name) is watched:
+                self._schedule_check(watched.name, self.check_interval)
+
+    # -- status writes -------------------------------------------------------------------------------------------
+
+    async def _write_status(
+        self,
+        watched: Watched,
+        status: str,
+        reason: str,
+        *,
+        protocol_version: str | None = None,
+        error: str | None = None,
+    ) -> StatusTransition | None:
+        if watched.status == status and watched.reason == reason and protocol_version is None:
+            return None
+        transition = await self.db.run(
+            server_status_transition,
+            server_id=watched.server_id,
+            status=status,
+            reason=reason,
+            source=SUPERVISOR,
+            protocol_version=protocol_version,
+            error=error,
+        )
+        if transition is None:
+            return None
+        watched.status, watched.reason = transition.to_status, transition.reason
+        if transition.changed:
+            logger.info("MCP server %r is %s: %s", watched.name, status, reason)
+        events.publish(
+            events.fleet_status_event(
+                name=transition.name,
+                status=transition.to_status,
+                status_reason=transition.reason,
+                last_seen_at=transition.last_seen_at,
+                protocol_version=transition.protocol_version,
+            )
+        )
+        return transition
+
+    def _spawn(self, work: Awaitable[Any]) -> None:
+        async def guarded() -> None:
+            try:
+                await work
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.loop_errors += 1
+                logger.exception("fleet supervisor: a background step failed")
+
+        task = asyncio.get_running_loop().create_task(guarded())
+        self._spawned.add(task)
+        task.add_done_callback(self._spawned.discard)
+
+
+_live: FleetSupervisor | None = None
+
+
+def live_supervisor() -> FleetSupervisor | None:
+    """The supervisor running in this process (the serve command), if any."""
+    return _live
+
+
+def start_supervisor(runtime: FleetRuntime, **options: Any) -> FleetSupervisor:
+    global _live
+    supervisor = FleetSupervisor(runtime, **options)
+    supervisor.start()
+    _live = supervisor
+    return supervisor
+
+
+def stop_supervisor() -> None:
+    global _live
+    supervisor, _live = _live, None
+    if supervisor is not None:
+        supervisor.stop()

@@ -1,0 +1,254 @@
+/* Tool calls and resource reads from the server page (operators and admins).
+ *
+ * Each tool's form is built from its JSON input schema (kept in the page as <script id="tool-schemas">): a field per
+ * property (text, number, checkbox, a choice for enums, JSON for arrays and objects), defaults filled in, required
+ * fields marked. Submitting posts to the REST API (POST /api/servers/<name>/call/, session auth + CSRF) and shows
+ * the result in place: structured content or text, the error flag, latency, or the field errors the API names.
+ */
+(function () {
+  "use strict";
+
+  var head = document.querySelector(".server-head[data-api]");
+  if (!head) return;
+  var apiBase = head.dataset.api; // /api/servers/<name>/
+  var schemas = {};
+  try {
+    schemas = JSON.parse(document.getElementById("tool-schemas").textContent || "{}");
+  } catch (error) {
+    schemas = {};
+  }
+
+  function csrfToken() {
+    var input = document.querySelector("#csrf-holder input[name=csrfmiddlewaretoken]");
+    return input ? input.value : "";
+  }
+
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (key) {
+      if (key === "text") node.textContent = attrs[key];
+      else if (key === "className") node.className = attrs[key];
+      else node.setAttribute(key, attrs[key]);
+    });
+    (children || []).forEach(function (child) {
+      if (child) node.appendChild(child);
+    });
+    return node;
+  }
+
+  function kindOf(property) {
+    var type = property.type;
+    if (Array.isArray(type)) type = type.filter(function (t) { return t !== "null"; })[0];
+    if (!type && property.anyOf) {
+      var options = property.anyOf.filter(function (option) { return option.type && option.type !== "null"; });
+      if (options.length === 1) return kindOf(options[0]);
+    }
+    if (property.enum) return "enum";
+    return type || "json";
+  }
+
+  function fieldFor(name, property, required) {
+    var id = "arg-" + Math.random().toString(36).slice(2);
+    var kind = kindOf(property);
+    var input;
+    if (kind === "enum") {
+      input = el("select", { id: id });
+      if (!required) input.appendChild(el("option", { value: "", text: "(not set)" }));
+      property.enum.forEach(function (value) {
+        var option = el("option", { value: JSON.stringify(value), text: String(value) });
+        if (property.default !== undefined && JSON.stringify(property.default) === JSON.stringify(value)) {
+          option.selected = true;
+        }
+        input.appendChild(option);
+      });
+    } else if (kind === "boolean") {
+      input = el("input", { id: id, type: "checkbox" });
+      input.checked = property.default === true;
+    } else if (kind === "integer" || kind === "number") {
+      input = el("input", { id: id, type: "number", step: kind === "integer" ? "1" : "any", inputmode: "decimal" });
+      if (property.minimum !== undefined) input.min = property.minimum;
+      if (property.maximum !== undefined) input.max = property.maximum;
+      if (property.default !== undefined && property.default !== null) input.value = property.default;
+    } else if (kind === "string") {
+      input = el("input", { id: id, type: "text", autocomplete: "off" });
+      if (property.default !== undefined && property.default !== null) input.value = property.default;
+    } else {
+      input = el("textarea", { id: id, rows: "3", spellcheck: "false", placeholder: "JSON" });
+      if (property.default !== undefined) input.value = JSON.stringify(property.default);
+    }
+    input.dataset.kind = kind;
+    input.dataset.name = name;
+    var label = el("label", { for: id }, [
+      el("code", { text: name }),
+      required ? el("span", { className: "required", title: "required", text: "*" }) : null,
+      el("span", { className: "subtle", text: " " + (Array.isArray(property.type) ? property.type.join("|") : property.type || kind) }),
+    ]);
+    var help = property.description ? el("span", { className: "subtle field-help", text: property.description }) : null;
+    return el("div", { className: "field", "data-field": name }, [label, input, help, el("p", { className: "field-error" })]);
+  }
+
+  function buildForm(form) {
+    var schema = schemas[form.dataset.tool] || {};
+    var properties = schema.properties || {};
+    var required = schema.required || [];
+    var fields = form.querySelector(".call-fields");
+    var names = Object.keys(properties);
+    if (!names.length) {
+      fields.appendChild(el("p", { className: "subtle", text: "This tool takes no arguments." }));
+    }
+    names.forEach(function (name) {
+      fields.appendChild(fieldFor(name, properties[name] || {}, required.indexOf(name) !== -1));
+    });
+  }
+
+  function readArguments(form) {
+    var args = {};
+    var problems = {};
+    form.querySelectorAll("[data-name]").forEach(function (input) {
+      var name = input.dataset.name;
+      var kind = input.dataset.kind;
+      if (kind === "boolean") {
+        args[name] = input.checked;
+        return;
+      }
+      var raw = input.value;
+      if (raw === "") return; // not given: the schema's required check (server side) speaks for it
+      if (kind === "integer" || kind === "number") {
+        var number = Number(raw);
+        if (isNaN(number)) problems[name] = ["Not a number."];
+        else args[name] = number;
+      } else if (kind === "enum") {
+        args[name] = JSON.parse(raw);
+      } else if (kind === "string") {
+        args[name] = raw;
+      } else {
+        try {
+          args[name] = JSON.parse(raw);
+        } catch (error) {
+          problems[name] = ["Not valid JSON: " + error.message];
+        }
+      }
+    });
+    return { args: args, problems: problems };
+  }
+
+  function showFieldErrors(form, errors) {
+    form.querySelectorAll(".field").forEach(function (field) {
+      var messages = errors[field.dataset.field];
+      field.classList.toggle("field-invalid", !!messages);
+      field.querySelector(".field-error").textContent = messages ? messages.join(" ") : "";
+    });
+  }
+
+  function pretty(value) {
+    return JSON.stringify(value, null, 2);
+  }
+
+  function renderOutcome(outcome) {
+    if (!outcome) return null;
+    var text = Math.round(outcome.latency_ms * 10) / 10 + " ms";
+    if (outcome.error_kind) text += " · " + outcome.error_kind;
+    return el("p", { className: "subtle call-outcome", text: text });
+  }
+
+  function renderResult(box, payload, ok) {
+    box.hidden = false;
+    box.innerHTML = "";
+    box.className = "call-result" + (ok ? "" : " call-result-error");
+    var result = payload.result;
+    if (result && result.is_error) box.classList.add("call-result-error");
+    if (!result) {
+      box.appendChild(el("p", { className: "error-text", text: payload.detail || "The call failed." }));
+    } else if (result.structured_content) {
+      box.appendChild(el("pre", {}, [el("code", { text: pretty(result.structured_content) })]));
+    } else {
+      var items = result.content || result.contents || [];
+      items.forEach(function (item) {
+        box.appendChild(el("pre", {}, [el("code", { text: item.text !== undefined ? item.text : pretty(item) })]));
+      });
+      if (!items.length) box.appendChild(el("p", { className: "subtle", text: "(empty result)" }));
+    }
+    if (result && result.is_error) box.insertBefore(el("p", { className: "error-text", text: "The tool reported an error:" }), box.firstChild);
+    var outcome = renderOutcome(payload.outcome);
+    if (outcome) box.appendChild(outcome);
+  }
+
+  function post(path, body) {
+    return fetch(apiBase + path, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
+      body: JSON.stringify(body),
+    }).then(function (response) {
+      return response
+        .json()
+        .catch(function () { return { detail: "HTTP " + response.status }; })
+        .then(function (payload) { return { status: response.status, payload: payload }; });
+    });
+  }
+
+  function onSubmit(event) {
+    event.preventDefault();
+    var form = event.target;
+    var status = form.querySelector(".call-status");
+    var box = form.parentNode.querySelector(".call-result");
+    var read = readArguments(form);
+    showFieldErrors(form, read.problems);
+    if (Object.keys(read.problems).length) return;
+    var button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    status.textContent = "calling…";
+    post("call/", { tool: form.dataset.tool, arguments: read.args })
+      .then(function (answer) {
+        status.textContent = "";
+        if (answer.status === 400) {
+          var errors = answer.payload.arguments || {};
+          showFieldErrors(form, typeof errors === "object" && !Array.isArray(errors) ? errors : {});
+          var other = answer.payload.tool || answer.payload.enabled || (Array.isArray(errors) ? errors : null);
+          renderResult(box, { detail: other ? [].concat(other).join(" ") : "Some arguments are not right: see the fields." }, false);
+          return;
+        }
+        showFieldErrors(form, {});
+        renderResult(box, answer.payload, answer.status === 200);
+      })
+      .catch(function (error) {
+        status.textContent = "";
+        renderResult(box, { detail: "Could not reach the orchestrator: " + error.message }, false);
+      })
+      .finally(function () {
+        button.disabled = false;
+      });
+  }
+
+  function onRead(event) {
+    var button = event.target;
+    var uri = button.dataset.uri;
+    var row = Array.prototype.find.call(document.querySelectorAll("tr.read-row"), function (candidate) {
+      return candidate.dataset.uri === uri;
+    });
+    if (!row) return;
+    var box = row.querySelector(".call-result");
+    row.hidden = false;
+    button.disabled = true;
+    post("read/", { uri: uri })
+      .then(function (answer) {
+        renderResult(box, answer.payload, answer.status === 200);
+      })
+      .catch(function (error) {
+        renderResult(box, { detail: "Could not reach the orchestrator: " + error.message }, false);
+      })
+      .finally(function () {
+        button.disabled = false;
+      });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("form.call-form").forEach(function (form) {
+      buildForm(form);
+      form.addEventListener("submit", onSubmit);
+    });
+    document.querySelectorAll("button.read-button").forEach(function (button) {
+      button.addEventListener("click", onRead);
+    });
+  });
+})();
