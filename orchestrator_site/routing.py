@@ -1,7 +1,8 @@
-"""WebSocket routes of every app, wired in one place."""
+"""WebSocket routes of every app, wired in one place. The pipeline's `/ws/events/` is the one live socket: the
+dashboard's fleet status, quotes, spreads and every later component's events travel through it."""
 
 from __future__ import annotations
 
-from registry.routing import websocket_urlpatterns as registry_websocket_urlpatterns
+from pipeline.routing import websocket_urlpatterns as pipeline_websocket_urlpatterns
 
-websocket_urlpatterns = [*registry_websocket_urlpatterns]
+websocket_urlpatterns = [*pipeline_websocket_urlpatterns]

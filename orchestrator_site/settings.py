@@ -10,8 +10,9 @@ import os
 from pathlib import Path
 
 import dj_database_url
+import plotly
 
-from orchestrator_site.environment import env_bool, env_int, env_list, env_str
+from orchestrator_site.environment import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("ORCHESTRATOR_VAR_DIR", str(BASE_DIR / "var")))
@@ -128,7 +129,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# Plotly's JavaScript comes from the plotly package (no CDN): {% static "plotly/plotly.min.js" %}.
+STATICFILES_DIRS = [BASE_DIR / "static", ("plotly", str(Path(plotly.__file__).parent / "package_data"))]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -229,3 +231,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # write at once, and only a file has WAL and a busy timeout (shared cache answers "table is locked" at once).
     # One per process, so concurrent test runs do not share it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
+
+# -- the event pipeline ---------------------------------------------------------------------------------------------
+# History: kept per stream for at most this long and at most this many events (the database on the embedded
+# default, Redis Streams when REDIS_URL is set).
+PIPELINE_RETENTION_SECONDS = env_float("PIPELINE_RETENTION_SECONDS", 24 * 3600.0)
+PIPELINE_RETENTION_PER_STREAM = env_int("PIPELINE_RETENTION_PER_STREAM", 10_000)
+PIPELINE_REDIS_PREFIX = env_str("PIPELINE_REDIS_PREFIX", "pipeline:")
+# Every bus subscriber's queue bound, and how long the bus waits once for a full one before dropping its oldest.
+PIPELINE_SUBSCRIBER_QUEUE = env_int("PIPELINE_SUBSCRIBER_QUEUE", 10_000)
+PIPELINE_SLOW_SUBSCRIBER_WAIT_SECONDS = env_float("PIPELINE_SLOW_SUBSCRIBER_WAIT_SECONDS", 0.05)
+# Browsers: one frame per batch, sent at most this long after its first event, or at this many events.
+PIPELINE_SOCKET_BATCH_SECONDS = env_float("PIPELINE_SOCKET_BATCH_SECONDS", 0.05)
+PIPELINE_SOCKET_BATCH_MAX = env_int("PIPELINE_SOCKET_BATCH_MAX", 500)
+# A paused socket keeps at most this many events, then loses the oldest (and is told how many on continue).
+PIPELINE_SOCKET_BUFFER = env_int("PIPELINE_SOCKET_BUFFER", 5_000)
+# Quotes older than this are left out of spreads.
+PIPELINE_QUOTE_STALE_SECONDS = env_float("PIPELINE_QUOTE_STALE_SECONDS", 15.0)

@@ -13,7 +13,9 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/auth/token/", ThrottledObtainAuthToken.as_view(), name="api-token"),
     path("api/", include("registry.api_urls")),
+    path("api/", include("pipeline.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("pipeline/", include("pipeline.urls")),
     path("", include("registry.urls")),
 ]

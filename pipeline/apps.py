@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class PipelineConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "pipeline"
+    verbose_name = "Event pipeline"
+
+    def ready(self) -> None:
+        from pipeline import observers
+
+        observers.connect()

@@ -17,10 +17,10 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from registry import events
 from registry.connections import CallOutcome, Subscription
 from registry.orm_worker import OrmWorker
 from registry.services import call_outcomes_record, call_records_prune, servers_seen_record
+from registry.signals import announce_seen
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class CallRecorder:
                 seen[outcome.server_key] = max(seen.get(outcome.server_key, outcome.started_at), outcome.started_at)
         self.written += await self._db.run(_write, kept, seen, self._ids_by_name())
         if seen:
-            events.publish(events.fleet_seen_event(seen))
+            announce_seen(seen)
         return True
 
     async def prune_once(self) -> int:

@@ -7,7 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from registry.models import DEFAULT_MAX_CONCURRENCY, Capability, CapabilitySnapshot, Server, Transport
-from registry.validation import secrets_rebinding_errors, transport_errors
+from registry.validation import poll_errors, secrets_rebinding_errors, transport_errors
 
 # Fields a server definition is made of: the API writes them, the export/import document carries them.
 DEFINITION_FIELDS = (
@@ -74,6 +74,12 @@ class ServerDefinitionSerializer(serializers.Serializer):
         max_value=256,
         help_text="Requests in flight to this server at once; more wait their turn.",
     )
+
+    def validate_metadata(self, metadata: dict[str, Any]) -> dict[str, Any]:
+        problem = poll_errors(metadata)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return metadata
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         # On a partial update the rules apply to the server as it will be, not just to the changed fields.

@@ -28,6 +28,7 @@ from registry.models import (
     StatusChange,
     Tag,
 )
+from registry.signals import announce_status
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +107,14 @@ def server_update(*, server: Server, by: str = "an operator", **changes: Any) ->
     server.save()
     if tags is not None:
         _tags_set(server=server, tags=tags)
+    if server.status != before:
+        announce_status(
+            name=server.name,
+            status=server.status,
+            status_reason=server.status_reason,
+            last_seen_at=server.last_seen_at,
+            protocol_version=server.protocol_version,
+        )
     return server
 
 
@@ -268,6 +277,13 @@ def server_status_transition(
                     server_id=server_id, from_status=current, to_status=status, reason=reason, at=now, source=source
                 )
             fresh = Server.objects.filter(pk=server_id).values("last_seen_at", "protocol_version").first() or {}
+            announce_status(
+                name=row["name"],
+                status=status,
+                status_reason=reason,
+                last_seen_at=fresh.get("last_seen_at"),
+                protocol_version=fresh.get("protocol_version") or "",
+            )
             return StatusTransition(
                 server_id=server_id,
                 name=row["name"],

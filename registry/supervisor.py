@@ -30,7 +30,6 @@ from typing import Any
 
 from django.conf import settings
 
-from registry import events
 from registry.call_recorder import SUPERVISOR, CallRecorder
 from registry.connections import (
     ConnectionHub,
@@ -530,15 +529,6 @@ class FleetSupervisor:
         watched.status, watched.reason = transition.to_status, transition.reason
         if transition.changed:
             logger.info("MCP server %r is %s: %s", watched.name, status, reason)
-        events.publish(
-            events.fleet_status_event(
-                name=transition.name,
-                status=transition.to_status,
-                status_reason=transition.reason,
-                last_seen_at=transition.last_seen_at,
-                protocol_version=transition.protocol_version,
-            )
-        )
         return transition
 
     def _spawn(self, work: Awaitable[Any]) -> None:

@@ -200,3 +200,32 @@ def secrets_rebinding_errors(*, current: Any, attrs: Mapping[str, Any]) -> dict[
                 f'give the {field} again for the new one, or send "{field}": {{}} to drop them.'
             )
     return errors
+
+
+POLL_KEYS = frozenset({"tool", "arguments", "interval_seconds", "stream"})
+POLL_STREAM = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_:-]+)*$")
+
+
+def poll_errors(metadata: Any) -> str | None:
+    """`metadata.poll`, when present, configures a polling producer: {"tool", "arguments", "interval_seconds",
+    "stream"}. Checked here so a bad one is refused with its field named rather than failing in the pipeline."""
+    if not isinstance(metadata, dict) or "poll" not in metadata:
+        return None
+    poll = metadata["poll"]
+    if not isinstance(poll, dict):
+        return "poll must be an object: {tool, arguments, interval_seconds, stream}"
+    unknown = sorted(set(poll) - POLL_KEYS)
+    if unknown:
+        return f"poll has unknown keys: {', '.join(_shown(key) for key in unknown[:5])}"
+    tool = poll.get("tool")
+    if not isinstance(tool, str) or not tool or len(tool) > 200:
+        return "poll.tool must be the name of a tool (1-200 characters)"
+    if not isinstance(poll.get("arguments", {}), dict):
+        return "poll.arguments must be an object"
+    interval = poll.get("interval_seconds", 5)
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or not 0.5 <= interval <= 86_400:
+        return "poll.interval_seconds must be a number from 0.5 to 86400"
+    stream = poll.get("stream")
+    if stream is not None and (not isinstance(stream, str) or len(stream) > 200 or not POLL_STREAM.match(stream)):
+        return "poll.stream must be a dotted stream name such as quotes.BTC-USD"
+    return None

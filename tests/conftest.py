@@ -91,3 +91,23 @@ def live_fleet(transactional_db, settings):
     supervisor = start_supervisor(fleet_runtime(), check_interval=0.5, check_timeout=2.0, flush_seconds=0.2)
     yield supervisor
     stop_supervisor()
+
+
+@pytest.fixture(autouse=True)
+def isolated_event_history(settings):
+    """Every test its own Redis key prefix for the pipeline's history and sequence numbers (when Redis is used),
+    removed afterwards, so no test sees another's events or numbers."""
+    import uuid
+
+    settings.PIPELINE_REDIS_PREFIX = f"test-{uuid.uuid4().hex[:12]}:"
+    yield
+    if settings.REDIS_URL:
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        try:
+            keys = list(client.scan_iter(match=settings.PIPELINE_REDIS_PREFIX + "*", count=1_000))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()

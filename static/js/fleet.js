@@ -1,10 +1,10 @@
-/* Live fleet status: listens on /ws/fleet/ and updates every element marked data-server="<name>".
+/* Live fleet status: updates every element marked data-server="<name>".
  *
- * Messages (see registry/events.py and registry/consumers.py):
- *   {"type": "fleet.snapshot", "servers": [{name, status, status_reason, last_seen_at, protocol_version, enabled,
- *                                          counts: {tools, resources, resource_templates, prompts}}]}
- *   {"type": "fleet.status", server, status, status_reason, last_seen_at, protocol_version}
- *   {"type": "fleet.seen", servers: {name: last_seen_at}}   (after every batch of calls, every few seconds)
+ * Starts from GET /api/pipeline/fleet/ ({servers: [{name, status, status_reason, last_seen_at, protocol_version,
+ * enabled, counts}], after: {"fleet.status": seq}}), then follows the pipeline's streams on /ws/events/
+ * (static/js/events.js) from right after that snapshot:
+ *   fleet.status  payload {server, status, status_reason, last_seen_at, protocol_version}
+ *   fleet.seen    payload {servers: {name: last_seen_at}}   (after every batch of calls, every few seconds)
  */
 (function () {
   "use strict";
@@ -16,11 +16,7 @@
     unknown: "Unknown",
     disabled: "Disabled",
   };
-  var MIN_BACKOFF_MS = 1000;
-  var MAX_BACKOFF_MS = 30000;
-
   var fleet = {}; // name -> latest known row, so the counters can be recomputed for the whole fleet
-  var backoff = MIN_BACKOFF_MS;
   var indicator = document.getElementById("live-indicator");
 
   function setIndicator(state, text) {
@@ -107,15 +103,18 @@
     });
   }
 
-  function onMessage(message) {
-    if (message.type === "fleet.snapshot") {
-      fleet = {};
-      (message.servers || []).forEach(function (row) {
-        fleet[row.name] = row;
-        applyStatus(row);
-      });
-      refreshCounters();
-    } else if (message.type === "fleet.status") {
+  function applySnapshot(servers) {
+    fleet = {};
+    (servers || []).forEach(function (row) {
+      fleet[row.name] = row;
+      applyStatus(row);
+    });
+    refreshCounters();
+  }
+
+  function onEvent(event) {
+    var message = event.payload;
+    if (event.stream === "fleet.status") {
       var row = Object.assign({}, fleet[message.server] || {}, {
         name: message.server,
         status: message.status,
@@ -126,7 +125,7 @@
       fleet[row.name] = row;
       applyStatus(row);
       refreshCounters();
-    } else if (message.type === "fleet.seen") {
+    } else if (event.stream === "fleet.seen") {
       Object.keys(message.servers || {}).forEach(function (name) {
         var seen = message.servers[name];
         if (fleet[name]) fleet[name].last_seen_at = seen;
@@ -140,42 +139,44 @@
     }
   }
 
-  function connect() {
-    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-    var socket;
-    try {
-      socket = new WebSocket(scheme + window.location.host + "/ws/fleet/");
-    } catch (error) {
-      scheduleReconnect();
-      return;
-    }
-    socket.onopen = function () {
-      backoff = MIN_BACKOFF_MS;
-      setIndicator("live", "live");
-    };
-    socket.onmessage = function (event) {
-      try {
-        onMessage(JSON.parse(event.data));
-      } catch (error) {
-        console.warn("fleet: unreadable message", error);
-      }
-    };
-    socket.onclose = scheduleReconnect;
+  function loadSnapshot() {
+    // The rows and where to resume fleet.status after them, so nothing between the two is lost.
+    return fetch("/api/pipeline/fleet/", { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.json();
+      });
   }
 
-  function scheduleReconnect() {
-    // Jittered exponential backoff, so a restarted server is not hit by every browser at once.
-    var delay = backoff * (0.75 + Math.random() * 0.5);
-    backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
-    setIndicator("reconnecting", "reconnecting");
-    window.setTimeout(connect, delay);
+  function start() {
+    loadSnapshot()
+      .then(function (snapshot) {
+        applySnapshot(snapshot.servers);
+        window.OrchestratorEvents.connect({
+          streams: ["fleet.status", "fleet.seen"],
+          after: { "fleet.status": snapshot.after["fleet.status"] },
+          onEvent: onEvent,
+          onGap: function (stream) {
+            // Status changes were lost (out of retention): start again from a fresh snapshot.
+            if (stream === "fleet.status") loadSnapshot().then(function (fresh) { applySnapshot(fresh.servers); });
+          },
+          onState: function (state) {
+            setIndicator(state, state);
+          },
+        });
+      })
+      .catch(function (error) {
+        console.warn("fleet: no snapshot yet", error);
+        setIndicator("reconnecting", "reconnecting");
+        window.setTimeout(start, 3000);
+      });
   }
 
   document.addEventListener("DOMContentLoaded", function () {
     refreshTimes();
     window.setInterval(refreshTimes, 5000);
-    if (!("WebSocket" in window)) return;
+    if (!("WebSocket" in window) || !window.OrchestratorEvents) return;
     setIndicator("connecting", "connecting");
-    connect();
+    start();
   });
 })();

@@ -60,6 +60,13 @@ def test_an_operator_logs_in_sees_the_fleet_and_a_status_change_arrives_live(dem
                 expect(badge).to_have_text(re.compile("Online"), timeout=30_000)
             expect(page.locator("#live-indicator")).to_contain_text("live")
 
+            # The live market: quotes from the exchanges' ticker resources and the spreads derived from them, pushed
+            # through the pipeline; the best bid and ask name the exchange they come from.
+            ticker = page.locator('#market-ticker tr[data-symbol="BTC-USD"]')
+            expect(ticker.locator('[data-field="spread"]')).to_contain_text("bps", timeout=30_000)
+            expect(ticker.locator('[data-field="best-bid"]')).to_contain_text(re.compile(r"\d+\.\d+ [a-z]+"))
+            expect(ticker.locator('[data-field="quotes"]')).to_contain_text("alpha")
+
             # Kill the HTTP exchange (the demo's own child): the probe notices, the badge turns Offline live.
             http_exchange = [pid for pid in child_pids(demo.process.pid) if b"streamable-http" in cmdline(pid)]
             assert len(http_exchange) == 1
@@ -67,7 +74,24 @@ def test_an_operator_logs_in_sees_the_fleet_and_a_status_change_arrives_live(dem
             badge = page.locator('tr[data-server="exchange-epsilon"] [data-field="status"]')
             expect(badge).to_have_text(re.compile("Offline"), timeout=30_000)
 
-            page.click("text=exchange-alpha")
+            # The pipeline page: live events arrive in the table; a filter narrows them, pause stops them.
+            page.click("nav >> text=Pipeline")
+            rows = page.locator("#event-rows tr")
+            expect(rows.first).to_be_visible(timeout=30_000)
+            page.fill("#event-filters input[name=streams]", "fleet.status")
+            page.click("#event-filters button[type=submit]")
+            expect(page.locator("#socket-state")).to_have_text("live", timeout=10_000)
+            page.fill("#event-filters input[name=streams]", "quotes.*")
+            page.fill("#event-filters input[name=servers]", "exchange-alpha")
+            page.click("#event-filters button[type=submit]")
+            alpha_quote = page.locator("#event-rows tr", has_text="exchange-alpha").filter(has_text="quotes.")
+            expect(alpha_quote.first).to_be_visible(timeout=30_000)
+            page.fill("#event-filters input[name=streams]", "quotes. bad")
+            page.click("#event-filters button[type=submit]")
+            expect(page.locator("#filter-error")).to_contain_text("'streams'")
+            expect(page.locator('[data-metric="events_in"]')).not_to_have_text("–", timeout=10_000)
+
+            page.goto(base + "/servers/exchange-alpha/")
             expect(page.locator("body")).to_contain_text("get_quote")
             expect(page.locator("body")).to_contain_text("reserve_order")
 
@@ -82,5 +106,33 @@ def test_an_operator_logs_in_sees_the_fleet_and_a_status_change_arrives_live(dem
             panel.locator("button[type=submit]").click()
             expect(panel.locator(".call-result pre")).to_contain_text('"bids"')
             expect(panel.locator(".call-outcome")).to_contain_text("ms")
+        finally:
+            browser.close()
+
+
+def test_every_page_fits_a_phone_and_shows_each_status(demo):
+    """At 390 px wide, no page scrolls sideways, and every server's status badge lies within the screen."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844})
+            page.goto(demo.base_url + "/accounts/login/")
+            page.fill("input[name=username]", demo.username)
+            page.fill("input[name=password]", demo.password)
+            page.click("button[type=submit]")
+            expect(page.locator("tr[data-server]")).to_have_count(5)
+            expect(page.locator('#market-ticker tr[data-symbol="BTC-USD"] [data-field="spread"]')).to_contain_text(
+                "bps", timeout=30_000
+            )
+            for path in ("/", "/servers/exchange-alpha/", "/pipeline/"):
+                page.goto(demo.base_url + path)
+                page.wait_for_load_state("networkidle")
+                assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
+            page.goto(demo.base_url + "/")
+            badges = page.locator('tr[data-server] [data-field="status"]')
+            expect(badges).to_have_count(5)
+            for index in range(5):
+                box = badges.nth(index).bounding_box()
+                assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, box
         finally:
             browser.close()

@@ -35,7 +35,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mode", choices=["noise", "nonjson", "badresult", "exit", "stubborn"], default="noise")
     parser.add_argument("--marker", default="")
-    mode = parser.parse_args().mode
+    # --ticker: also list one resource, test://ticker, whose JSON counts the tool calls (a legacy-era ticker).
+    parser.add_argument("--ticker", action="store_true")
+    options = parser.parse_args()
+    mode, ticker = options.mode, options.ticker
+    calls = 0
     if mode == "exit":
         garbage("this server is leaving")
         return
@@ -71,10 +75,16 @@ def main() -> None:
             subscribed.discard(message["params"]["uri"])
             send({"jsonrpc": "2.0", "id": rid, "result": {}})
         elif method == "resources/list":
-            send({"jsonrpc": "2.0", "id": rid, "result": {"resources": []}})
+            listed = [{"uri": "test://ticker", "name": "ticker"}] if ticker else []
+            send({"jsonrpc": "2.0", "id": rid, "result": {"resources": listed}})
+        elif method == "resources/read" and ticker:
+            text = json.dumps({"calls": calls})
+            contents = [{"uri": "test://ticker", "mimeType": "application/json", "text": text}]
+            send({"jsonrpc": "2.0", "id": rid, "result": {"contents": contents}})
         elif method == "tools/list":
             send({"jsonrpc": "2.0", "id": rid, "result": {"tools": [TOOL]}})
         elif method == "tools/call":
+            calls += 1
             for uri in sorted(subscribed):
                 send({"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": {"uri": uri}})
             if mode == "badresult":

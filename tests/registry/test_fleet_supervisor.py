@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
 from exchange_fleet import launcher
-from registry import events
 from registry.connections import CallOutcome
 from registry.connections.processes import child_pids, is_alive
-from registry.events import FLEET_GROUP
 from registry.models import CallRecord, CapabilitySnapshot, Server, ServerStatus, StatusChange
 from registry.services import (
     call_outcomes_record,
@@ -30,6 +25,7 @@ from registry.services import (
     server_delete,
     server_update,
 )
+from registry.signals import server_status_changed, servers_seen
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,7 +46,7 @@ def transitions(received: list[dict], server: str) -> list[str]:
     """The statuses announced for a server, without the repeats that only update the reason."""
     statuses: list[str] = []
     for event in received:
-        if event.get("type") == "fleet.status" and event["server"] == server and statuses[-1:] != [event["status"]]:
+        if event.get("type") == "fleet.status" and event["name"] == server and statuses[-1:] != [event["status"]]:
             statuses.append(event["status"])
     return statuses
 
@@ -86,33 +82,20 @@ def http_exchange() -> Iterator[tuple[int, list[subprocess.Popen[bytes]]]]:
 
 @pytest.fixture
 def fleet_events() -> Iterator[Callable[[], list[dict]]]:
-    """Everything published to the fleet group, received on one long-lived loop bound as the delivery loop, as the
-    serve command binds daphne's."""
-    layer = get_channel_layer()
+    """What the registry announced (its signals, which the pipeline turns into fleet.status / fleet.seen events)."""
     received: list[dict] = []
-    ready, stop = threading.Event(), threading.Event()
-    holder: dict[str, asyncio.AbstractEventLoop] = {}
 
-    async def listen() -> None:
-        holder["loop"] = asyncio.get_running_loop()
-        channel = await layer.new_channel()
-        await layer.group_add(FLEET_GROUP, channel)
-        ready.set()
-        while not stop.is_set():
-            try:
-                received.append(await asyncio.wait_for(layer.receive(channel), timeout=0.2))
-            except TimeoutError:
-                continue
-        await layer.group_discard(FLEET_GROUP, channel)
+    def on_status(sender, **announced) -> None:
+        received.append({"type": "fleet.status", **announced})
 
-    listener = threading.Thread(target=asyncio.run, args=(listen(),))
-    listener.start()
-    assert ready.wait(10)
-    events.bind_delivery_loop(holder["loop"])
+    def on_seen(sender, seen, **_) -> None:
+        received.append({"type": "fleet.seen", "servers": seen})
+
+    server_status_changed.connect(on_status, dispatch_uid="test-fleet-status")
+    servers_seen.connect(on_seen, dispatch_uid="test-fleet-seen")
     yield lambda: list(received)
-    events.bind_delivery_loop(None)
-    stop.set()
-    listener.join(10)
+    server_status_changed.disconnect(dispatch_uid="test-fleet-status")
+    servers_seen.disconnect(dispatch_uid="test-fleet-seen")
 
 
 def test_it_brings_servers_online_discovering_each_session_exactly_once(live_fleet, http_exchange, fleet_events):
@@ -125,7 +108,7 @@ def test_it_brings_servers_online_discovering_each_session_exactly_once(live_fle
     assert server.protocol_version == "2026-07-28"
     assert server.status_reason.startswith("connected")
     assert server.capabilities.filter(kind="tool", name="get_quote").exists()
-    wait_for(lambda: any(e.get("server") == "alpha-http" and e.get("status") == "online" for e in fleet_events()))
+    wait_for(lambda: any(e.get("name") == "alpha-http" and e.get("status") == "online" for e in fleet_events()))
     history = list(StatusChange.objects.filter(server=server).values_list("from_status", "to_status", "source"))
     assert history == [("unknown", "online", "supervisor")]
 
@@ -240,7 +223,7 @@ def test_a_degraded_server_is_retried_with_a_backoff_not_every_second(live_fleet
     assert 1 <= failed <= 3  # 2 s, 4 s...: a handful of tries in 4 s, not one a second
     changes = list(StatusChange.objects.filter(server__name="delta").order_by("at").values_list("to_status", flat=True))
     assert changes == ["degraded", "online"]  # the retries update the reason in place, they are no new transitions
-    statuses = [e["status"] for e in fleet_events() if e.get("server") == "delta" and "status" in e]
+    statuses = [e["status"] for e in fleet_events() if e.get("name") == "delta" and "status" in e]
     assert statuses.count("degraded") <= failed and statuses[-1] == "online"
 
 

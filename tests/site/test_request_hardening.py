@@ -126,7 +126,7 @@ async def _connect(cookie: str, origin: bytes | None, host: bytes = b"127.0.0.1:
     headers = [(b"host", host), (b"cookie", cookie.encode())]
     if origin is not None:
         headers.append((b"origin", origin))
-    communicator = WebsocketCommunicator(application, "/ws/fleet/", headers=headers)
+    communicator = WebsocketCommunicator(application, "/ws/events/", headers=headers)
     communicator.scope["scheme"] = scheme
     connected, _ = await communicator.connect()
     await communicator.disconnect()

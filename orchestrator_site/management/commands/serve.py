@@ -35,7 +35,8 @@ class Command(BaseCommand):
 
         from orchestrator_site.asgi import application
         from orchestrator_site.demo import DemoFleet, demo_login, demo_register
-        from registry import events
+        from pipeline.delivery import bind_delivery_loop
+        from pipeline.service import start_pipeline, stop_pipeline
         from registry.connections import shutdown_runtime
         from registry.fleet_api import fleet_runtime
         from registry.supervisor import start_supervisor, stop_supervisor
@@ -65,8 +66,11 @@ class Command(BaseCommand):
 
         def start_loops() -> None:
             # Events for the browsers are delivered on daphne's loop, which owns the in-memory channel layer.
-            events.bind_delivery_loop(asyncio.get_event_loop())
-            start_supervisor(fleet_runtime())
+            bind_delivery_loop(asyncio.get_event_loop())
+            runtime = fleet_runtime()
+            # The pipeline first, so the supervisor's first status changes already travel through it.
+            start_pipeline(runtime)
+            start_supervisor(runtime)
             self.stdout.write(self.style.SUCCESS(f"Dashboard: http://{host}:{port}/   (Ctrl-C stops everything)"))
             if options["demo"] and password:
                 self.stdout.write(f"Log in as {username} / {password}")
@@ -82,8 +86,9 @@ class Command(BaseCommand):
             stopped.set()
             self.stdout.write("Stopping: closing MCP sessions and child processes...")
             stop_supervisor()
+            stop_pipeline()
             shutdown_runtime()
-            events.bind_delivery_loop(None)
+            bind_delivery_loop(None)
             demo.stop()
             self.stdout.write("Stopped cleanly.")
 
