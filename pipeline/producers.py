@@ -26,6 +26,7 @@ from typing import Any
 from pipeline.bus import EventBus
 from pipeline.routes import Routed, parse_content, route_poll, route_resource
 from registry import fleet_api
+from registry.call_recorder import STREAMING_CALLER as CALLER
 from registry.connections import ConnectionLayerError
 from registry.connections.deadlines import Deadline
 from registry.models import CapabilitySnapshot, Server
@@ -33,7 +34,6 @@ from registry.orm_worker import OrmWorker
 
 logger = logging.getLogger(__name__)
 
-CALLER = "pipeline"
 RESOURCE_UPDATED = "notifications/resources/updated"
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max, Min
+from django.db.models import Max, Min, Q
 
 from pipeline.bus import LocalSequencer
 from pipeline.events import Event
@@ -98,14 +98,17 @@ class DatabaseEventStore:
 
     @staticmethod
     def prune(max_age_seconds: float | None = None, max_per_stream: int | None = None) -> int:
+        """Drop events older than the age limit and beyond the count limit, per stream. A stream's newest event is
+        kept whatever its age: its number is where the stream's numbering goes on after a restart."""
         max_age = settings.PIPELINE_RETENTION_SECONDS if max_age_seconds is None else max_age_seconds
-        keep = settings.PIPELINE_RETENTION_PER_STREAM if max_per_stream is None else max_per_stream
+        keep = max(1, settings.PIPELINE_RETENTION_PER_STREAM if max_per_stream is None else max_per_stream)
         cutoff = datetime.fromtimestamp(time.time() - max_age, UTC)
-        removed, _ = StoredEvent.objects.filter(at__lt=cutoff).delete()
-        for row in StoredEvent.objects.values("stream").annotate(last=Max("seq"), first=Min("seq")):
-            if row["last"] - row["first"] + 1 > keep:
-                count, _ = StoredEvent.objects.filter(stream=row["stream"], seq__lte=row["last"] - keep).delete()
-                removed += count
+        removed = 0
+        for row in StoredEvent.objects.values("stream").annotate(last=Max("seq")):
+            floor = row["last"] - keep  # everything at or below this is over the count limit
+            stale = Q(at__lt=cutoff, seq__lt=row["last"]) | Q(seq__lte=floor)
+            count, _ = StoredEvent.objects.filter(Q(stream=row["stream"]) & stale).delete()
+            removed += count
         return removed
 
     # -- reads -----------------------------------------------------------------------------------------------------
