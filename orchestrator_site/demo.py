@@ -64,7 +64,25 @@ class DemoFleet:
             "tags": ["demo", "exchange", profile.transport.replace("streamable-", "")],
             "priority": 100,
             "enabled": True,
-            "metadata": {"taker_fee": profile.taker_fee, "symbols": list(profile.symbols), "simulated": True},
+            "metadata": {
+                "taker_fee": profile.taker_fee,
+                "symbols": list(profile.symbols),
+                "simulated": True,
+                # A synthetic quote on every check: gamma (150 ms) shows as slow, delta's failing calls as brief
+                # pending spells, and its 10 s outage every minute as down and back.
+                "health": {
+                    "interval_seconds": 2,
+                    "retries": 2,
+                    "recover_after": 3,
+                    "latency_target_ms": 120,
+                    "synthetic": {
+                        "tool": "get_quote",
+                        "arguments": {"symbol": profile.symbols[0]},
+                        "expect": {"path": "bid", "op": "gt", "value": 0},
+                        "timeout_seconds": 3,
+                    },
+                },
+            },
             "request_timeout_seconds": 10.0,
             "max_concurrency": DEFAULT_MAX_CONCURRENCY,
         }
@@ -81,6 +99,45 @@ class DemoFleet:
 
 def demo_register(fleet: DemoFleet) -> dict[str, Any]:
     return registry_import(document=fleet.registry_document()).as_dict()
+
+
+DEMO_RULES: list[dict[str, Any]] = [
+    # delta's outage every minute: fires when it goes down, resolves when it is back.
+    {
+        "name": "server down",
+        "kind": "down",
+        "severity": "critical",
+        "group_wait_seconds": 2,
+        "group_interval_seconds": 10,
+    },
+    {
+        "name": "slow server",
+        "kind": "latency",
+        "threshold": 500,
+        "window_seconds": 120,
+        "severity": "warning",
+        "for_seconds": 30,
+    },
+    {
+        "name": "latency heading for its target",
+        "kind": "predicted_breach",
+        "horizon_seconds": 3600,
+        "severity": "warning",
+        "for_seconds": 60,
+    },
+    {"name": "tools changed", "kind": "capability_drift", "window_seconds": 600, "severity": "info"},
+]
+
+
+def demo_alert_rules() -> int:
+    """The demo's alert rules, created once (an admin's changes to them are kept)."""
+    from health.models import AlertRule
+
+    created = 0
+    for rule in DEMO_RULES:
+        _, made = AlertRule.objects.get_or_create(name=rule["name"], defaults=rule)
+        created += made
+    return created
 
 
 def demo_login() -> tuple[str, str | None]:

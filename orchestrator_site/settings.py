@@ -181,6 +181,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["registry.permissions.IsViewer"],
     # The docs page must work offline: the UI assets come from the sidecar package, not a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
+    # One name for a choice set used by several models.
+    "ENUM_NAME_OVERRIDES": {"SeverityEnum": "health.models.Severity"},
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
@@ -248,3 +250,23 @@ PIPELINE_SOCKET_BATCH_MAX = env_int("PIPELINE_SOCKET_BATCH_MAX", 500)
 PIPELINE_SOCKET_BUFFER = env_int("PIPELINE_SOCKET_BUFFER", 5_000)
 # Quotes older than this are left out of spreads.
 PIPELINE_QUOTE_STALE_SECONDS = env_float("PIPELINE_QUOTE_STALE_SECONDS", 15.0)
+
+# -- the health monitor ---------------------------------------------------------------------------------------------
+# Checks: every server on its own interval (tunable per server in its metadata, `health`), damped: this many failed
+# checks are tolerated (pending) before a server is down, this many good ones before it is back.
+HEALTH_CHECK_INTERVAL_SECONDS = env_float("HEALTH_CHECK_INTERVAL_SECONDS", 10.0)
+HEALTH_CHECK_TIMEOUT_SECONDS = env_float("HEALTH_CHECK_TIMEOUT_SECONDS", 5.0)
+HEALTH_RETRIES = env_int("HEALTH_RETRIES", 2)
+HEALTH_RECOVER_AFTER = env_int("HEALTH_RECOVER_AFTER", 2)
+HEALTH_LATENCY_TARGET_MS = env_float("HEALTH_LATENCY_TARGET_MS", 1_000.0)
+# Retention: raw samples, minute rollups, hour rollups.
+HEALTH_RAW_RETENTION_SECONDS = env_float("HEALTH_RAW_RETENTION_SECONDS", 24 * 3600.0)
+HEALTH_MINUTE_RETENTION_SECONDS = env_float("HEALTH_MINUTE_RETENTION_SECONDS", 7 * 24 * 3600.0)
+HEALTH_HOUR_RETENTION_SECONDS = env_float("HEALTH_HOUR_RETENTION_SECONDS", 90 * 24 * 3600.0)
+# Trends: the window the latency regression looks at.
+HEALTH_TREND_WINDOW_SECONDS = env_float("HEALTH_TREND_WINDOW_SECONDS", 1_800.0)
+# Alerts: how often rules are evaluated; Python callables a notification channel may name ({"name": "dotted.path"}).
+HEALTH_ALERT_EVALUATION_SECONDS = env_float("HEALTH_ALERT_EVALUATION_SECONDS", 2.0)
+HEALTH_ALERT_CALLABLES: dict[str, str] = {}
+HEALTH_WEBHOOK_TIMEOUT_SECONDS = env_float("HEALTH_WEBHOOK_TIMEOUT_SECONDS", 5.0)
+HEALTH_WEBHOOK_MAX_ATTEMPTS = env_int("HEALTH_WEBHOOK_MAX_ATTEMPTS", 5)

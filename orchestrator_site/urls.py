@@ -14,8 +14,10 @@ urlpatterns = [
     path("api/auth/token/", ThrottledObtainAuthToken.as_view(), name="api-token"),
     path("api/", include("registry.api_urls")),
     path("api/", include("pipeline.api_urls")),
+    path("api/", include("health.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("pipeline/", include("pipeline.urls")),
+    path("health/", include("health.urls")),
     path("", include("registry.urls")),
 ]

@@ -29,15 +29,18 @@ MAX_BATCH = 5_000
 
 
 # Callers whose successful calls run on the fleet's own schedule and are not stored one by one: the liveness probes,
-# and the event pipeline's resource reads and polls (a ticker read every second per symbol would be most of the rows
-# and tell nothing its counters do not). They still update "last seen"; their failures are always stored.
+# the health monitor's checks, and the event pipeline's resource reads and polls (a ticker read every second per
+# symbol would be most of the rows and tell nothing its counters do not). They still update "last seen"; their
+# failures are always stored.
 STREAMING_CALLER = "pipeline"
+# The health monitor's checks: it keeps them itself, as samples.
+HEALTH_CALLER = "health"
 
 
 def is_routine_check(outcome: CallOutcome) -> bool:
     if not outcome.ok:
         return False
-    if outcome.caller == STREAMING_CALLER:
+    if outcome.caller in (STREAMING_CALLER, HEALTH_CALLER):
         return True
     return outcome.operation == "probe" and outcome.caller in (SUPERVISOR, "connection-watch")
 

@@ -19,9 +19,12 @@ class Transport(models.TextChoices):
 
 class ServerStatus(models.TextChoices):
     UNKNOWN = "unknown", "Unknown"
-    ONLINE = "online", "Online"
-    DEGRADED = "degraded", "Degraded"
+    ONLINE = "online", "Online"  # healthy
+    DEGRADED = "degraded", "Degraded"  # slow, or partly failing
+    PENDING = "pending", "Pending"  # checks failing, still within the retry budget before it is called down
+    UNHEALTHY = "unhealthy", "Unhealthy"  # answers, but its checks' expectations fail
     OFFLINE = "offline", "Offline"
+    MAINTENANCE = "maintenance", "Maintenance"  # in a maintenance window: no alerts, not counted in availability
     DISABLED = "disabled", "Disabled"
 
 

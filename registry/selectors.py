@@ -71,7 +71,7 @@ def fleet_overview_rows(filters: FleetFilters | None = None) -> ServerQuerySet:
 
 def fleet_summary() -> dict[str, int]:
     """Counters over the whole fleet, whatever the table's filters."""
-    troubled = [ServerStatus.OFFLINE, ServerStatus.DEGRADED]
+    troubled = [ServerStatus.OFFLINE, ServerStatus.DEGRADED, ServerStatus.PENDING, ServerStatus.UNHEALTHY]
     counts = Server.objects.aggregate(
         total=Count("id"),
         online=Count("id", filter=Q(status=ServerStatus.ONLINE)),

@@ -7,7 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from registry.models import DEFAULT_MAX_CONCURRENCY, Capability, CapabilitySnapshot, Server, Transport
-from registry.validation import poll_errors, secrets_rebinding_errors, transport_errors
+from registry.validation import health_errors, poll_errors, secrets_rebinding_errors, transport_errors
 
 # Fields a server definition is made of: the API writes them, the export/import document carries them.
 DEFINITION_FIELDS = (
@@ -76,7 +76,7 @@ class ServerDefinitionSerializer(serializers.Serializer):
     )
 
     def validate_metadata(self, metadata: dict[str, Any]) -> dict[str, Any]:
-        problem = poll_errors(metadata)
+        problem = poll_errors(metadata) or health_errors(metadata)
         if problem:
             raise serializers.ValidationError(problem)
         return metadata

@@ -48,6 +48,7 @@ from registry.fleet_api import server_target
 from registry.models import Server, ServerStatus
 from registry.orm_worker import OrmWorker
 from registry.services import StatusTransition, capabilities_record, server_status_transition
+from registry.status_decider import CHECK, DISCOVERY, SESSION, StatusDecider, StatusObservation
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +135,8 @@ class FleetSupervisor:
         self._check_wakeup: asyncio.Event | None = None
         self._started = False
         self.loop_errors = 0
+        # Set when another component (the health monitor) decides statuses: see registry/status_decider.py.
+        self.decider: StatusDecider | None = None
 
     @property
     def hub(self) -> ConnectionHub:
@@ -195,6 +198,13 @@ class FleetSupervisor:
                 if not await self.recorder.flush_once():
                     break
         self._started = False
+
+    def hand_status_to(self, decider: StatusDecider | None) -> None:
+        """From now on `decider` decides every status (None: the supervisor again) and runs the liveness checks."""
+        self.decider = decider
+        if decider is None and self._started and self._check_wakeup is not None:
+            for name in self.watched:
+                self.runtime.loop.call_soon_threadsafe(self._schedule_check, name, self.check_interval)
 
     def request_reconcile(self) -> None:
         """The registry changed: reconcile soon. Thread-safe and non-blocking."""
@@ -258,6 +268,7 @@ class FleetSupervisor:
                     watched,
                     ServerStatus.OFFLINE,
                     f"needs attention: its definition cannot be used: {definition.problem}",
+                    source=SESSION,
                 )
                 continue
             if watched.target != definition.target:
@@ -306,7 +317,7 @@ class FleetSupervisor:
             self._spawn(self._went_down(watched, reason, status.last_error))
 
     async def _went_down(self, watched: Watched, reason: str, error: str) -> None:
-        await self._write_status(watched, ServerStatus.OFFLINE, reason, error=error)
+        await self._write_status(watched, ServerStatus.OFFLINE, reason, error=error, source=SESSION)
         self._resolve_waiters(watched, {"ok": False, "error": f"MCP server {watched.name!r}: {reason}"})
 
     def _start_discovery(self, watched: Watched, session: int) -> None:
@@ -344,7 +355,7 @@ class FleetSupervisor:
                 return  # the session is gone; its state change says so
             except ConnectionLayerError as error:
                 reason = f"connected, but listing its capabilities failed: {error}"
-                await self._write_status(watched, ServerStatus.DEGRADED, reason, error=str(error))
+                await self._write_status(watched, ServerStatus.DEGRADED, reason, error=str(error), source=DISCOVERY)
                 self._resolve_waiters(watched, {"ok": False, "error": str(error)})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, DISCOVERY_RETRY_MAX_SECONDS)
@@ -366,6 +377,7 @@ class FleetSupervisor:
                 f"connected (protocol {discovered.protocol_version})",
                 protocol_version=discovered.protocol_version,
                 error="",
+                source=SESSION,
             )
             self._schedule_check(watched.name, self.check_interval)
             self._resolve_waiters(
@@ -425,6 +437,8 @@ class FleetSupervisor:
     # -- liveness checks -----------------------------------------------------------------------------------------
 
     def _schedule_check(self, name: str, after: float) -> None:
+        if self.decider is not None:
+            return  # the decider runs its own checks
         # Spread over the interval, so a fleet started together is not checked in lockstep.
         watched = self.watched.get(name)
         if watched is None:
@@ -512,7 +526,23 @@ class FleetSupervisor:
         *,
         protocol_version: str | None = None,
         error: str | None = None,
+        source: str = CHECK,
     ) -> StatusTransition | None:
+        if self.decider is not None:
+            transition = await self.decider.observe(
+                StatusObservation(
+                    server_id=watched.server_id,
+                    name=watched.name,
+                    status=status,
+                    reason=reason,
+                    source=source,
+                    protocol_version=protocol_version,
+                    error=error,
+                )
+            )
+            if transition is not None:
+                watched.status, watched.reason = transition.to_status, transition.reason
+            return transition
         if watched.status == status and watched.reason == reason and protocol_version is None:
             return None
         transition = await self.db.run(
@@ -554,9 +584,15 @@ def live_supervisor() -> FleetSupervisor | None:
     return _live
 
 
-def start_supervisor(runtime: FleetRuntime, **options: Any) -> FleetSupervisor:
+def start_supervisor(
+    runtime: FleetRuntime, *, before_start: Callable[[FleetSupervisor], Any] | None = None, **options: Any
+) -> FleetSupervisor:
+    """Start the process's supervisor. `before_start` runs first with the new supervisor: the place for a status
+    decider to take over, so that not even the first status is written by anyone else."""
     global _live
     supervisor = FleetSupervisor(runtime, **options)
+    if before_start is not None:
+        before_start(supervisor)
     supervisor.start()
     _live = supervisor
     return supervisor

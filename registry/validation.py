@@ -229,3 +229,54 @@ def poll_errors(metadata: Any) -> str | None:
     if stream is not None and (not isinstance(stream, str) or len(stream) > 200 or not POLL_STREAM.match(stream)):
         return "poll.stream must be a dotted stream name such as quotes.BTC-USD"
     return None
+
+
+HEALTH_KEYS = frozenset({"interval_seconds", "retries", "recover_after", "latency_target_ms", "synthetic"})
+SYNTHETIC_KEYS = frozenset({"tool", "arguments", "expect", "timeout_seconds"})
+EXPECT_OPERATORS = frozenset({"exists", "eq", "ne", "gt", "ge", "lt", "le", "contains"})
+
+
+def _number_between(value: Any, low: float, high: float) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and low <= value <= high
+
+
+def health_errors(metadata: Any) -> str | None:
+    """`metadata.health`, when present, tunes the health monitor's checks of this server: {interval_seconds,
+    retries, recover_after, latency_target_ms, synthetic: {tool, arguments, expect: {path, op, value},
+    timeout_seconds}}."""
+    if not isinstance(metadata, dict) or "health" not in metadata:
+        return None
+    health = metadata["health"]
+    if not isinstance(health, dict):
+        return "health must be an object: {interval_seconds, retries, recover_after, latency_target_ms, synthetic}"
+    unknown = sorted(set(health) - HEALTH_KEYS)
+    if unknown:
+        return f"health has unknown keys: {', '.join(_shown(key) for key in unknown[:5])}"
+    limits = {"interval_seconds": (1, 3600), "retries": (0, 20), "recover_after": (1, 20)}
+    for key, (low, high) in limits.items():
+        if key in health and not _number_between(health[key], low, high):
+            return f"health.{key} must be a number from {low} to {high}"
+    if "latency_target_ms" in health and not _number_between(health["latency_target_ms"], 1, 600_000):
+        return "health.latency_target_ms must be a number from 1 to 600000"
+    synthetic = health.get("synthetic")
+    if synthetic is None:
+        return None
+    if not isinstance(synthetic, dict):
+        return "health.synthetic must be an object: {tool, arguments, expect, timeout_seconds}"
+    unknown = sorted(set(synthetic) - SYNTHETIC_KEYS)
+    if unknown:
+        return f"health.synthetic has unknown keys: {', '.join(_shown(key) for key in unknown[:5])}"
+    tool = synthetic.get("tool")
+    if not isinstance(tool, str) or not tool or len(tool) > 200:
+        return "health.synthetic.tool must be the name of a tool (1-200 characters)"
+    if not isinstance(synthetic.get("arguments", {}), dict):
+        return "health.synthetic.arguments must be an object"
+    if "timeout_seconds" in synthetic and not _number_between(synthetic["timeout_seconds"], 0.1, 600):
+        return "health.synthetic.timeout_seconds must be a number from 0.1 to 600"
+    expect = synthetic.get("expect")
+    if expect is not None:
+        if not isinstance(expect, dict) or not isinstance(expect.get("path", ""), str):
+            return "health.synthetic.expect must be an object: {path, op, value}"
+        if expect.get("op", "exists") not in EXPECT_OPERATORS:
+            return f"health.synthetic.expect.op must be one of {', '.join(sorted(EXPECT_OPERATORS))}"
+    return None

@@ -12,7 +12,10 @@
   var STATUS_LABELS = {
     online: "Online",
     degraded: "Degraded",
+    pending: "Pending",
+    unhealthy: "Unhealthy",
     offline: "Offline",
+    maintenance: "Maintenance",
     unknown: "Unknown",
     disabled: "Disabled",
   };
@@ -94,7 +97,7 @@
       var row = fleet[name];
       totals.total += 1;
       if (row.status === "online") totals.online += 1;
-      if (row.status === "offline" || row.status === "degraded") totals.troubled += 1;
+      if (["offline", "degraded", "pending", "unhealthy"].indexOf(row.status) >= 0) totals.troubled += 1;
       if (row.counts) totals.tools += row.counts.tools || 0;
     });
     counters.forEach(function (el) {

@@ -29,7 +29,7 @@ async def test_well_behaved_stdio_end_to_end(hub: ConnectionHub, marker: str, ou
     assert status.pid is not None and status.pid in marked_pids(marker)
 
     caps = (await hub.discover("wb")).result
-    assert set(caps.tool_names) == {"echo", "add", "fail", "slow", "concurrency", "touch", "change_tools"}
+    assert set(caps.tool_names) == {"echo", "add", "fail", "slow", "concurrency", "touch", "change_tools", "grow_tools"}
     add = next(tool for tool in caps.tools if tool["name"] == "add")
     assert add["inputSchema"]["required"] == ["a", "b"]
     assert add["outputSchema"]["properties"]["total"]["type"] == "integer"  # wire names kept (by_alias)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -20,11 +21,17 @@ from mcp.server.mcpserver.exceptions import ToolError  # noqa: E402
 
 # LIST_DELAY_SECONDS makes every tools/list slow: a discovery that is still running when a test acts.
 _LIST_DELAY = float(os.environ.get("LIST_DELAY_SECONDS", "0") or 0)
+# RAMP_MS_PER_SECOND makes every request after the handshake slower and slower: a latency ramp for health trends.
+_RAMP = float(os.environ.get("RAMP_MS_PER_SECOND", "0") or 0)
+_STARTED = time.monotonic()
+_HANDSHAKE = {"initialize", "server/discover", "subscriptions/listen"}
 
 
 async def slow_listing(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
     if ctx.method == "tools/list" and _LIST_DELAY:
         await asyncio.sleep(_LIST_DELAY)
+    if _RAMP and ctx.method not in _HANDSHAKE:
+        await asyncio.sleep(_RAMP * (time.monotonic() - _STARTED) / 1000.0)
     return await call_next(ctx)
 
 
@@ -94,6 +101,18 @@ async def change_tools(ctx: Context) -> str:
     """Announce a tools list change."""
     await ctx.notify_tools_changed()
     return "changed"
+
+
+@server.tool()
+async def grow_tools(ctx: Context) -> str:
+    """Add a tool named `grown` (a real change of the tool list), then announce it."""
+
+    def grown() -> str:
+        return "grown"
+
+    server.add_tool(grown, name="grown", description="Appeared at run time.")
+    await ctx.notify_tools_changed()
+    return "grown"
 
 
 @server.resource("test://greeting", name="greeting", mime_type="text/plain")

@@ -33,8 +33,9 @@ class Command(BaseCommand):
         from daphne.server import Server as DaphneServer
         from twisted.internet import reactor
 
+        from health.monitor import start_monitor, stop_monitor
         from orchestrator_site.asgi import application
-        from orchestrator_site.demo import DemoFleet, demo_login, demo_register
+        from orchestrator_site.demo import DemoFleet, demo_alert_rules, demo_login, demo_register
         from pipeline.delivery import bind_delivery_loop
         from pipeline.service import start_pipeline, stop_pipeline
         from registry.connections import shutdown_runtime
@@ -58,6 +59,7 @@ class Command(BaseCommand):
             self.stdout.write("Starting the demo exchange fleet...")
             demo.start_http_exchanges()
             report = demo_register(demo)
+            demo_alert_rules()
             username, password = demo_login()
             self.stdout.write(
                 f"Demo fleet registered (created {len(report['created'])}, updated {len(report['updated'])}, "
@@ -70,7 +72,8 @@ class Command(BaseCommand):
             runtime = fleet_runtime()
             # The pipeline first, so the supervisor's first status changes already travel through it.
             start_pipeline(runtime)
-            start_supervisor(runtime)
+            # Health decides every status, from the first (the supervisor hands its observations over).
+            start_supervisor(runtime, before_start=lambda supervisor: start_monitor(runtime, supervisor))
             self.stdout.write(self.style.SUCCESS(f"Dashboard: http://{host}:{port}/   (Ctrl-C stops everything)"))
             if options["demo"] and password:
                 self.stdout.write(f"Log in as {username} / {password}")
@@ -85,6 +88,7 @@ class Command(BaseCommand):
                 return
             stopped.set()
             self.stdout.write("Stopping: closing MCP sessions and child processes...")
+            stop_monitor()
             stop_supervisor()
             stop_pipeline()
             shutdown_runtime()

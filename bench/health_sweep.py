@@ -1,0 +1,220 @@
+"""The health monitor at scale: CPU per check over 1,000 Streamable HTTP servers, and the health API's query time
+with 30 days of history for 100 servers.
+
+    .venv/bin/python -m bench.health_sweep                              # 10 processes x 100 exchanges
+    .venv/bin/python -m bench.health_sweep --processes 4 --per-process 50 --skip-query
+
+1. The real supervisor and health monitor (as `manage.py serve` runs them) on a scratch SQLite database, every
+   server checked every `--interval` seconds (the era's liveness probe; its sample written in batches). Measured over
+   a window of steady checking: checks per second and CPU seconds of this process per check, against a bare SDK
+   probe of the same servers in the same run (an open `Client`, the same request, sequential). Target: at most 1.2x
+   the bare cost. Reported: how many servers one worker keeps on a 10 s interval with at most half a core.
+2. `GET /api/health/`'s work (every server's availability 24h/7d/30d, latency, success, trend and prediction) over
+   100 servers with 30 days of hour rollups, 7 days of minute rollups and an hour of raw samples. Target: p95 under
+   200 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+SCRATCH = REPO / "var" / "bench" / "health_sweep"
+
+
+def setup_django() -> None:
+    shutil.rmtree(SCRATCH, ignore_errors=True)
+    SCRATCH.mkdir(parents=True)
+    os.environ["ORCHESTRATOR_VAR_DIR"] = str(SCRATCH)
+    os.environ.pop("DATABASE_URL", None)
+    os.environ.setdefault("DEBUG", "0")
+    os.environ.setdefault("SECRET_KEY", "bench-only-" + "x" * 50)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator_site.settings")
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
+def sweep(args: argparse.Namespace) -> dict[str, Any]:
+    from bench.supervisor_scale import bare_probe_cost, cpu_seconds, rss_mb, wait
+    from exchange_fleet.launcher import free_port, start_http_exchange_fleet, stop_process
+    from health.monitor import live_monitor, start_monitor, stop_monitor
+    from registry.connections import shutdown_runtime
+    from registry.fleet_api import fleet_runtime
+    from registry.models import Server, ServerStatus
+    from registry.services import server_create
+    from registry.supervisor import start_supervisor, stop_supervisor
+
+    fleets: list[tuple[Any, list[str]]] = []
+    result: dict[str, Any] = {"servers": args.processes * args.per_process, "interval_seconds": args.interval}
+    try:
+        for _ in range(args.processes):
+            fleets.append(
+                start_http_exchange_fleet(args.per_process, free_port(), "--tick-interval", "60", "--no-outages")
+            )
+        urls = [url for _, found in fleets for url in found]
+        result["bare_cpu_per_probe_ms"] = round(bare_probe_cost(urls[: args.bare_sample], rounds=5), 3)
+        for index, url in enumerate(urls):
+            server_create(
+                name=f"h{index}",
+                transport="http",
+                url=url,
+                request_timeout_seconds=5,
+                metadata={"health": {"interval_seconds": args.interval}},
+            )
+        runtime = fleet_runtime()
+        started = time.monotonic()
+        start_supervisor(runtime, before_start=lambda supervisor: start_monitor(runtime, supervisor))
+        monitor = live_monitor()
+        assert monitor is not None
+        wait(lambda: Server.objects.filter(status=ServerStatus.ONLINE).count() == len(urls), timeout=300, step=0.5)
+        result["online_after_seconds"] = round(time.monotonic() - started, 1)
+        time.sleep(args.interval * 1.5)  # the first round of checks settles
+        checks_before, cpu_before, wall_before = monitor.checks_done, cpu_seconds(), time.monotonic()
+        time.sleep(args.window)
+        checks = monitor.checks_done - checks_before
+        cpu_used, wall = cpu_seconds() - cpu_before, time.monotonic() - wall_before
+        result["checks"] = checks
+        result["checks_per_second"] = round(checks / wall, 1)
+        result["cpu_per_check_ms"] = round(cpu_used * 1000 / max(1, checks), 3)
+        result["ratio_to_bare"] = round(result["cpu_per_check_ms"] / result["bare_cpu_per_probe_ms"], 3)
+        result["servers_per_half_core_at_10s"] = round(0.5 / (result["cpu_per_check_ms"] / 1000) * 10)
+        result["rss_mb"] = round(rss_mb(), 1)
+        result["samples_dropped"] = monitor.dropped_samples
+    finally:
+        stop_monitor()
+        stop_supervisor()
+        shutdown_runtime()
+        for process, _ in fleets:
+            stop_process(process)
+    return result
+
+
+def query(args: argparse.Namespace) -> dict[str, Any]:
+    from django.utils import timezone
+
+    from health.models import HealthRollup, HealthSample, Resolution
+    from health.rollups import floor_hour, floor_minute
+    from health.selectors import fleet_health
+    from registry.models import Server
+
+    Server.objects.all().delete()
+    rng = random.Random(1)
+    now = timezone.now()
+    servers = [Server.objects.create(name=f"q{i}", transport="http", url=f"http://127.0.0.1:9/{i}") for i in range(100)]
+    started = time.perf_counter()
+
+    def bucket(server: Server, resolution: str, start: Any, checks: int) -> HealthRollup:
+        ok = checks - (1 if rng.random() < 0.05 else 0)
+        return HealthRollup(
+            server=server,
+            resolution=resolution,
+            start=start,
+            checks=checks,
+            ok=ok,
+            calls=checks,
+            calls_ok=ok,
+            latency_p50_ms=10 + rng.random() * 5,
+            latency_p95_ms=20 + rng.random() * 10,
+            latency_p99_ms=40 + rng.random() * 20,
+            latency_max_ms=80.0,
+            latency_sum_ms=12.0 * checks,
+            latency_count=ok,
+        )
+
+    last_hour = floor_hour(now)
+    for server in servers:
+        hours = [bucket(server, Resolution.HOUR, last_hour - timedelta(hours=h + 1), 360) for h in range(30 * 24)]
+        last_minute = floor_minute(now)
+        minutes = [
+            bucket(server, Resolution.MINUTE, last_minute - timedelta(minutes=m + 1), 6) for m in range(7 * 1440)
+        ]
+        HealthRollup.objects.bulk_create(hours + minutes, batch_size=5_000)
+        HealthSample.objects.bulk_create(
+            [
+                HealthSample(
+                    server=server,
+                    at=now - timedelta(seconds=10 * i),
+                    kind="probe",
+                    ok=True,
+                    latency_ms=10 + rng.random() * 5 + i * 0.001,
+                )
+                for i in range(360)
+            ],
+            batch_size=5_000,
+        )
+    filled = time.perf_counter() - started
+    timings = []
+    for _ in range(args.query_runs):
+        began = time.perf_counter()
+        rows = fleet_health()
+        timings.append((time.perf_counter() - began) * 1000)
+    assert len(rows) == 100 and rows[0]["availability"]["30d"] is not None
+    timings.sort()
+    return {
+        "servers": 100,
+        "rollup_rows": HealthRollup.objects.count(),
+        "raw_samples": HealthSample.objects.count(),
+        "fill_seconds": round(filled, 1),
+        "p50_ms": round(statistics.median(timings), 1),
+        "p95_ms": round(timings[min(len(timings) - 1, round(0.95 * (len(timings) - 1)))], 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.health_sweep", description=__doc__.split("\n")[0])
+    parser.add_argument("--processes", type=int, default=10)
+    parser.add_argument("--per-process", type=int, default=100)
+    parser.add_argument("--interval", type=float, default=10.0)
+    parser.add_argument("--window", type=float, default=30.0)
+    parser.add_argument("--bare-sample", type=int, default=50)
+    parser.add_argument("--query-runs", type=int, default=20)
+    parser.add_argument("--skip-sweep", action="store_true")
+    parser.add_argument("--skip-query", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    setup_django()
+    report: dict[str, Any] = {}
+    if not args.skip_sweep:
+        report["sweep"] = sweep(args)
+    if not args.skip_query:
+        report["query"] = query(args)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    if "sweep" in report:
+        s = report["sweep"]
+        verdict = "PASS" if s["ratio_to_bare"] <= 1.2 else "FAIL"
+        print(f"Health monitor sweeping {s['servers']} Streamable HTTP servers every {s['interval_seconds']:g} s")
+        print(f"  all online after {s['online_after_seconds']} s; resident memory {s['rss_mb']:.0f} MB")
+        print(f"  {s['checks']} checks in the window ({s['checks_per_second']}/s)")
+        print(
+            f"  CPU per check {s['cpu_per_check_ms']:.3f} ms vs bare SDK probe {s['bare_cpu_per_probe_ms']:.3f} ms: "
+            f"ratio {s['ratio_to_bare']} (target <= 1.2: {verdict})"
+        )
+        print(
+            f"  servers one worker keeps on a 10 s interval with half a core: {s['servers_per_half_core_at_10s']} "
+            "(target 2,500)"
+        )
+    if "query" in report:
+        q = report["query"]
+        verdict = "PASS" if q["p95_ms"] < 200 else "FAIL"
+        print(f"Health API over {q['servers']} servers, {q['rollup_rows']:,} rollups, {q['raw_samples']:,} raw samples")
+        print(f"  query p50 {q['p50_ms']} ms, p95 {q['p95_ms']} ms (target p95 < 200 ms: {verdict})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""Alerts in the API: the alerts themselves (viewers read, operators acknowledge), and rules, silences, channels and
+the delivery log (admins; channels hold secrets, so only admins see them at all)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from health.alerting import acknowledge, alert_event, alert_json
+from health.models import Alert, AlertRule, AlertState, NotificationChannel, NotificationDelivery, Silence
+from pipeline.service import publish
+from registry.models import Server
+from registry.permissions import IsAdmin, IsOperator, IsViewer, Role, role_of
+from registry.validation import url_errors
+
+
+class ReadForViewersWriteForAdmins(BasePermission):
+    message = "Viewers may read; changing alert rules and silences needs an admin."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return role_of(request.user) >= (Role.VIEWER if request.method in SAFE_METHODS else Role.ADMIN)
+
+
+class AlertSerializer(serializers.ModelSerializer):
+    def to_representation(self, alert: Alert) -> dict[str, Any]:
+        return alert_json(alert)
+
+    class Meta:
+        model = Alert
+        fields = ["id"]
+
+
+class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = AlertSerializer
+    permission_classes = [IsViewer]
+    lookup_value_regex = r"\d+"
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        rows = Alert.objects.select_related("rule", "server").order_by("-started_at")
+        state = self.request.query_params.get("state")
+        if state:
+            if state not in AlertState.values:
+                raise serializers.ValidationError({"state": f"one of {', '.join(AlertState.values)}"})
+            rows = rows.filter(state=state)
+        return rows
+
+    @extend_schema(summary="Acknowledge an alert (operators): no more repeat notifications", request=None)
+    @action(detail=True, methods=["post"], permission_classes=[IsOperator])
+    def acknowledge(self, request: Request, pk: str | None = None) -> Response:
+        alert = acknowledge(self.get_object(), request.user.get_username())
+        publish("health.alerts", "acknowledged", alert_event(alert, "acknowledged"), server=alert.server.name)
+        return Response(alert_json(alert))
+
+
+class AlertRuleSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AlertRule
+        fields = "__all__"
+
+    def validate_servers(self, value: Any) -> list[str]:
+        if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+            raise serializers.ValidationError("a list of server names")
+        unknown = sorted(set(value) - set(Server.objects.filter(name__in=value).values_list("name", flat=True)))
+        if unknown:
+            raise serializers.ValidationError(f"no such server: {', '.join(unknown[:5])}")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        for field in (
+            "window_seconds",
+            "horizon_seconds",
+            "for_seconds",
+            "group_wait_seconds",
+            "group_interval_seconds",
+            "repeat_interval_seconds",
+        ):
+            if field in attrs and not 0 <= attrs[field] <= 30 * 24 * 3600:
+                raise serializers.ValidationError({field: "must be from 0 to 2592000 seconds"})
+        return attrs
+
+
+class AlertRuleViewSet(viewsets.ModelViewSet):
+    serializer_class = AlertRuleSerializer
+    permission_classes = [ReadForViewersWriteForAdmins]
+    queryset = AlertRule.objects.all()
+
+
+class SilenceSerializer(serializers.ModelSerializer):
+    rule = serializers.SlugRelatedField(
+        slug_field="name", queryset=AlertRule.objects.all(), required=False, allow_null=True
+    )
+    server = serializers.SlugRelatedField(
+        slug_field="name", queryset=Server.objects.all(), required=False, allow_null=True
+    )
+
+    class Meta:
+        model = Silence
+        fields = ["id", "rule", "server", "starts_at", "ends_at", "comment", "created_by"]
+        read_only_fields = ["created_by"]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        starts = attrs.get("starts_at", getattr(self.instance, "starts_at", None))
+        ends = attrs.get("ends_at", getattr(self.instance, "ends_at", None))
+        if starts and ends and ends <= starts:
+            raise serializers.ValidationError({"ends_at": "must be after starts_at"})
+        return attrs
+
+
+class SilenceViewSet(viewsets.ModelViewSet):
+    serializer_class = SilenceSerializer
+    permission_classes = [ReadForViewersWriteForAdmins]
+    queryset = Silence.objects.select_related("rule", "server")
+
+    def perform_create(self, serializer: SilenceSerializer) -> None:
+        serializer.save(created_by=self.request.user.get_username())
+
+
+class ChannelSerializer(serializers.ModelSerializer):
+    secret = serializers.CharField(write_only=True, required=False, allow_blank=True, max_length=200)
+    has_secret = serializers.SerializerMethodField()
+
+    class Meta:
+        model = NotificationChannel
+        fields = ["id", "name", "kind", "url", "secret", "has_secret", "callable_name", "min_severity", "enabled"]
+
+    def get_has_secret(self, channel: NotificationChannel) -> bool:
+        return bool(channel.secret)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        kind = attrs.get("kind", getattr(self.instance, "kind", ""))
+        if kind == "webhook":
+            url = attrs.get("url", getattr(self.instance, "url", ""))
+            problem = url_errors(url) if url else "a webhook needs a URL"
+            if problem:
+                raise serializers.ValidationError({"url": problem})
+            if not attrs.get("secret", getattr(self.instance, "secret", "")):
+                raise serializers.ValidationError({"secret": "a webhook needs a secret to sign its bodies with"})
+        elif kind == "callable":
+            name = attrs.get("callable_name", getattr(self.instance, "callable_name", ""))
+            if name not in settings.HEALTH_ALERT_CALLABLES:
+                known = ", ".join(sorted(settings.HEALTH_ALERT_CALLABLES)) or "none configured"
+                raise serializers.ValidationError({"callable_name": f"not in HEALTH_ALERT_CALLABLES ({known})"})
+        return attrs
+
+
+class ChannelViewSet(viewsets.ModelViewSet):
+    serializer_class = ChannelSerializer
+    permission_classes = [IsAdmin]
+    queryset = NotificationChannel.objects.all()
+
+
+class DeliverySerializer(serializers.ModelSerializer):
+    channel = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    rule = serializers.SlugRelatedField(slug_field="name", read_only=True)
+
+    class Meta:
+        model = NotificationDelivery
+        fields = [
+            "id",
+            "channel",
+            "rule",
+            "state",
+            "attempts",
+            "last_status_code",
+            "last_error",
+            "log",
+            "payload",
+            "created_at",
+            "next_attempt_at",
+        ]
+
+
+class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = DeliverySerializer
+    permission_classes = [IsAdmin]
+    queryset = NotificationDelivery.objects.select_related("channel", "rule")

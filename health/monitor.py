@@ -1,0 +1,495 @@
+"""The health monitor: checks every server on its own interval, keeps the samples, and decides every status.
+
+It runs on the fleet loop. Once started it takes status over from the supervisor (`hand_status_to`): the
+supervisor's observations (a session up or down, a discovery that failed) come here, the supervisor's own checks
+stop, and this is the one place that writes a server's status (through the registry's compare-and-set, with
+history, so the change travels to the dashboards as `fleet.status`).
+
+A check: the era's liveness probe with its latency, then, when one is configured, a synthetic tool call whose
+answer must meet an expectation. Checks of all servers run concurrently, each with its deadline; a hung server only
+delays itself. Outcomes of real calls (anyone but the fleet's own machinery) are kept too, as passive samples.
+Samples are written in batches by one database thread; rollups and retention run every minute. Maintenance windows
+put their servers in `maintenance`, whose checks are left out of availability. Every loop catches, logs, goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+
+from health.alerting import evaluate
+from health.config import CheckConfig, check_config
+from health.damping import CheckVerdict, DampedStatus
+from health.expectations import expectation_problem
+from health.models import HealthSample, MaintenanceWindow, SampleKind
+from health.notify import deliver_due
+from health.rollups import roll_up
+from pipeline.service import publish
+from registry import fleet_api
+from registry.call_recorder import HEALTH_CALLER, STREAMING_CALLER, SUPERVISOR
+from registry.connections import ConnectionLayerError, FleetRuntime
+from registry.connections.deadlines import Deadline
+from registry.models import Server, ServerStatus
+from registry.orm_worker import OrmWorker
+from registry.services import StatusTransition, server_status_transition
+from registry.status_decider import SESSION, StatusObservation
+from registry.supervisor import FleetSupervisor
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "health"
+MACHINERY = {SUPERVISOR, "connection-watch", STREAMING_CALLER, HEALTH_CALLER}
+PASSIVE_OPERATIONS = {"tools/call", "resources/read"}
+MAX_BUFFERED_SAMPLES = 100_000
+
+
+@dataclass
+class Tracked:
+    config: CheckConfig
+    damped: DampedStatus
+    written: tuple[str, str] = ("", "")
+    due: float = 0.0
+    checking: bool = False
+    maintenance: str = ""  # the open window's name, if any
+    last_check: dict[str, Any] = field(default_factory=dict)
+
+
+def load_configs() -> tuple[dict[str, CheckConfig], dict[str, tuple[str, str]], dict[str, str]]:
+    """Every enabled server's check config and current status, and the maintenance window open for each now."""
+    configs: dict[str, CheckConfig] = {}
+    statuses: dict[str, tuple[str, str]] = {}
+    servers = list(Server.objects.enabled().prefetch_related("tags"))
+    for server in servers:
+        tags = tuple(tag.name for tag in server.tags.all())
+        configs[server.name] = check_config(
+            server_id=server.pk, name=server.name, metadata=server.metadata, server_type=server.server_type, tags=tags
+        )
+        statuses[server.name] = (server.status, server.status_reason)
+    now = datetime.now(UTC)
+    open_windows: dict[str, str] = {}
+    for window in MaintenanceWindow.objects.filter(starts_at__lte=now).prefetch_related("servers"):
+        if not window.is_open(now):
+            continue
+        named = {server.name for server in window.servers.all()}
+        for config in configs.values():
+            if (
+                config.name in named
+                or (window.server_type and config.server_type == window.server_type)
+                or (window.tag and window.tag in config.tags)
+            ):
+                open_windows.setdefault(config.name, window.name)
+    return configs, statuses, open_windows
+
+
+class HealthMonitor:
+    def __init__(
+        self,
+        runtime: FleetRuntime,
+        supervisor: FleetSupervisor,
+        *,
+        refresh_seconds: float = 5.0,
+        flush_seconds: float = 1.0,
+        rollup_seconds: float = 60.0,
+        alert_seconds: float | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.supervisor = supervisor
+        self.refresh_seconds = refresh_seconds
+        self.flush_seconds = flush_seconds
+        self.rollup_seconds = rollup_seconds
+        self.alert_seconds = alert_seconds if alert_seconds is not None else settings.HEALTH_ALERT_EVALUATION_SECONDS
+        self.db = OrmWorker(name="health-db")
+        self.tracked: dict[str, Tracked] = {}
+        self.samples: deque[HealthSample] = deque()
+        self.dropped_samples = 0
+        self.checks_done = 0
+        self.loop_errors = 0
+        self._due: list[tuple[float, str]] = []
+        self._wakeup: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._spawned: set[asyncio.Task[Any]] = set()
+        self._outcomes: Any = None
+
+    # -- life ------------------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.runtime.run(self._start())
+
+    async def _start(self) -> None:
+        self._wakeup = asyncio.Event()
+        await self.refresh()
+        self.supervisor.hand_status_to(self)
+        self._outcomes = fleet_api.subscribe_outcomes(name="health-passive", maxsize=50_000)
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._guarded("checks", self._check_loop)),
+            loop.create_task(self._guarded("refresh", self._refresh_loop)),
+            loop.create_task(self._guarded("samples", self._flush_loop)),
+            loop.create_task(self._guarded("rollups", self._rollup_loop)),
+            loop.create_task(self._guarded("passive", self._passive_loop)),
+            loop.create_task(self._guarded("alerts", self._alert_loop)),
+        ]
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if not self.runtime.stopped:
+            try:
+                self.runtime.run(self._stop(), timeout=timeout)
+            except Exception:
+                logger.exception("health monitor: stopping failed; %d samples not written", len(self.samples))
+        self.db.shutdown(wait=True)
+
+    async def _stop(self) -> None:
+        self.supervisor.hand_status_to(None)
+        for task in [*self._tasks, *self._spawned]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._spawned, return_exceptions=True)
+        if self._outcomes is not None:
+            self._outcomes.close()
+        await self.flush()
+
+    async def _guarded(self, what: str, body: Any) -> None:
+        while True:
+            try:
+                await body()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.loop_errors += 1
+                logger.exception("health monitor: the %s loop failed; it starts again", what)
+                await asyncio.sleep(1.0)
+
+    # -- the registry, followed ----------------------------------------------------------------------------------------
+
+    async def refresh(self) -> None:
+        configs, statuses, open_windows = await self.db.run(load_configs)
+        for name in set(self.tracked) - set(configs):
+            del self.tracked[name]
+        now = time.monotonic()
+        for name, config in configs.items():
+            tracked = self.tracked.get(name)
+            if tracked is None:
+                status, reason = statuses[name]
+                tracked = Tracked(config=config, damped=DampedStatus(status=status, reason=reason))
+                tracked.written = (status, reason)
+                self.tracked[name] = tracked
+                self._schedule(name, now + min(1.0, config.interval_seconds))
+            elif tracked.config != config:
+                tracked.config = config
+                self._schedule(name, now + min(1.0, config.interval_seconds))
+            window = open_windows.get(name, "")
+            if window != tracked.maintenance:
+                tracked.maintenance = window
+                self._spawn(self._apply(tracked))
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_seconds)
+            await self.refresh()
+
+    # -- checks ------------------------------------------------------------------------------------------------------
+
+    def _schedule(self, name: str, due: float) -> None:
+        tracked = self.tracked.get(name)
+        if tracked is None:
+            return
+        tracked.due = due
+        heapq.heappush(self._due, (due, name))
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    async def _check_loop(self) -> None:
+        assert self._wakeup is not None
+        while True:
+            now = time.monotonic()
+            while self._due and self._due[0][0] <= now:
+                due, name = heapq.heappop(self._due)
+                tracked = self.tracked.get(name)
+                if tracked is None or tracked.due != due or tracked.checking:
+                    continue
+                tracked.checking = True
+                self._spawn(self._check(tracked))
+            wait = self._due[0][0] - now if self._due else 1.0
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), max(0.01, wait))
+
+    async def check_now(self, name: str) -> dict[str, Any]:
+        """One check of a server, now (tests and the API's "check now"); the result as the API shows it."""
+        tracked = self.tracked.get(name)
+        if tracked is None:
+            raise KeyError(name)
+        await self._check(tracked, reschedule=False)
+        return tracked.last_check
+
+    async def _check(self, tracked: Tracked, reschedule: bool = True) -> None:
+        config = tracked.config
+        try:
+            verdict = await self._run_check(tracked)
+            self.checks_done += 1
+            tracked.damped.after_check(verdict, config.policy)
+            await self._apply(tracked, error=verdict.error or "")
+            tracked.last_check = {
+                "server": config.name,
+                "ok": verdict.reachable and verdict.expectation_ok is not False,
+                "latency_ms": verdict.latency_ms,
+                "detail": verdict.detail,
+                "error": verdict.error,
+                "status": tracked.written[0],
+            }
+            publish("health.checks", "check", tracked.last_check, server=config.name)
+        finally:
+            tracked.checking = False
+            if reschedule and self.tracked.get(config.name) is tracked:
+                self._schedule(config.name, time.monotonic() + config.interval_seconds)
+
+    async def _run_check(self, tracked: Tracked) -> CheckVerdict:
+        config = tracked.config
+        now = datetime.now(UTC)
+        in_maintenance = bool(tracked.maintenance)
+        timeout = min(config.synthetic.timeout_seconds if config.synthetic else 5.0, config.interval_seconds)
+        try:
+            answer = await fleet_api.check_liveness(
+                config.name, deadline=Deadline.within(max(timeout, 1.0)), caller=HEALTH_CALLER
+            )
+        except ConnectionLayerError as error:
+            message = str(error)[:300]
+            self._keep(config, now, SampleKind.PROBE, False, None, "", message, in_maintenance)
+            return CheckVerdict(reachable=False, error=message)
+        probe_ms = round(answer.result, 2)
+        self._keep(config, now, SampleKind.PROBE, True, probe_ms, "", "", in_maintenance)
+        if config.synthetic is None:
+            return CheckVerdict(reachable=True, latency_ms=probe_ms, detail=f"probe {probe_ms:.0f} ms")
+        synthetic = config.synthetic
+        started = datetime.now(UTC)
+        try:
+            call = await fleet_api.call_tool(
+                config.name,
+                synthetic.tool,
+                synthetic.arguments,
+                deadline=Deadline.within(synthetic.timeout_seconds),
+                caller=HEALTH_CALLER,
+            )
+        except ConnectionLayerError as error:
+            message = f"{synthetic.tool}: {str(error)[:280]}"
+            self._keep(config, started, SampleKind.SYNTHETIC, False, None, synthetic.tool, message, in_maintenance)
+            return CheckVerdict(reachable=True, latency_ms=probe_ms, expectation_ok=False, error=message)
+        call_ms = round(call.outcome.latency_ms, 2)
+        result = call.result
+        problem = None
+        if result.is_error:
+            problem = f"{synthetic.tool} answered an error: {result.text[:200]}"
+        elif synthetic.expect:
+            value = result.structured_content
+            if value is None:
+                from pipeline.routes import parse_content
+
+                value = parse_content(result.text)
+            problem = expectation_problem(synthetic.expect, value)
+            if problem:
+                problem = f"{synthetic.tool}: {problem}"
+        self._keep(
+            config,
+            started,
+            SampleKind.SYNTHETIC,
+            problem is None,
+            call_ms,
+            synthetic.tool,
+            problem or "",
+            in_maintenance,
+        )
+        slowest = max(probe_ms, call_ms)
+        return CheckVerdict(
+            reachable=True,
+            latency_ms=slowest,
+            expectation_ok=problem is None,
+            error=problem or "",
+            detail=f"probe {probe_ms:.0f} ms, {synthetic.tool} {call_ms:.0f} ms",
+        )
+
+    # -- status --------------------------------------------------------------------------------------------------------
+
+    async def observe(self, observation: StatusObservation) -> StatusTransition | None:
+        """The supervisor's observations (see registry/status_decider.py), damped like checks."""
+        tracked = self.tracked.get(observation.name)
+        if tracked is None:
+            await self.refresh()
+            tracked = self.tracked.get(observation.name)
+            if tracked is None:
+                return None  # deleted or disabled meanwhile
+        policy = tracked.config.policy
+        if observation.source == SESSION and observation.status == ServerStatus.OFFLINE:
+            tracked.damped.session_down(policy, observation.reason)
+        elif observation.source == SESSION and observation.status == ServerStatus.ONLINE:
+            tracked.damped.session_up(policy, observation.reason)
+            self._schedule(observation.name, time.monotonic() + 0.5)  # a first check of the new session, soon
+        else:
+            tracked.damped.observed(observation.status, observation.reason)
+        return await self._apply(tracked, protocol_version=observation.protocol_version, error=observation.error)
+
+    async def _apply(
+        self, tracked: Tracked, *, protocol_version: str | None = None, error: str | None = None
+    ) -> StatusTransition | None:
+        status, reason = tracked.damped.status, tracked.damped.reason
+        if tracked.maintenance:
+            status, reason = ServerStatus.MAINTENANCE, f"in maintenance window {tracked.maintenance!r}; {reason}"
+        if (status, reason) == tracked.written and protocol_version is None:
+            return None
+        transition = await self.db.run(
+            server_status_transition,
+            server_id=tracked.config.server_id,
+            status=status,
+            reason=reason,
+            source=SOURCE,
+            protocol_version=protocol_version,
+            error=error,
+        )
+        if transition is not None:
+            tracked.written = (transition.to_status, transition.reason)
+            if transition.changed:
+                logger.info("MCP server %r is %s: %s", tracked.config.name, status, reason)
+        return transition
+
+    # -- samples -----------------------------------------------------------------------------------------------------
+
+    def _keep(
+        self,
+        config: CheckConfig,
+        at: datetime,
+        kind: str,
+        ok: bool,
+        latency_ms: float | None,
+        tool: str,
+        error: str,
+        in_maintenance: bool,
+    ) -> None:
+        if len(self.samples) >= MAX_BUFFERED_SAMPLES:
+            self.samples.popleft()
+            self.dropped_samples += 1
+        self.samples.append(
+            HealthSample(
+                server_id=config.server_id,
+                at=at,
+                kind=kind,
+                ok=ok,
+                latency_ms=latency_ms,
+                tool=tool[:200],
+                error=error[:500],
+                in_maintenance=in_maintenance,
+            )
+        )
+
+    async def flush(self) -> int:
+        batch = [self.samples.popleft() for _ in range(min(5_000, len(self.samples)))]
+        if batch:
+            known = {tracked.config.server_id for tracked in self.tracked.values()}
+            await self.db.run(_write_samples, [s for s in batch if s.server_id in known])
+        return len(batch)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_seconds)
+            while await self.flush() >= 5_000:
+                pass
+
+    async def _rollup_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.rollup_seconds)
+            await self.db.run(roll_up)
+
+    async def alert_round(self) -> list[dict[str, Any]]:
+        """Evaluate the rules once, tell the dashboards what changed, send what is due."""
+        changes = await self.db.run(evaluate)
+        for change in changes:
+            publish("health.alerts", change["what"], change, server=change["server"])
+        await deliver_due(self.db)
+        return changes
+
+    async def _alert_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.alert_seconds)
+            try:
+                await self.alert_round()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.loop_errors += 1
+                logger.exception("health monitor: an alert round failed")
+
+    async def _passive_loop(self) -> None:
+        async for outcome in self._outcomes:
+            if outcome.caller in MACHINERY or outcome.operation not in PASSIVE_OPERATIONS:
+                continue
+            tracked = self.tracked.get(outcome.server_key)
+            if tracked is None:
+                continue
+            self._keep(
+                tracked.config,
+                outcome.started_at,
+                SampleKind.PASSIVE,
+                outcome.ok,
+                outcome.latency_ms,
+                outcome.target_name if outcome.operation == "tools/call" else "",
+                outcome.error_message or "",
+                bool(tracked.maintenance),
+            )
+
+    def _spawn(self, work: Any) -> None:
+        async def guarded() -> None:
+            try:
+                await work
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.loop_errors += 1
+                logger.exception("health monitor: a check or status write failed")
+
+        task = asyncio.get_running_loop().create_task(guarded())
+        self._spawned.add(task)
+        task.add_done_callback(self._spawned.discard)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "servers": len(self.tracked),
+            "checks_done": self.checks_done,
+            "samples_buffered": len(self.samples),
+            "samples_dropped": self.dropped_samples,
+            "loop_errors": self.loop_errors,
+        }
+
+
+def _write_samples(samples: list[HealthSample]) -> None:
+    # A server deleted since its sample was taken: its samples go with it (a foreign key would refuse them).
+    alive = set(Server.objects.filter(pk__in={s.server_id for s in samples}).values_list("pk", flat=True))
+    HealthSample.objects.bulk_create([s for s in samples if s.server_id in alive], batch_size=1_000)
+
+
+_live: HealthMonitor | None = None
+
+
+def live_monitor() -> HealthMonitor | None:
+    return _live
+
+
+def start_monitor(runtime: FleetRuntime, supervisor: FleetSupervisor, **options: Any) -> HealthMonitor:
+    global _live
+    monitor = HealthMonitor(runtime, supervisor, **options)
+    monitor.start()
+    _live = monitor
+    return monitor
+
+
+def stop_monitor() -> None:
+    global _live
+    monitor, _live = _live, None
+    if monitor is not None:
+        monitor.stop()

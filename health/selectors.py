@@ -1,0 +1,209 @@
+"""Reads: each server's availability, latency, success rate, trend and prediction, from rollups and raw samples."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import F, Max, Sum
+from django.utils import timezone
+
+from health.config import check_config
+from health.models import HealthRollup, HealthSample, Resolution, SampleKind
+from health.rollups import percentile
+from health.trends import fit, predict_crossing, trend
+from registry.models import Server
+
+WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+PREDICTION_HORIZON = timedelta(hours=24)
+
+
+class Counts:
+    __slots__ = ("checks", "ok", "calls", "calls_ok", "weighted", "p99", "weight")
+
+    def __init__(self) -> None:
+        self.checks = self.ok = self.calls = self.calls_ok = 0
+        self.weighted: dict[str, float] = {"p50": 0.0, "p95": 0.0}
+        self.p99 = 0.0
+        self.weight = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Add an aggregate of rollups (sums, as `rollup_sums` makes them)."""
+        self.checks += row["checks"] or 0
+        self.ok += row["ok"] or 0
+        self.calls += row["calls"] or 0
+        self.calls_ok += row["calls_ok"] or 0
+        self.weighted["p50"] += row["p50_weighted"] or 0.0
+        self.weighted["p95"] += row["p95_weighted"] or 0.0
+        self.p99 = max(self.p99, row["p99"] or 0.0)
+        self.weight += row["weight"] or 0
+
+    def add_rollup(self, row: HealthRollup) -> None:
+        self.add(
+            {
+                "checks": row.checks,
+                "ok": row.ok,
+                "calls": row.calls,
+                "calls_ok": row.calls_ok,
+                "p50_weighted": (row.latency_p50_ms or 0) * row.latency_count,
+                "p95_weighted": (row.latency_p95_ms or 0) * row.latency_count,
+                "p99": row.latency_p99_ms,
+                "weight": row.latency_count,
+            }
+        )
+
+
+def rollup_sums(rows: Any) -> Any:
+    """Per server, the sums a window needs, computed by the database (not row by row in Python)."""
+    return rows.values("server_id").annotate(
+        checks=Sum("checks"),
+        ok=Sum("ok"),
+        calls=Sum("calls"),
+        calls_ok=Sum("calls_ok"),
+        p50_weighted=Sum(F("latency_p50_ms") * F("latency_count")),
+        p95_weighted=Sum(F("latency_p95_ms") * F("latency_count")),
+        p99=Max("latency_p99_ms"),
+        weight=Sum("latency_count"),
+    )
+
+
+def _edges() -> tuple[datetime | None, datetime | None]:
+    """Where the hour rollups end and where the minute rollups end (exclusive)."""
+    last = {
+        row["resolution"]: row["last"] for row in HealthRollup.objects.values("resolution").annotate(last=Max("start"))
+    }
+    hour_end = last[Resolution.HOUR] + timedelta(hours=1) if Resolution.HOUR in last else None
+    minute_end = last[Resolution.MINUTE] + timedelta(minutes=1) if Resolution.MINUTE in last else None
+    return hour_end, minute_end
+
+
+def window_counts(server_ids: list[int], since: datetime, now: datetime) -> dict[int, Counts]:
+    """Checks and calls of each server since `since`: hour buckets, then minute buckets, then raw samples."""
+    counts: defaultdict[int, Counts] = defaultdict(Counts)
+    hour_end, minute_end = _edges()
+    cursor = since
+    if hour_end is not None and since < hour_end and since < now - timedelta(days=6):
+        hours = HealthRollup.objects.filter(
+            server_id__in=server_ids, resolution=Resolution.HOUR, start__gte=since, start__lt=hour_end
+        )
+        for row in rollup_sums(hours):
+            counts[row["server_id"]].add(row)
+        cursor = hour_end
+    if minute_end is not None and cursor < minute_end:
+        minutes = HealthRollup.objects.filter(
+            server_id__in=server_ids, resolution=Resolution.MINUTE, start__gte=cursor, start__lt=minute_end
+        )
+        for row in rollup_sums(minutes):
+            counts[row["server_id"]].add(row)
+        cursor = minute_end
+    raw: defaultdict[int, list[HealthSample]] = defaultdict(list)
+    for sample in HealthSample.objects.filter(server_id__in=server_ids, at__gte=cursor, at__lt=now).only(
+        "server_id", "kind", "ok", "latency_ms", "in_maintenance"
+    ):
+        raw[sample.server_id].append(sample)
+    for server_id, samples in raw.items():
+        from health.rollups import minute_bucket
+
+        counts[server_id].add_rollup(minute_bucket(server_id, cursor, samples))
+    return counts
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 6) if whole else None
+
+
+def trend_inputs(server_ids: list[int], now: datetime) -> dict[int, tuple[list[float], list[float]]]:
+    since = now - timedelta(seconds=settings.HEALTH_TREND_WINDOW_SECONDS)
+    series: defaultdict[int, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
+    rows = HealthSample.objects.filter(
+        server_id__in=server_ids, kind=SampleKind.PROBE, ok=True, at__gte=since, latency_ms__isnull=False
+    ).values_list("server_id", "at", "latency_ms")
+    for server_id, at, latency in rows.order_by("at"):
+        xs, ys = series[server_id]
+        xs.append(at.timestamp())
+        ys.append(latency)
+    return series
+
+
+def fleet_health(servers: list[Server] | None = None, now: datetime | None = None) -> list[dict[str, Any]]:
+    now = now or timezone.now()
+    servers = servers if servers is not None else list(Server.objects.order_by("name"))
+    ids = [server.pk for server in servers]
+    windows = {label: window_counts(ids, now - span, now) for label, span in WINDOWS.items()}
+    series = trend_inputs(ids, now)
+    results = []
+    for server in servers:
+        day = windows["24h"].get(server.pk, Counts())
+        config = check_config(server_id=server.pk, name=server.name, metadata=server.metadata)
+        xs, ys = series.get(server.pk, ([], []))
+        line = fit(xs, ys)
+        found = trend(line)
+        crossing = predict_crossing(
+            line, config.policy.latency_target_ms, now.timestamp(), PREDICTION_HORIZON.total_seconds()
+        )
+        results.append(
+            {
+                "server": server.name,
+                "status": server.status,
+                "status_reason": server.status_reason,
+                "availability": {
+                    label: _ratio(counts.get(server.pk, Counts()).ok, counts.get(server.pk, Counts()).checks)
+                    for label, counts in windows.items()
+                },
+                "latency_ms": {
+                    "p50": round(day.weighted["p50"] / day.weight, 2) if day.weight else None,
+                    "p95": round(day.weighted["p95"] / day.weight, 2) if day.weight else None,
+                    "p99": round(day.p99, 2) if day.weight else None,
+                    "approximate": True,
+                },
+                "success_rate": _ratio(day.calls_ok, day.calls) if day.calls else _ratio(day.ok, day.checks),
+                "checks_24h": day.checks,
+                "trend": None
+                if found is None
+                else {
+                    "direction": found.direction,
+                    "slope_ms_per_hour": round(found.slope_per_hour, 3),
+                    "confidence": found.confidence,
+                    "points": found.points,
+                },
+                "prediction": None
+                if crossing is None
+                else {
+                    "metric": "latency_ms",
+                    "threshold": crossing.threshold,
+                    "at": _iso(crossing.at),
+                    "earliest": _iso(crossing.earliest),
+                    "latest": _iso(crossing.latest) if crossing.latest is not None else None,
+                },
+            }
+        )
+    return results
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, tz=timezone.get_current_timezone()).isoformat()
+
+
+def tool_figures(server: Server, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Per tool, from real and synthetic calls of the last 24 hours: calls, success rate, latency p50 and p95."""
+    now = now or timezone.now()
+    grouped: defaultdict[str, list[tuple[bool, float | None]]] = defaultdict(list)
+    for tool, ok, latency in HealthSample.objects.filter(
+        server=server, at__gte=now - WINDOWS["24h"], kind__in=[SampleKind.SYNTHETIC, SampleKind.PASSIVE]
+    ).values_list("tool", "ok", "latency_ms"):
+        grouped[tool or "(resource reads)"].append((ok, latency))
+    figures = []
+    for tool, calls in sorted(grouped.items()):
+        latencies = sorted(latency for ok, latency in calls if ok and latency is not None)
+        figures.append(
+            {
+                "tool": tool,
+                "calls": len(calls),
+                "success_rate": _ratio(sum(1 for ok, _ in calls if ok), len(calls)),
+                "latency_p50_ms": percentile(latencies, 0.5),
+                "latency_p95_ms": percentile(latencies, 0.95),
+            }
+        )
+    return figures

@@ -1,0 +1,272 @@
+/* The health pages. Fleet page: GET /api/health/ every 5 s, and every check live from the pipeline
+ * (stream health.checks). Server page: the server's samples of the last hour as Plotly charts (latency with its
+ * trend line and prediction band, availability per minute, check results), refreshed every 5 s and on every check.
+ */
+(function () {
+  "use strict";
+
+  var LABELS = { online: "Online", degraded: "Degraded", pending: "Pending", unhealthy: "Unhealthy",
+    offline: "Offline", maintenance: "Maintenance", unknown: "Unknown", disabled: "Disabled" };
+
+  function percent(value) {
+    return value === null || value === undefined ? "–" : (value * 100).toFixed(value >= 0.9995 ? 1 : 2) + " %";
+  }
+  function ms(value) {
+    return value === null || value === undefined ? "–" : Number(value).toFixed(1);
+  }
+  function getJSON(url) {
+    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } }).then(function (r) {
+      if (!r.ok) throw new Error("HTTP " + r.status);
+      return r.json();
+    });
+  }
+  function td(text, className) {
+    var cell = document.createElement("td");
+    cell.textContent = text;
+    if (className) cell.className = className;
+    return cell;
+  }
+  function badge(status, reason) {
+    var span = document.createElement("span");
+    span.className = "badge status-" + status;
+    span.textContent = LABELS[status] || status;
+    if (reason) span.title = reason;
+    return span;
+  }
+  function trendText(trend) {
+    if (!trend) return "–";
+    var arrow = trend.direction === "degrading" ? "↗" : trend.direction === "improving" ? "↘" : "→";
+    return arrow + " " + trend.direction + " (" + trend.slope_ms_per_hour.toFixed(1) + " ms/h, " +
+      Math.round(trend.confidence * 100) + " %)";
+  }
+  function predictionText(prediction) {
+    if (!prediction) return "–";
+    return "reaches " + prediction.threshold + " ms around " + new Date(prediction.at).toLocaleTimeString() +
+      " (from " + new Date(prediction.earliest).toLocaleTimeString() + ")";
+  }
+
+  // -- fleet page ---------------------------------------------------------------------------------------------
+  var lastChecks = {};
+
+  function renderFleet(body) {
+    var rows = document.getElementById("health-rows");
+    rows.textContent = "";
+    body.results.forEach(function (server) {
+      var tr = document.createElement("tr");
+      tr.dataset.server = server.server;
+      var name = document.createElement("td");
+      var link = document.createElement("a");
+      link.href = "/health/" + encodeURIComponent(server.server) + "/";
+      link.textContent = server.server;
+      name.appendChild(link);
+      tr.appendChild(name);
+      var status = document.createElement("td");
+      status.appendChild(badge(server.status, server.status_reason));
+      tr.appendChild(status);
+      tr.appendChild(td(percent(server.availability["24h"]), "num"));
+      tr.appendChild(td(percent(server.availability["7d"]), "num col-wide"));
+      tr.appendChild(td(percent(server.availability["30d"]), "num col-wide"));
+      tr.appendChild(td(ms(server.latency_ms.p50), "num col-wide"));
+      tr.appendChild(td(ms(server.latency_ms.p95), "num"));
+      tr.appendChild(td(ms(server.latency_ms.p99), "num col-wide"));
+      tr.appendChild(td(percent(server.success_rate), "num col-wide"));
+      tr.appendChild(td(trendText(server.trend)));
+      tr.appendChild(td(predictionText(server.prediction), "col-wide"));
+      var check = lastChecks[server.server];
+      tr.appendChild(td(check ? (check.ok ? "ok " : "failed ") + (check.detail || check.error || "") : "–",
+        "col-wide last-check"));
+      rows.appendChild(tr);
+    });
+  }
+
+  // -- alerts (fleet page) ---------------------------------------------------------------------------------------
+  var alerts = {}; // id -> alert
+
+  function csrfToken() {
+    var input = document.querySelector("#csrf-holder input[name=csrfmiddlewaretoken]");
+    return input ? input.value : "";
+  }
+
+  function renderAlerts() {
+    var list = document.getElementById("alert-list");
+    var rows = Object.keys(alerts).map(function (id) { return alerts[id]; });
+    rows.sort(function (a, b) {
+      if ((a.state === "firing") !== (b.state === "firing")) return a.state === "firing" ? -1 : 1;
+      return (b.fired_at || b.started_at || "").localeCompare(a.fired_at || a.started_at || "");
+    });
+    rows = rows.slice(0, 20);
+    var firing = rows.filter(function (a) { return a.state === "firing"; }).length;
+    document.getElementById("alert-count").textContent = firing ? firing + " firing" : "none firing";
+    list.textContent = "";
+    if (!rows.length) {
+      var empty = document.createElement("li");
+      empty.className = "muted";
+      empty.textContent = "No alerts.";
+      list.appendChild(empty);
+    }
+    rows.forEach(function (alert) {
+      var li = document.createElement("li");
+      li.className = "alert-item alert-" + alert.state + " severity-" + alert.severity;
+      li.dataset.alert = alert.id;
+      var head = document.createElement("strong");
+      head.textContent = alert.state.toUpperCase() + " · " + alert.severity + " · " + alert.rule + " · " + alert.server;
+      li.appendChild(head);
+      var text = document.createElement("div");
+      text.textContent = alert.summary;
+      li.appendChild(text);
+      var when = document.createElement("div");
+      when.className = "muted";
+      when.textContent = "since " + new Date(alert.fired_at || alert.started_at).toLocaleTimeString() +
+        (alert.resolved_at ? ", resolved " + new Date(alert.resolved_at).toLocaleTimeString() : "") +
+        (alert.acknowledged_by ? ", acknowledged by " + alert.acknowledged_by : "");
+      li.appendChild(when);
+      if (alert.state === "firing" && !alert.acknowledged_by && csrfToken()) {
+        var button = document.createElement("button");
+        button.type = "button";
+        button.className = "button button-quiet";
+        button.textContent = "Acknowledge";
+        button.addEventListener("click", function () {
+          fetch("/api/alerts/" + alert.id + "/acknowledge/", { method: "POST", credentials: "same-origin",
+            headers: { "X-CSRFToken": csrfToken(), Accept: "application/json" } })
+            .then(function (r) { return r.ok ? r.json() : null; })
+            .then(function (updated) { if (updated) { alerts[updated.id] = updated; renderAlerts(); } });
+        });
+        li.appendChild(button);
+      }
+      list.appendChild(li);
+    });
+  }
+
+  function loadAlerts() {
+    Promise.all([getJSON("/api/alerts/?state=firing"), getJSON("/api/alerts/?state=resolved")])
+      .then(function (both) {
+        alerts = {};
+        both.forEach(function (page) { page.results.forEach(function (a) { alerts[a.id] = a; }); });
+        renderAlerts();
+      })
+      .catch(function () {});
+  }
+
+  function fleetPage() {
+    function load() {
+      getJSON("/api/health/").then(renderFleet).catch(function () {});
+    }
+    load();
+    loadAlerts();
+    window.setInterval(load, 5000);
+    window.OrchestratorEvents.connect({
+      streams: ["health.alerts"],
+      onEvent: function (event) {
+        if (event.payload.what === "pending") return;
+        alerts[event.payload.id] = event.payload;
+        renderAlerts();
+      },
+    });
+    window.OrchestratorEvents.connect({
+      streams: ["health.checks"],
+      onEvent: function (event) {
+        lastChecks[event.payload.server] = event.payload;
+        var cell = document.querySelector('tr[data-server="' + event.payload.server + '"] .last-check');
+        if (cell) cell.textContent = (event.payload.ok ? "ok " : "failed ") + (event.payload.detail || event.payload.error || "");
+      },
+    });
+  }
+
+  // -- server page ---------------------------------------------------------------------------------------------
+  function serverPage(summary) {
+    var name = summary.dataset.server;
+    var busy = false;
+
+    function draw(health, samples) {
+      summary.textContent = "";
+      summary.appendChild(badge(health.status, health.status_reason));
+      summary.appendChild(document.createTextNode(
+        " " + health.status_reason + " · availability 24 h " + percent(health.availability["24h"]) +
+        " · p95 " + ms(health.latency_ms.p95) + " ms · trend " + trendText(health.trend) +
+        (health.prediction ? " · " + predictionText(health.prediction) : "")));
+      var probes = samples.results.filter(function (s) { return s.kind === "probe"; });
+      var synthetic = samples.results.filter(function (s) { return s.kind === "synthetic"; });
+      var ok = function (list) { return list.filter(function (s) { return s.ok && s.latency_ms !== null; }); };
+      var traces = [
+        { x: ok(probes).map(function (s) { return s.at; }), y: ok(probes).map(function (s) { return s.latency_ms; }),
+          name: "probe", mode: "markers", type: "scatter", marker: { size: 4 } },
+        { x: ok(synthetic).map(function (s) { return s.at; }), y: ok(synthetic).map(function (s) { return s.latency_ms; }),
+          name: "synthetic call", mode: "markers", type: "scatter", marker: { size: 4 } },
+      ];
+      var layout = { margin: { t: 10, r: 10, b: 30, l: 45 }, yaxis: { title: { text: "ms" }, rangemode: "tozero" },
+        legend: { orientation: "h" } };
+      if (health.trend && ok(probes).length > 1) {
+        // The trend line over the window, from its slope (ms per hour) through the last hour's mean.
+        var xs = ok(probes).map(function (s) { return Date.parse(s.at); });
+        var ys = ok(probes).map(function (s) { return s.latency_ms; });
+        var xm = xs.reduce(function (a, b) { return a + b; }, 0) / xs.length;
+        var ym = ys.reduce(function (a, b) { return a + b; }, 0) / ys.length;
+        var slope = health.trend.slope_ms_per_hour / 3600000;
+        var end = health.prediction ? Date.parse(health.prediction.at) : xs[xs.length - 1];
+        traces.push({ x: [new Date(xs[0]), new Date(end)], y: [ym + slope * (xs[0] - xm), ym + slope * (end - xm)],
+          name: "trend (" + health.trend.direction + ")", mode: "lines", type: "scatter", line: { dash: "dot" } });
+        if (health.prediction) {
+          layout.shapes = [{ type: "rect", xref: "x", yref: "paper", x0: health.prediction.earliest,
+            x1: health.prediction.latest || health.prediction.at, y0: 0, y1: 1, fillcolor: "rgba(220,80,60,0.12)",
+            line: { width: 0 } }, { type: "line", xref: "paper", x0: 0, x1: 1, y0: health.prediction.threshold,
+            y1: health.prediction.threshold, line: { color: "rgba(220,80,60,0.8)", dash: "dash" } }];
+        }
+      }
+      Plotly.react("latency-chart", traces, layout, { responsive: true, displayModeBar: false });
+
+      var minutes = {};
+      probes.forEach(function (s) {
+        if (s.in_maintenance) return;
+        var minute = s.at.slice(0, 16);
+        minutes[minute] = minutes[minute] || { ok: 0, all: 0 };
+        minutes[minute].all += 1;
+        if (s.ok) minutes[minute].ok += 1;
+      });
+      var keys = Object.keys(minutes).sort();
+      Plotly.react("availability-chart", [{ x: keys.map(function (k) { return k + ":00Z"; }),
+        y: keys.map(function (k) { return minutes[k].ok / minutes[k].all; }), type: "bar", name: "availability" }],
+        { margin: { t: 10, r: 10, b: 30, l: 45 }, yaxis: { range: [0, 1], tickformat: ".0%" } },
+        { responsive: true, displayModeBar: false });
+
+      var all = samples.results.filter(function (s) { return s.kind !== "passive"; });
+      Plotly.react("timeline-chart", [{ x: all.map(function (s) { return s.at; }),
+        y: all.map(function (s) { return s.kind; }), mode: "markers", type: "scatter",
+        marker: { color: all.map(function (s) { return s.ok ? "#1f9d55" : "#d64545"; }), size: 7 },
+        text: all.map(function (s) { return s.error || (s.latency_ms !== null ? s.latency_ms + " ms" : ""); }) }],
+        { margin: { t: 10, r: 10, b: 30, l: 70 } }, { responsive: true, displayModeBar: false });
+
+      var body = document.getElementById("tool-rows");
+      body.textContent = "";
+      (health.tools || []).forEach(function (tool) {
+        var tr = document.createElement("tr");
+        tr.appendChild(td(tool.tool));
+        tr.appendChild(td(tool.calls, "num"));
+        tr.appendChild(td(percent(tool.success_rate), "num"));
+        tr.appendChild(td(ms(tool.latency_p50_ms), "num"));
+        tr.appendChild(td(ms(tool.latency_p95_ms), "num"));
+        body.appendChild(tr);
+      });
+    }
+
+    function load() {
+      if (busy || !window.Plotly) return;
+      busy = true;
+      var since = new Date(Date.now() - 3600000).toISOString();
+      Promise.all([getJSON("/api/health/" + encodeURIComponent(name) + "/"),
+        getJSON("/api/health/" + encodeURIComponent(name) + "/samples/?limit=5000&since=" + encodeURIComponent(since))])
+        .then(function (both) { draw(both[0], both[1]); })
+        .catch(function () {})
+        .then(function () { busy = false; });
+    }
+    load();
+    window.setInterval(load, 5000);
+    window.OrchestratorEvents.connect({ streams: ["health.checks"], servers: [name], onEvent: load });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    if (!window.OrchestratorEvents) return;
+    var summary = document.getElementById("server-health-summary");
+    if (summary) serverPage(summary);
+    else if (document.getElementById("health-rows")) fleetPage();
+  });
+})();

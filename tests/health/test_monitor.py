@@ -1,0 +1,130 @@
+"""The health monitor over the real protocol: demo exchanges and a test server with injected behaviour."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.utils import timezone
+
+from health.models import HealthSample, MaintenanceWindow
+from health.monitor import start_monitor, stop_monitor
+from health.selectors import fleet_health
+from registry.models import Server, ServerStatus, StatusChange
+from registry.services import server_create
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TEST_SERVERS = Path(__file__).parents[1] / "mcp_servers"
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "the condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def status_of(name: str) -> str:
+    return Server.objects.get(name=name).status
+
+
+def exchange(name: str, *extra: str, health: dict | None = None) -> Server:
+    return server_create(
+        name=name,
+        transport="stdio",
+        command=sys.executable,
+        args=["-m", "exchange_fleet", "serve", "--profile", "alpha", *extra],
+        cwd=str(django_settings.BASE_DIR),
+        metadata={"health": {"interval_seconds": 1, "retries": 2, "recover_after": 2, **(health or {})}},
+    )
+
+
+@pytest.fixture
+def monitor(live_fleet):
+    running = start_monitor(live_fleet.runtime, live_fleet, refresh_seconds=0.3, flush_seconds=0.2)
+    yield running
+    stop_monitor()
+
+
+def test_an_outage_goes_down_after_the_retry_budget_and_comes_back(monitor, live_fleet):
+    exchange("outage", "--outage", "4:9")
+    live_fleet.request_reconcile()
+    wait_for(lambda: status_of("outage") == ServerStatus.OFFLINE, what="offline during the outage")
+    server = Server.objects.get(name="outage")
+    assert "3 checks in a row failed" in server.status_reason and "outage" in server.status_reason
+    wait_for(lambda: status_of("outage") == ServerStatus.ONLINE, what="back after the outage")
+    history = list(StatusChange.objects.filter(server=server).order_by("at").values_list("to_status", "source"))
+    assert [status for status, _ in history] == ["online", "pending", "offline", "online"]
+    assert {source for _, source in history} == {"health"}  # one decider
+    assert live_fleet.decider is monitor
+    wait_for(lambda: HealthSample.objects.filter(server=server, ok=False).exists(), what="failed samples kept")
+    (figures,) = fleet_health([server])
+    assert 0 < figures["availability"]["24h"] < 1 and figures["checks_24h"] >= 5
+
+
+def test_a_synthetic_check_whose_expectation_fails_makes_the_server_unhealthy(monitor, live_fleet):
+    impossible = {
+        "tool": "get_quote",
+        "arguments": {"symbol": "BTC-USD"},
+        "expect": {"path": "bid", "op": "lt", "value": 0},
+    }
+    exchange("wrong-answers", health={"synthetic": impossible, "interval_seconds": 0.5})
+    live_fleet.request_reconcile()
+    wait_for(lambda: status_of("wrong-answers") == ServerStatus.UNHEALTHY, what="unhealthy")
+    reason = Server.objects.get(name="wrong-answers").status_reason
+    assert "get_quote: bid is" in reason and "expected lt 0" in reason
+    wait_for(lambda: HealthSample.objects.filter(server__name="wrong-answers", kind="synthetic").count() >= 3)
+
+
+def test_a_latency_ramp_is_called_degrading_and_predicted_before_it_crosses(monitor, live_fleet):
+    server_create(
+        name="ramp",
+        transport="stdio",
+        command=sys.executable,
+        args=[str(TEST_SERVERS / "well_behaved.py"), "stdio"],
+        env={"RAMP_MS_PER_SECOND": "20"},
+        metadata={"health": {"interval_seconds": 0.25, "latency_target_ms": 2_000}},
+    )
+    live_fleet.request_reconcile()
+    server = Server.objects.get(name="ramp")
+
+    def degrading() -> bool:
+        (figures,) = fleet_health([server])
+        return bool(figures["trend"] and figures["trend"]["direction"] == "degrading" and figures["prediction"])
+
+    wait_for(degrading, timeout=40, what="a degrading trend with a prediction")
+    (figures,) = fleet_health([server])
+    slowest = max(HealthSample.objects.filter(server=server, kind="probe").values_list("latency_ms", flat=True))
+    assert slowest < 2_000  # predicted before the threshold is crossed
+    prediction = figures["prediction"]
+    assert prediction["metric"] == "latency_ms" and prediction["threshold"] == 2_000
+    assert (
+        prediction["earliest"] <= prediction["at"]
+        and timezone.datetime.fromisoformat(prediction["at"]) > timezone.now()
+    )
+    assert figures["trend"]["slope_ms_per_hour"] > 0 and figures["trend"]["confidence"] > 0.95
+
+
+def test_a_maintenance_window_suppresses_the_outage_and_is_left_out_of_availability(monitor, live_fleet):
+    now = timezone.now()
+    window = MaintenanceWindow.objects.create(
+        name="upgrade", server_type="exchange", starts_at=now - timedelta(minutes=1), ends_at=now + timedelta(hours=1)
+    )
+    server = exchange("maintained", "--outage", "0:120")
+    Server.objects.filter(pk=server.pk).update(server_type="exchange")
+    live_fleet.request_reconcile()
+    wait_for(lambda: status_of("maintained") == ServerStatus.MAINTENANCE, what="in maintenance")
+    wait_for(lambda: HealthSample.objects.filter(server=server, kind="probe").count() >= 4, what="checks kept")
+    assert not HealthSample.objects.filter(server=server, kind="probe", in_maintenance=False).exists()
+    assert not StatusChange.objects.filter(server=server, to_status=ServerStatus.OFFLINE).exists()
+    (figures,) = fleet_health([server])
+    assert figures["availability"]["24h"] is None  # nothing counted: every check was in the window
+    window.delete()
+    wait_for(lambda: status_of("maintained") == ServerStatus.OFFLINE, what="down once the window closed")
