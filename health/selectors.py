@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from health.config import check_config
 from health.models import HealthRollup, HealthSample, Resolution, SampleKind
-from health.rollups import percentile
+from health.rollups import floor_hour, minute_bucket, percentile
 from health.trends import fit, predict_crossing, trend
 from registry.models import Server
 
@@ -69,34 +69,53 @@ def rollup_sums(rows: Any) -> Any:
     )
 
 
-def _edges() -> tuple[datetime | None, datetime | None]:
+def _last_start(resolution: str) -> datetime | None:
+    # Uses the (resolution, start) index: one row read, whatever the table's size.
+    return (
+        HealthRollup.objects.filter(resolution=resolution)
+        .order_by("-start")
+        .values_list("start", flat=True)
+        .first()
+    )
+
+
+def rollup_edges() -> tuple[datetime | None, datetime | None]:
     """Where the hour rollups end and where the minute rollups end (exclusive)."""
-    last = {
-        row["resolution"]: row["last"] for row in HealthRollup.objects.values("resolution").annotate(last=Max("start"))
-    }
-    hour_end = last[Resolution.HOUR] + timedelta(hours=1) if Resolution.HOUR in last else None
-    minute_end = last[Resolution.MINUTE] + timedelta(minutes=1) if Resolution.MINUTE in last else None
-    return hour_end, minute_end
+    last_hour, last_minute = _last_start(Resolution.HOUR), _last_start(Resolution.MINUTE)
+    return (
+        last_hour + timedelta(hours=1) if last_hour is not None else None,
+        last_minute + timedelta(minutes=1) if last_minute is not None else None,
+    )
 
 
-def window_counts(server_ids: list[int], since: datetime, now: datetime) -> dict[int, Counts]:
-    """Checks and calls of each server since `since`: hour buckets, then minute buckets, then raw samples."""
+def window_counts(
+    server_ids: list[int],
+    since: datetime,
+    now: datetime,
+    edges: tuple[datetime | None, datetime | None] | None = None,
+) -> dict[int, Counts]:
+    """Checks and calls of each server since `since`, each stretch from the coarsest level that covers it: whole
+    hours from hour buckets, the ragged ends from minute buckets, the last moments from raw samples."""
     counts: defaultdict[int, Counts] = defaultdict(Counts)
-    hour_end, minute_end = _edges()
-    cursor = since
-    if hour_end is not None and since < hour_end and since < now - timedelta(days=6):
-        hours = HealthRollup.objects.filter(
-            server_id__in=server_ids, resolution=Resolution.HOUR, start__gte=since, start__lt=hour_end
+    hour_end, minute_end = edges if edges is not None else rollup_edges()
+
+    def add_sums(resolution: str, start: datetime, end: datetime) -> None:
+        if start >= end:
+            return
+        rows = HealthRollup.objects.filter(
+            server_id__in=server_ids, resolution=resolution, start__gte=start, start__lt=end
         )
-        for row in rollup_sums(hours):
+        for row in rollup_sums(rows):
             counts[row["server_id"]].add(row)
+
+    first_whole_hour = floor_hour(since) + (timedelta(hours=1) if floor_hour(since) < since else timedelta(0))
+    cursor = since
+    if hour_end is not None and first_whole_hour < hour_end:
+        add_sums(Resolution.MINUTE, since, first_whole_hour)
+        add_sums(Resolution.HOUR, first_whole_hour, hour_end)
         cursor = hour_end
     if minute_end is not None and cursor < minute_end:
-        minutes = HealthRollup.objects.filter(
-            server_id__in=server_ids, resolution=Resolution.MINUTE, start__gte=cursor, start__lt=minute_end
-        )
-        for row in rollup_sums(minutes):
-            counts[row["server_id"]].add(row)
+        add_sums(Resolution.MINUTE, cursor, minute_end)
         cursor = minute_end
     raw: defaultdict[int, list[HealthSample]] = defaultdict(list)
     for sample in HealthSample.objects.filter(server_id__in=server_ids, at__gte=cursor, at__lt=now).only(
@@ -104,8 +123,6 @@ def window_counts(server_ids: list[int], since: datetime, now: datetime) -> dict
     ):
         raw[sample.server_id].append(sample)
     for server_id, samples in raw.items():
-        from health.rollups import minute_bucket
-
         counts[server_id].add_rollup(minute_bucket(server_id, cursor, samples))
     return counts
 
@@ -131,7 +148,8 @@ def fleet_health(servers: list[Server] | None = None, now: datetime | None = Non
     now = now or timezone.now()
     servers = servers if servers is not None else list(Server.objects.order_by("name"))
     ids = [server.pk for server in servers]
-    windows = {label: window_counts(ids, now - span, now) for label, span in WINDOWS.items()}
+    edges = rollup_edges()
+    windows = {label: window_counts(ids, now - span, now, edges) for label, span in WINDOWS.items()}
     series = trend_inputs(ids, now)
     results = []
     for server in servers:
