@@ -2,10 +2,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
-from health.models import HealthRollup, HealthSample, MaintenanceWindow
+from health.alerts_api import ChannelSerializer
+from health.models import (
+    Alert,
+    AlertRule,
+    HealthRollup,
+    HealthSample,
+    MaintenanceWindow,
+    NotificationChannel,
+    NotificationDelivery,
+    Silence,
+)
 
 
 @admin.register(MaintenanceWindow)
@@ -42,3 +53,66 @@ class HealthRollupAdmin(ReadOnlyAdmin):
     list_display = ["server", "resolution", "start", "checks", "ok", "latency_p50_ms", "latency_p95_ms"]
     list_filter = ["resolution"]
     list_select_related = ["server"]
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "threshold", "severity", "for_seconds", "server_type", "tag", "enabled"]
+    list_filter = ["kind", "severity", "enabled"]
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyAdmin):
+    list_display = ["rule", "server", "state", "summary", "fired_at", "resolved_at", "acknowledged_by"]
+    list_filter = ["state", "rule"]
+    list_select_related = ["rule", "server"]
+
+
+@admin.register(Silence)
+class SilenceAdmin(admin.ModelAdmin):
+    list_display = ["rule", "server", "starts_at", "ends_at", "comment", "created_by"]
+    readonly_fields = ["created_by"]
+
+    def save_model(self, request: HttpRequest, obj: Silence, form: Any, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user.get_username()
+        super().save_model(request, obj, form, change)
+
+
+class ChannelForm(forms.ModelForm):
+    # Write-only: the stored secret is never put back into the page; leaving the field empty keeps it.
+    secret = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False), strip=False)
+
+    class Meta:
+        model = NotificationChannel
+        fields = ["name", "kind", "url", "secret", "callable_name", "min_severity", "enabled"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        data = {key: value for key, value in cleaned.items() if key != "secret" or value}
+        serializer = ChannelSerializer(instance=self.instance if self.instance.pk else None, data=data, partial=True)
+        if not serializer.is_valid():
+            for field, problems in serializer.errors.items():
+                self.add_error(field if field in self.fields else None, problems)
+        return cleaned
+
+    def save(self, commit: bool = True) -> NotificationChannel:
+        channel = super().save(commit=False)
+        if not self.cleaned_data.get("secret") and self.instance.pk:
+            channel.secret = NotificationChannel.objects.get(pk=self.instance.pk).secret
+        if commit:
+            channel.save()
+        return channel
+
+
+@admin.register(NotificationChannel)
+class NotificationChannelAdmin(admin.ModelAdmin):
+    form = ChannelForm
+    list_display = ["name", "kind", "url", "callable_name", "min_severity", "enabled"]
+
+
+@admin.register(NotificationDelivery)
+class NotificationDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["channel", "rule", "state", "attempts", "last_status_code", "last_error", "created_at"]
+    list_filter = ["state"]
+    list_select_related = ["channel", "rule"]

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import heapq
 import logging
+import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -182,7 +183,8 @@ class HealthMonitor:
                 tracked = Tracked(config=config, damped=DampedStatus(status=status, reason=reason))
                 tracked.written = (status, reason)
                 self.tracked[name] = tracked
-                self._schedule(name, now + min(1.0, config.interval_seconds))
+                # Spread over the interval: a thousand servers registered at once are not all checked at once.
+                self._schedule(name, now + random.uniform(0.2, max(0.3, config.interval_seconds)))
             elif tracked.config != config:
                 tracked.config = config
                 self._schedule(name, now + min(1.0, config.interval_seconds))
@@ -331,7 +333,9 @@ class HealthMonitor:
             tracked.damped.session_down(policy, observation.reason)
         elif observation.source == SESSION and observation.status == ServerStatus.ONLINE:
             tracked.damped.session_up(policy, observation.reason)
-            self._schedule(observation.name, time.monotonic() + 0.5)  # a first check of the new session, soon
+            # A first check of the new session soon, spread so a reconnect storm is not a check storm.
+            interval = tracked.config.interval_seconds
+            self._schedule(observation.name, time.monotonic() + random.uniform(0.2, max(0.5, min(interval, 5.0))))
         else:
             tracked.damped.observed(observation.status, observation.reason)
         return await self._apply(tracked, protocol_version=observation.protocol_version, error=observation.error)

@@ -71,12 +71,7 @@ def rollup_sums(rows: Any) -> Any:
 
 def _last_start(resolution: str) -> datetime | None:
     # Uses the (resolution, start) index: one row read, whatever the table's size.
-    return (
-        HealthRollup.objects.filter(resolution=resolution)
-        .order_by("-start")
-        .values_list("start", flat=True)
-        .first()
-    )
+    return HealthRollup.objects.filter(resolution=resolution).order_by("-start").values_list("start", flat=True).first()
 
 
 def rollup_edges() -> tuple[datetime | None, datetime | None]:

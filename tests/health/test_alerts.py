@@ -262,3 +262,48 @@ def test_alerts_api_lists_by_state_and_operators_acknowledge(
         format="json",
     ).json()
     assert "secret" not in made and made["has_secret"] is True
+
+
+CALLED: list[dict] = []
+
+
+def collect(payload: dict) -> None:
+    """A Python callable named in HEALTH_ALERT_CALLABLES (see the test below)."""
+    CALLED.append(payload)
+
+
+def test_a_python_callable_channel_gets_the_notification(settings, admin_user):
+    import asyncio
+
+    from health.alerting import evaluate
+    from health.notify import deliver_due
+    from registry.orm_worker import OrmWorker
+
+    settings.HEALTH_ALERT_CALLABLES = {"collect": "tests.health.test_alerts.collect"}
+    CALLED.clear()
+    server = server_create(name="gone", transport="http", url="http://127.0.0.1:9/mcp")
+    Server.objects.filter(pk=server.pk).update(status="offline", status_reason="not answering")
+    down_rule(group_wait_seconds=0)
+    client = APIClient()
+    client.force_authenticate(admin_user)
+    refused = client.post(
+        "/api/alerts/channels/", {"name": "py", "kind": "callable", "callable_name": "other"}, format="json"
+    )
+    assert refused.status_code == 400 and "callable_name" in refused.json()
+    assert (
+        client.post(
+            "/api/alerts/channels/", {"name": "py", "kind": "callable", "callable_name": "collect"}, format="json"
+        ).status_code
+        == 201
+    )
+    changes = evaluate()
+    assert [(c["what"], c["server"]) for c in changes] == [("firing", "gone")]
+    worker = OrmWorker(name="test-notify")
+    try:
+        assert asyncio.run(deliver_due(worker)) == 1
+    finally:
+        worker.shutdown()
+    (payload,) = CALLED
+    assert payload["status"] == "firing" and payload["alerts"][0]["server"] == "gone"
+    assert NotificationDelivery.objects.get().state == "delivered"
+    assert evaluate() == [] and NotificationDelivery.objects.count() == 1  # nothing twice
