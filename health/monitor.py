@@ -15,8 +15,6 @@ put their servers in `maintenance`, whose checks are left out of availability. E
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import heapq
 import logging
 import random
 import time
@@ -36,6 +34,7 @@ from health.notify import deliver_due
 from health.rollups import roll_up
 from pipeline.service import publish
 from registry import fleet_api
+from registry.background import DueQueue, Guard
 from registry.call_recorder import HEALTH_CALLER, STREAMING_CALLER, SUPERVISOR
 from registry.connections import ConnectionLayerError, FleetRuntime
 from registry.connections.deadlines import Deadline
@@ -58,7 +57,6 @@ class Tracked:
     config: CheckConfig
     damped: DampedStatus
     written: tuple[str, str] = ("", "")
-    due: float = 0.0
     checking: bool = False
     maintenance: str = ""  # the open window's name, if any
     last_check: dict[str, Any] = field(default_factory=dict)
@@ -113,11 +111,9 @@ class HealthMonitor:
         self.samples: deque[HealthSample] = deque()
         self.dropped_samples = 0
         self.checks_done = 0
-        self.loop_errors = 0
-        self._due: list[tuple[float, str]] = []
-        self._wakeup: asyncio.Event | None = None
+        self._guard = Guard("health monitor")
+        self._checks = DueQueue()
         self._tasks: list[asyncio.Task[None]] = []
-        self._spawned: set[asyncio.Task[Any]] = set()
         self._outcomes: Any = None
 
     # -- life ------------------------------------------------------------------------------------------------------
@@ -126,18 +122,16 @@ class HealthMonitor:
         self.runtime.run(self._start())
 
     async def _start(self) -> None:
-        self._wakeup = asyncio.Event()
         await self.refresh()
         self.supervisor.hand_status_to(self)
         self._outcomes = fleet_api.subscribe_outcomes(name="health-passive", maxsize=50_000)
-        loop = asyncio.get_running_loop()
         self._tasks = [
-            loop.create_task(self._guarded("checks", self._check_loop)),
-            loop.create_task(self._guarded("refresh", self._refresh_loop)),
-            loop.create_task(self._guarded("samples", self._flush_loop)),
-            loop.create_task(self._guarded("rollups", self._rollup_loop)),
-            loop.create_task(self._guarded("passive", self._passive_loop)),
-            loop.create_task(self._guarded("alerts", self._alert_loop)),
+            self._guard.loop("checks", self._check_loop),
+            self._guard.loop("refresh", self._refresh_loop),
+            self._guard.loop("samples", self._flush_loop),
+            self._guard.loop("rollups", self._rollup_loop),
+            self._guard.loop("passive", self._passive_loop),
+            self._guard.loop("alerts", self._alert_loop),
         ]
 
     def stop(self, timeout: float = 15.0) -> None:
@@ -150,24 +144,17 @@ class HealthMonitor:
 
     async def _stop(self) -> None:
         self.supervisor.hand_status_to(None)
-        for task in [*self._tasks, *self._spawned]:
+        for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._spawned, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._guard.cancel_spawned()
         if self._outcomes is not None:
             self._outcomes.close()
         await self.flush()
 
-    async def _guarded(self, what: str, body: Any) -> None:
-        while True:
-            try:
-                await body()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.loop_errors += 1
-                logger.exception("health monitor: the %s loop failed; it starts again", what)
-                await asyncio.sleep(1.0)
+    @property
+    def loop_errors(self) -> int:
+        return self._guard.errors
 
     # -- the registry, followed ----------------------------------------------------------------------------------------
 
@@ -191,7 +178,7 @@ class HealthMonitor:
             window = open_windows.get(name, "")
             if window != tracked.maintenance:
                 tracked.maintenance = window
-                self._spawn(self._apply(tracked))
+                self._guard.spawn(self._apply(tracked))
 
     async def _refresh_loop(self) -> None:
         while True:
@@ -201,29 +188,19 @@ class HealthMonitor:
     # -- checks ------------------------------------------------------------------------------------------------------
 
     def _schedule(self, name: str, due: float) -> None:
-        tracked = self.tracked.get(name)
-        if tracked is None:
-            return
-        tracked.due = due
-        heapq.heappush(self._due, (due, name))
-        if self._wakeup is not None:
-            self._wakeup.set()
+        if name in self.tracked:
+            self._checks.schedule(name, due)
 
     async def _check_loop(self) -> None:
-        assert self._wakeup is not None
         while True:
             now = time.monotonic()
-            while self._due and self._due[0][0] <= now:
-                due, name = heapq.heappop(self._due)
+            for name in self._checks.pop_due(now):
                 tracked = self.tracked.get(name)
-                if tracked is None or tracked.due != due or tracked.checking:
-                    continue
+                if tracked is None or tracked.checking:
+                    continue  # removed since; or still checking, and it reschedules itself when done
                 tracked.checking = True
-                self._spawn(self._check(tracked))
-            wait = self._due[0][0] - now if self._due else 1.0
-            self._wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), max(0.01, wait))
+                self._guard.spawn(self._check(tracked))
+            await self._checks.wait(now, 1.0)
 
     async def check_now(self, name: str) -> dict[str, Any]:
         """One check of a server, now (tests and the API's "check now"); the result as the API shows it."""
@@ -426,7 +403,7 @@ class HealthMonitor:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                self.loop_errors += 1
+                self._guard.errors += 1
                 logger.exception("health monitor: an alert round failed")
 
     async def _passive_loop(self) -> None:
@@ -446,20 +423,6 @@ class HealthMonitor:
                 outcome.error_message or "",
                 bool(tracked.maintenance),
             )
-
-    def _spawn(self, work: Any) -> None:
-        async def guarded() -> None:
-            try:
-                await work
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.loop_errors += 1
-                logger.exception("health monitor: a check or status write failed")
-
-        task = asyncio.get_running_loop().create_task(guarded())
-        self._spawned.add(task)
-        task.add_done_callback(self._spawned.discard)
 
     def stats(self) -> dict[str, Any]:
         return {

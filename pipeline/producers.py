@@ -26,6 +26,7 @@ from typing import Any
 from pipeline.bus import EventBus
 from pipeline.routes import Routed, parse_content, route_poll, route_resource
 from registry import fleet_api
+from registry.background import Guard
 from registry.call_recorder import STREAMING_CALLER as CALLER
 from registry.connections import ConnectionLayerError
 from registry.connections.deadlines import Deadline
@@ -262,7 +263,7 @@ class ProducerManager:
     bus: EventBus
     refresh_seconds: float = 5.0
     producers: dict[str, ServerProducer] = field(default_factory=dict)
-    loop_errors: int = 0
+    _guard: Guard = field(default_factory=lambda: Guard("pipeline producers"))
     _db: OrmWorker | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _refresh_now: asyncio.Event | None = None
@@ -272,11 +273,10 @@ class ProducerManager:
         self._refresh_now = asyncio.Event()
         notifications = fleet_api.subscribe_notifications(name="pipeline-producers", maxsize=10_000)
         states = fleet_api.subscribe_states(name="pipeline-producers", maxsize=10_000)
-        loop = asyncio.get_running_loop()
         self._tasks = [
-            loop.create_task(self._guarded("reconcile", self._reconcile_forever), name="producers-reconcile"),
-            loop.create_task(self._guarded("notifications", lambda: self._notifications(notifications))),
-            loop.create_task(self._guarded("states", lambda: self._states(states))),
+            self._guard.loop("reconcile", self._reconcile_forever),
+            self._guard.loop("notifications", lambda: self._notifications(notifications)),
+            self._guard.loop("states", lambda: self._states(states)),
         ]
         self._subscriptions = (notifications, states)
 
@@ -299,17 +299,9 @@ class ProducerManager:
         if self._db is not None:
             self._db.shutdown(wait=False)
 
-    async def _guarded(self, what: str, body: Any) -> None:
-        while True:
-            try:
-                await body()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.loop_errors += 1
-                logger.exception("pipeline producers: the %s loop failed; it starts again", what)
-                await asyncio.sleep(1.0)
+    @property
+    def loop_errors(self) -> int:
+        return self._guard.errors
 
     async def _reconcile_forever(self) -> None:
         assert self._db is not None and self._refresh_now is not None
@@ -320,7 +312,7 @@ class ProducerManager:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                self.loop_errors += 1
+                self._guard.errors += 1
                 logger.exception("pipeline producers: reconcile failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._refresh_now.wait(), self.refresh_seconds)

@@ -19,17 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 
+from registry.background import DueQueue, Guard
 from registry.call_recorder import SUPERVISOR, CallRecorder
 from registry.connections import (
     ConnectionHub,
@@ -78,7 +78,6 @@ class Watched:
     discovery: asyncio.Task[None] | None = None
     check_failures: int = 0
     checking: bool = False
-    check_due: float | None = None  # the one scheduled check; older heap entries for this server are stale
     rediscover_at: float | None = None
     waiters: list[asyncio.Future[dict[str, Any]]] = field(default_factory=list)
 
@@ -129,12 +128,11 @@ class FleetSupervisor:
         self.recorder: CallRecorder | None = None
         self._ids_by_name: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._spawned: set[asyncio.Task[None]] = set()  # checks, status writes: cancelled on stop
+        # Loops restarted when they fail; checks and status writes run as guarded steps, cancelled on stop.
+        self._guard = Guard("fleet supervisor")
         self._reconcile_wanted: asyncio.Event | None = None
-        self._check_due: list[tuple[float, str]] = []
-        self._check_wakeup: asyncio.Event | None = None
+        self._checks = DueQueue()
         self._started = False
-        self.loop_errors = 0
         # Set when another component (the health monitor) decides statuses: see registry/status_decider.py.
         self.decider: StatusDecider | None = None
 
@@ -152,7 +150,6 @@ class FleetSupervisor:
             return
         self._started = True
         self._reconcile_wanted = asyncio.Event()
-        self._check_wakeup = asyncio.Event()
         states = self.hub.streams.states.subscribe(name="supervisor", maxsize=10_000)
         notifications = self.hub.streams.notifications.subscribe(
             name="supervisor", maxsize=1_000, accept=lambda item: item.method in LIST_CHANGED
@@ -167,11 +164,11 @@ class FleetSupervisor:
         )
         await self.reconcile_once()
         self._tasks = [
-            self._supervised("reconcile", self._reconcile_loop),
-            self._supervised("states", lambda: self._state_loop(states)),
-            self._supervised("notifications", lambda: self._notification_loop(notifications)),
-            self._supervised("checks", self._check_loop),
-            self._supervised("call-recorder", self.recorder.run),
+            self._guard.loop("reconcile", self._reconcile_loop),
+            self._guard.loop("states", lambda: self._state_loop(states)),
+            self._guard.loop("notifications", lambda: self._notification_loop(notifications)),
+            self._guard.loop("checks", self._check_loop),
+            self._guard.loop("call-recorder", self.recorder.run),
         ]
 
     def stop(self, timeout: float = 15.0) -> None:
@@ -188,7 +185,7 @@ class FleetSupervisor:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        background = [*self._spawned, *(w.discovery for w in self.watched.values() if w.discovery is not None)]
+        background = [*self._guard.spawned, *(w.discovery for w in self.watched.values() if w.discovery is not None)]
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
@@ -202,7 +199,7 @@ class FleetSupervisor:
     def hand_status_to(self, decider: StatusDecider | None) -> None:
         """From now on `decider` decides every status (None: the supervisor again) and runs the liveness checks."""
         self.decider = decider
-        if decider is None and self._started and self._check_wakeup is not None:
+        if decider is None and self._started:
             for name in self.watched:
                 self.runtime.loop.call_soon_threadsafe(self._schedule_check, name, self.check_interval)
 
@@ -212,23 +209,10 @@ class FleetSupervisor:
         if event is not None and not self.runtime.stopped:
             self.runtime.loop.call_soon_threadsafe(event.set)
 
-    def _supervised(self, name: str, body: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
-        async def guard() -> None:
-            pause = 0.5
-            while True:
-                try:
-                    await body()
-                    return
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    # Never the end of the fleet: log with the traceback, wait a little, go on.
-                    self.loop_errors += 1
-                    logger.exception("fleet supervisor: the %s loop failed; restarting it in %.1fs", name, pause)
-                    await asyncio.sleep(pause)
-                    pause = min(pause * 2, 30.0)
-
-        return asyncio.get_running_loop().create_task(guard(), name=f"fleet-supervisor:{name}")
+    @property
+    def loop_errors(self) -> int:
+        """Exceptions its loops and steps caught (and survived)."""
+        return self._guard.errors
 
     # -- reconcile --------------------------------------------------------------------------------------------------
 
@@ -314,7 +298,7 @@ class FleetSupervisor:
             reason = status.last_error
             if status.needs_attention:
                 reason = f"needs attention: {reason}"
-            self._spawn(self._went_down(watched, reason, status.last_error))
+            self._guard.spawn(self._went_down(watched, reason, status.last_error))
 
     async def _went_down(self, watched: Watched, reason: str, error: str) -> None:
         await self._write_status(watched, ServerStatus.OFFLINE, reason, error=error, source=SESSION)
@@ -336,7 +320,7 @@ class FleetSupervisor:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                self.loop_errors += 1
+                self._guard.errors += 1
                 logger.exception(
                     "MCP server %r: discovery failed unexpectedly; trying again in %.0fs", watched.name, pause
                 )
@@ -426,7 +410,7 @@ class FleetSupervisor:
             if watched.rediscover_at is None:
                 # Several list_changed in a row (tools and prompts together) make one discovery.
                 watched.rediscover_at = time.monotonic() + LIST_CHANGED_DEBOUNCE_SECONDS
-                self._spawn(self._rediscover_later(watched))
+                self._guard.spawn(self._rediscover_later(watched))
 
     async def _rediscover_later(self, watched: Watched) -> None:
         await asyncio.sleep(LIST_CHANGED_DEBOUNCE_SECONDS)
@@ -443,30 +427,21 @@ class FleetSupervisor:
         watched = self.watched.get(name)
         if watched is None:
             return
-        due = time.monotonic() + after * random.uniform(0.5, 1.0)
-        watched.check_due = due
-        heapq.heappush(self._check_due, (due, name))
-        if self._check_wakeup is not None:
-            self._check_wakeup.set()
+        self._checks.schedule(name, time.monotonic() + after * random.uniform(0.5, 1.0))
 
     async def _check_loop(self) -> None:
-        assert self._check_wakeup is not None
         while True:
             now = time.monotonic()
-            while self._check_due and self._check_due[0][0] <= now:
-                due, name = heapq.heappop(self._check_due)
+            for name in self._checks.pop_due(now):
                 watched = self.watched.get(name)
-                if watched is None or watched.check_due != due:
-                    continue  # removed, or rescheduled since
+                if watched is None:
+                    continue  # removed since
                 if watched.checking:
                     self._schedule_check(name, self.check_interval)
                     continue
                 watched.checking = True
-                self._spawn(self._check(watched))
-            wait = self._check_due[0][0] - now if self._check_due else self.check_interval
-            self._check_wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._check_wakeup.wait(), max(0.01, wait))
+                self._guard.spawn(self._check(watched))
+            await self._checks.wait(now, self.check_interval)
 
     async def check_once(self, name: str) -> bool | None:
         """One liveness check of a connected, discovered server: True ok, False failed, None not checked."""
@@ -560,20 +535,6 @@ class FleetSupervisor:
         if transition.changed:
             logger.info("MCP server %r is %s: %s", watched.name, status, reason)
         return transition
-
-    def _spawn(self, work: Awaitable[Any]) -> None:
-        async def guarded() -> None:
-            try:
-                await work
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.loop_errors += 1
-                logger.exception("fleet supervisor: a background step failed")
-
-        task = asyncio.get_running_loop().create_task(guarded())
-        self._spawned.add(task)
-        task.add_done_callback(self._spawned.discard)
 
 
 _live: FleetSupervisor | None = None
