@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from health.models import HealthSample, MaintenanceWindow, SampleKind
 from health.monitor import live_monitor
 from health.selectors import fleet_health, tool_figures
-from registry.models import Server
+from registry.models import Server, StatusChange
 from registry.permissions import IsOperator, IsViewer, ReadForViewersWriteForOperators
 
 MAX_SAMPLES = 5_000
@@ -46,6 +46,16 @@ class ServerHealthView(APIView):
         server = get_object_or_404(Server, name=name)
         (figures,) = fleet_health([server])
         figures["tools"] = tool_figures(server)
+        figures["status_history"] = [
+            {
+                "at": change.at.isoformat(),
+                "from": change.from_status,
+                "to": change.to_status,
+                "reason": change.reason,
+                "source": change.source,
+            }
+            for change in StatusChange.objects.recent_for(server, 100)
+        ]
         return Response(figures)
 
 

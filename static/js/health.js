@@ -235,6 +235,18 @@
         text: all.map(function (s) { return s.error || (s.latency_ms !== null ? s.latency_ms + " ms" : ""); }) }],
         { margin: { t: 10, r: 10, b: 30, l: 70 } }, { responsive: true, displayModeBar: false });
 
+      // The status over time, as steps between its levels (newest change last), up to now.
+      var levels = ["offline", "unhealthy", "pending", "degraded", "maintenance", "online"];
+      var changes = (health.status_history || []).slice().reverse();
+      if (changes.length) {
+        var xs = changes.map(function (c) { return c.at; }).concat([new Date().toISOString()]);
+        var ys = changes.map(function (c) { return c.to; }).concat([changes[changes.length - 1].to]);
+        Plotly.react("status-chart", [{ x: xs, y: ys, type: "scatter", mode: "lines+markers", line: { shape: "hv" },
+          text: changes.map(function (c) { return c.reason; }).concat([""]), name: "status" }],
+          { margin: { t: 10, r: 10, b: 30, l: 90 }, yaxis: { categoryorder: "array", categoryarray: levels } },
+          { responsive: true, displayModeBar: false });
+      }
+
       var body = document.getElementById("tool-rows");
       body.textContent = "";
       (health.tools || []).forEach(function (tool) {

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from health.models import HealthRollup, HealthSample, Resolution
 from health.rollups import roll_up
 from health.selectors import fleet_health
-from registry.services import server_create
+from registry.services import server_create, server_status_transition
 
 pytestmark = pytest.mark.django_db
 
@@ -76,7 +76,16 @@ def test_the_health_api_per_persona_with_field_errors(server, viewer_user, opera
     (row,) = client.get("/api/health/").json()["results"]
     assert set(row) >= {"server", "status", "availability", "latency_ms", "success_rate", "trend", "prediction"}
     assert row["availability"]["24h"] == 1.0 and set(row["availability"]) == {"24h", "7d", "30d"}
+    server_status_transition(server_id=server.pk, status="offline", reason="gone", source="health")
     detail = client.get("/api/health/exchange-alpha/").json()
+    (change,) = detail["status_history"]
+    assert change | {"at": None} == {
+        "at": None,
+        "from": "unknown",
+        "to": "offline",
+        "reason": "gone",
+        "source": "health",
+    }
     assert detail["tools"] == [
         {"tool": "get_quote", "calls": 1, "success_rate": 0.0, "latency_p50_ms": None, "latency_p95_ms": None}
     ]
