@@ -10,9 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import Case, F, Value, When
-from django.db.models.functions import Coalesce, Greatest
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from registry.connections.capabilities import DiscoveredCapabilities
@@ -346,8 +344,12 @@ def _call_records_insert(outcomes: Sequence[CallOutcome], known: dict[str, int])
 
 
 def servers_seen_record(seen: dict[str, datetime], ids_by_name: dict[str, int] | None = None) -> None:
-    """Move each server's "last seen" forward to the latest successful request (never backwards), in one statement
-    (hundreds of servers are seen every few seconds)."""
+    """Move each server's "last seen" forward to the latest successful request (never backwards).
+
+    Hundreds of servers are seen every few seconds, so this is one prepared statement run for every server in one
+    transaction: building an ORM expression per server (a CASE of hundreds of branches, resolved and copied) cost
+    about 1.7 ms of CPU per server and was a third of the CPU of a health check.
+    """
     known = dict(ids_by_name or {})
     missing = set(seen) - set(known)
     if missing:
@@ -355,8 +357,12 @@ def servers_seen_record(seen: dict[str, datetime], ids_by_name: dict[str, int] |
     moments = {known[name]: at for name, at in seen.items() if name in known}
     if not moments:
         return
-    newest = Case(*(When(pk=server_id, then=Value(at)) for server_id, at in moments.items()))
-    Server.objects.filter(pk__in=moments).update(last_seen_at=Greatest(Coalesce(F("last_seen_at"), newest), newest))
+    quote, adapt = connection.ops.quote_name, connection.ops.adapt_datetimefield_value
+    table, column, key = quote(Server._meta.db_table), quote("last_seen_at"), quote("id")
+    statement = f"UPDATE {table} SET {column} = %s WHERE {key} = %s AND ({column} IS NULL OR {column} < %s)"
+    rows = [(adapt(at), server_id, adapt(at)) for server_id, at in sorted(moments.items())]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(statement, rows)
 
 
 def call_records_prune(*, older_than: datetime, batch_size: int = 5_000) -> int:
