@@ -75,7 +75,9 @@ def _after(message: dict[str, Any]) -> dict[str, int]:
 
 
 class EventsConsumer(AsyncWebsocketConsumer):
+    # Class defaults, so that disconnect() after a refused handshake (connect() returned early) finds them.
     joined = False
+    flush_timer: asyncio.TimerHandle | None = None
 
     async def connect(self) -> None:
         if await self._role() < Role.VIEWER:
