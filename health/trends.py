@@ -1,9 +1,10 @@
 """Latency trends and the predicted time a threshold is crossed, from a least-squares line over a sliding window.
 
 The slope is tested against zero (Student's t, two-sided), so noise is called stable: a trend is "degrading" or
-"improving" only when the slope is significant at `alpha`. The prediction follows Prometheus' predict_linear, with
-an uncertainty band from the regression's prediction interval: the earliest time is where the interval's upper
-bound reaches the threshold, the latest where its lower bound does.
+"improving" only when the slope is significant at `alpha` and moves the level by at least 5 % over the window.
+The prediction follows Prometheus' predict_linear, with an uncertainty band from the regression's prediction
+interval: the earliest time is where the interval's upper bound reaches the threshold, the latest where its lower
+bound does.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 ALPHA = 0.05
 MIN_POINTS = 8
+MIN_CHANGE = 0.05  # a trend moves the level by at least 5 % over its window
 
 
 @dataclass(frozen=True)
@@ -110,15 +112,22 @@ class Trend:
     points: int
 
 
-def trend(line: Line | None, *, units_per_hour: float = 3600.0, alpha: float = ALPHA) -> Trend | None:
+def trend(
+    line: Line | None, *, units_per_hour: float = 3600.0, alpha: float = ALPHA, min_change: float = MIN_CHANGE
+) -> Trend | None:
     if line is None:
         return None
     if line.slope_se == 0:
         p = 0.0 if line.slope != 0 else 1.0
     else:
         p = t_two_sided_p(line.slope / line.slope_se, line.n - 2)
+    # Significant is not enough: with thousands of checks a slope of a few microseconds an hour passes the test.
+    # The change over the window must also matter: at least `min_change` of the level.
+    span = math.sqrt(12 * line.sxx / line.n)  # the width of the window, for evenly spread points
+    change = abs(line.slope) * span
+    level = abs(line.at(line.x_mean))
     direction = "stable"
-    if p < alpha:
+    if p < alpha and change >= min_change * level:
         direction = "degrading" if line.slope > 0 else "improving"
     return Trend(direction, line.slope * units_per_hour, round(1.0 - p, 4), line.n)
 

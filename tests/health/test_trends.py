@@ -38,3 +38,10 @@ def test_a_crossing_is_predicted_before_it_happens_with_a_band_around_it():
     assert prediction.at == pytest.approx(200, abs=15)  # the true line crosses 500 at x = 200
     assert predict_crossing(line, threshold=500, now=119, horizon=50) is None  # beyond the horizon
     assert predict_crossing(fit(xs, [100 - 0.5 * x for x in xs]), threshold=500, now=119, horizon=1_000) is None
+
+
+def test_a_significant_but_negligible_slope_is_stable():
+    rng = random.Random(11)
+    xs = [float(i) for i in range(5_000)]
+    tiny = trend(fit(xs, [100 + 0.0002 * x + rng.gauss(0, 0.5) for x in xs]))  # +1 % over the window
+    assert tiny is not None and tiny.confidence > 0.99 and tiny.direction == "stable"
