@@ -9,7 +9,6 @@ import hmac
 import json
 import sys
 import threading
-import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,20 +24,12 @@ from registry import fleet_api
 from registry.models import Server
 from registry.services import server_create
 from registry.supervisor import start_supervisor, stop_supervisor
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SECRET = "s3cret-for-signing"
 TEST_SERVERS = Path(__file__).parents[1] / "mcp_servers"
-
-
-def wait_for(predicate, timeout: float = 30.0, what: str = "the condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Receiver:

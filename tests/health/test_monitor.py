@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,19 +15,11 @@ from health.monitor import start_monitor, stop_monitor
 from health.selectors import fleet_health
 from registry.models import Server, ServerStatus, StatusChange
 from registry.services import server_create
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TEST_SERVERS = Path(__file__).parents[1] / "mcp_servers"
-
-
-def wait_for(predicate, timeout: float = 30.0, what: str = "the condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def status_of(name: str) -> str:

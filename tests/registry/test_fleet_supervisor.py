@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 
@@ -26,20 +25,11 @@ from registry.services import (
     server_update,
 )
 from registry.signals import server_status_changed, servers_seen
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 WELL_BEHAVED = str(settings.BASE_DIR / "tests" / "mcp_servers" / "well_behaved.py")
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 20.0, what: str = "condition") -> float:
-    """Wait for a condition (polled); returns the seconds it took."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if condition():
-            return time.monotonic() - started
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not met within {timeout:g}s")
 
 
 def transitions(received: list[dict], server: str) -> list[str]:

@@ -10,7 +10,6 @@ import json
 import logging
 import sys
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -20,6 +19,7 @@ from exchange_fleet.launcher import free_port
 from registry.connections.redaction import Redactor
 from registry.models import Server, ServerStatus
 from registry.services import server_create
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -71,18 +71,6 @@ def listeners() -> Iterator[list[Listener]]:
     yield made
     for listener in made:
         listener.close()
-
-
-def wait_for(condition, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
-# 1. An operator could steal an admin's stored header by pointing the server at their own listener.
 
 
 def test_an_operator_cannot_point_a_server_with_secrets_elsewhere(admin_api, operator_api, listeners, live_fleet):

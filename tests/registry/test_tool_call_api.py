@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 
 import pytest
 from django.conf import settings
@@ -11,6 +10,7 @@ from django.conf import settings
 from registry.discovery import discover_and_record
 from registry.models import CallRecord, Server
 from registry.services import server_create
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,15 +28,6 @@ def exchange(name: str = "exchange-alpha", *extra: str) -> Server:
     )
     assert discover_and_record(server=server)["ok"]
     return server
-
-
-def wait_for(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.mark.parametrize("persona", ["anonymous_api", "outsider_api", "viewer_api"])
