@@ -32,6 +32,7 @@ from health.expectations import expectation_problem
 from health.models import HealthSample, MaintenanceWindow, SampleKind
 from health.notify import deliver_due
 from health.rollups import roll_up
+from pipeline.routes import parse_content
 from pipeline.service import publish
 from registry import fleet_api
 from registry.background import DueQueue, Guard
@@ -270,8 +271,6 @@ class HealthMonitor:
         elif synthetic.expect:
             value = result.structured_content
             if value is None:
-                from pipeline.routes import parse_content
-
                 value = parse_content(result.text)
             problem = expectation_problem(synthetic.expect, value)
             if problem:
