@@ -10,6 +10,7 @@ import logging
 import secrets
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,3 +158,57 @@ def demo_login() -> tuple[str, str | None]:
         password_file.write_text(password + "\n")
         password_file.chmod(0o600)
     return DEMO_USERNAME, password
+
+
+# The demo's standing question: every exchange's BTC-USD quote, fused by the median with outlier rejection, so
+# beta's 0.5 % bias is seen rejected (and its trust falling) on the fusion page within a minute of the start.
+DEMO_FUSION_QUERY: dict[str, Any] = {
+    "tool": "get_quote",
+    "arguments": {"symbol": "BTC-USD"},
+    "server_type": "exchange",
+    "strategy": "median",
+    "fields": ["bid", "ask", "last"],
+    "quorum": 3,
+    "timeout_seconds": 1.0,
+    "deadline_seconds": 1.5,
+}
+
+
+class DemoFusion:
+    """Asks the demo's standing fusion question every `interval` seconds on a thread of its own (the fusion engine
+    is sync: it hands the fan-out to the fleet loop and waits). Survives and logs any failure; stops on `stop()`."""
+
+    def __init__(self, interval: float = 20.0, first_after: float = 12.0) -> None:
+        self.interval, self.first_after = interval, first_after
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="demo-fusion", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        from django.db import close_old_connections
+
+        from fusion.engine import run_query
+        from fusion.query import QueryError, parse_query
+
+        query = parse_query(DEMO_FUSION_QUERY)
+        wait = self.first_after
+        while not self._stop.wait(wait):
+            wait = self.interval
+            try:
+                answer = run_query(query, caller="demo")
+                logger.info("demo fusion: %s", answer["error"] or f"BTC-USD {answer['value']}")
+            except QueryError as exc:  # the exchanges are not discovered yet
+                logger.info("demo fusion: not yet: %s", exc)
+                wait = 5.0
+            except Exception:  # noqa: BLE001 - a background loop logs and survives anything
+                logger.exception("demo fusion failed")
+            finally:
+                close_old_connections()

@@ -270,3 +270,20 @@ HEALTH_ALERT_EVALUATION_SECONDS = env_float("HEALTH_ALERT_EVALUATION_SECONDS", 2
 HEALTH_ALERT_CALLABLES: dict[str, str] = {}
 HEALTH_WEBHOOK_TIMEOUT_SECONDS = env_float("HEALTH_WEBHOOK_TIMEOUT_SECONDS", 5.0)
 HEALTH_WEBHOOK_MAX_ATTEMPTS = env_int("HEALTH_WEBHOOK_MAX_ATTEMPTS", 5)
+
+# --- fusion ---------------------------------------------------------------------------------------------------
+FUSION_DEFAULT_STRATEGY = env_str("FUSION_DEFAULT_STRATEGY", "median")
+FUSION_DEFAULT_TIMEOUT_SECONDS = env_float("FUSION_DEFAULT_TIMEOUT_SECONDS", 5.0)
+# Quality: a source this slow (or an answer this old) counts half.
+FUSION_LATENCY_REFERENCE_MS = env_float("FUSION_LATENCY_REFERENCE_MS", 500.0)
+FUSION_FRESHNESS_REFERENCE_MS = env_float("FUSION_FRESHNESS_REFERENCE_MS", 10_000.0)
+# Trust: where a new source starts, how fast it learns, how fast an old lesson fades (back to the prior).
+FUSION_TRUST_PRIOR = env_float("FUSION_TRUST_PRIOR", 0.8)
+FUSION_TRUST_LEARNING_RATE = env_float("FUSION_TRUST_LEARNING_RATE", 0.1)
+FUSION_TRUST_HALF_LIFE_HOURS = env_float("FUSION_TRUST_HALF_LIFE_HOURS", 24.0)
+# An answer within this many basis points of the result agrees with it; fewer valid answers teach no trust.
+FUSION_AGREEMENT_BPS = env_float("FUSION_AGREEMENT_BPS", 10.0)
+FUSION_TRUST_MIN_ANSWERS = env_int("FUSION_TRUST_MIN_ANSWERS", 3)
+FUSION_RUN_RETENTION_DAYS = env_int("FUSION_RUN_RETENTION_DAYS", 7)
+# More strategies: dotted paths to fusion.strategies.Strategy instances or classes, registered by their name.
+FUSION_STRATEGIES: list[str] = env_list("FUSION_STRATEGIES", [])

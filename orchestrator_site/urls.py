@@ -15,9 +15,11 @@ urlpatterns = [
     path("api/", include("registry.api_urls")),
     path("api/", include("pipeline.api_urls")),
     path("api/", include("health.api_urls")),
+    path("api/", include("fusion.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("pipeline/", include("pipeline.urls")),
     path("health/", include("health.urls")),
+    path("fusion/", include("fusion.urls")),
     path("", include("registry.urls")),
 ]

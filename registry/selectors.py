@@ -24,6 +24,7 @@ from registry.models import (
     StatusChange,
     Tag,
 )
+from registry.page_sections import server_section_scripts, server_sections
 
 CAPABILITY_HISTORY_LIMIT = 20
 STATUS_HISTORY_LIMIT = 30
@@ -258,10 +259,27 @@ def server_detail_context(server: Server, *, can_call: bool = False) -> dict[str
         "latest": latest_capabilities(snapshot),
         "history": capability_history(server),
         "recent_calls": list(CallRecord.objects.recent_for(server, RECENT_CALLS_LIMIT)),
+        "sections": server_sections(),
+        "section_scripts": server_section_scripts(),
     }
 
 
 # --- tool calls -------------------------------------------------------------------------------------------------
+
+
+def tool_schemas_of(server: Server, tool: str) -> tuple[bool, dict[str, Any] | None, dict[str, Any] | None]:
+    """(whether the server's latest discovery offers `tool`, its input schema, its output schema)."""
+    snapshot = CapabilitySnapshot.objects.latest_for(server)
+    for item in snapshot.tools if snapshot is not None else []:
+        if item.get("name") == tool:
+            input_schema = _pick(item, "inputSchema", "input_schema")
+            output_schema = _pick(item, "outputSchema", "output_schema")
+            return (
+                True,
+                input_schema if isinstance(input_schema, dict) else None,
+                output_schema if isinstance(output_schema, dict) else None,
+            )
+    return False, None, None
 
 
 def tool_input_schema(server: Server, tool: str) -> tuple[bool, dict[str, Any] | None]:

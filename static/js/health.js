@@ -173,6 +173,11 @@
   }
 
   // -- server page ---------------------------------------------------------------------------------------------
+  // The server page's health section has fewer charts than the health page: draw those that are there.
+  function plot(id, traces, layout, config) {
+    if (document.getElementById(id)) Plotly.react(id, traces, layout, config);
+  }
+
   function serverPage(summary) {
     var name = summary.dataset.server;
     var busy = false;
@@ -212,7 +217,7 @@
             y1: health.prediction.threshold, line: { color: "rgba(220,80,60,0.8)", dash: "dash" } }];
         }
       }
-      Plotly.react("latency-chart", traces, layout, { responsive: true, displayModeBar: false });
+      plot("latency-chart", traces, layout, { responsive: true, displayModeBar: false });
 
       var minutes = {};
       probes.forEach(function (s) {
@@ -223,13 +228,13 @@
         if (s.ok) minutes[minute].ok += 1;
       });
       var keys = Object.keys(minutes).sort();
-      Plotly.react("availability-chart", [{ x: keys.map(function (k) { return k + ":00Z"; }),
+      plot("availability-chart", [{ x: keys.map(function (k) { return k + ":00Z"; }),
         y: keys.map(function (k) { return minutes[k].ok / minutes[k].all; }), type: "bar", name: "availability" }],
         { margin: { t: 10, r: 10, b: 30, l: 45 }, yaxis: { range: [0, 1], tickformat: ".0%" } },
         { responsive: true, displayModeBar: false });
 
       var all = samples.results.filter(function (s) { return s.kind !== "passive"; });
-      Plotly.react("timeline-chart", [{ x: all.map(function (s) { return s.at; }),
+      plot("timeline-chart", [{ x: all.map(function (s) { return s.at; }),
         y: all.map(function (s) { return s.kind; }), mode: "markers", type: "scatter",
         marker: { color: all.map(function (s) { return s.ok ? "#1f9d55" : "#d64545"; }), size: 7 },
         text: all.map(function (s) { return s.error || (s.latency_ms !== null ? s.latency_ms + " ms" : ""); }) }],
@@ -241,13 +246,14 @@
       if (changes.length) {
         var xs = changes.map(function (c) { return c.at; }).concat([new Date().toISOString()]);
         var ys = changes.map(function (c) { return c.to; }).concat([changes[changes.length - 1].to]);
-        Plotly.react("status-chart", [{ x: xs, y: ys, type: "scatter", mode: "lines+markers", line: { shape: "hv" },
+        plot("status-chart", [{ x: xs, y: ys, type: "scatter", mode: "lines+markers", line: { shape: "hv" },
           text: changes.map(function (c) { return c.reason; }).concat([""]), name: "status" }],
           { margin: { t: 10, r: 10, b: 30, l: 90 }, yaxis: { categoryorder: "array", categoryarray: levels } },
           { responsive: true, displayModeBar: false });
       }
 
       var body = document.getElementById("tool-rows");
+      if (!body) return;
       body.textContent = "";
       (health.tools || []).forEach(function (tool) {
         var tr = document.createElement("tr");

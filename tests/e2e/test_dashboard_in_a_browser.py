@@ -94,6 +94,9 @@ def test_an_operator_logs_in_sees_the_fleet_and_a_status_change_arrives_live(dem
             page.goto(base + "/servers/exchange-alpha/")
             expect(page.locator("body")).to_contain_text("get_quote")
             expect(page.locator("body")).to_contain_text("reserve_order")
+            # The health section on the server page: its status line and its Plotly latency chart, from the checks.
+            expect(page.locator("#server-health-summary")).to_contain_text("availability 24 h", timeout=30_000)
+            expect(page.locator("#latency-chart .main-svg").first).to_be_attached(timeout=30_000)
 
             # Call a tool from its form: bad input is named at its field, a good call shows the quote in place.
             panel = page.locator('details.call-panel[data-tool="get_order_book"]')

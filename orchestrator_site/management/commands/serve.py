@@ -35,7 +35,7 @@ class Command(BaseCommand):
 
         from health.monitor import start_monitor, stop_monitor
         from orchestrator_site.asgi import application
-        from orchestrator_site.demo import DemoFleet, demo_alert_rules, demo_login, demo_register
+        from orchestrator_site.demo import DemoFleet, DemoFusion, demo_alert_rules, demo_login, demo_register
         from pipeline.delivery import bind_delivery_loop
         from pipeline.service import start_pipeline, stop_pipeline
         from registry.connections import shutdown_runtime
@@ -53,6 +53,7 @@ class Command(BaseCommand):
                     f"cannot listen on {host}:{port}: {error.strerror}; stop what uses it or pass --port"
                 ) from error
         demo = DemoFleet()
+        demo_fusion = DemoFusion()
         stopped = threading.Event()
 
         if options["demo"]:
@@ -74,6 +75,8 @@ class Command(BaseCommand):
             start_pipeline(runtime)
             # Health decides every status, from the first (the supervisor hands its observations over).
             start_supervisor(runtime, before_start=lambda supervisor: start_monitor(runtime, supervisor))
+            if options["demo"]:
+                demo_fusion.start()
             self.stdout.write(self.style.SUCCESS(f"Dashboard: http://{host}:{port}/   (Ctrl-C stops everything)"))
             if options["demo"] and password:
                 self.stdout.write(f"Log in as {username} / {password}")
@@ -88,6 +91,7 @@ class Command(BaseCommand):
                 return
             stopped.set()
             self.stdout.write("Stopping: closing MCP sessions and child processes...")
+            demo_fusion.stop()
             stop_monitor()
             stop_supervisor()
             stop_pipeline()

@@ -1,0 +1,99 @@
+"""The fusion API: ask (operators), run history with statistics, strategies and trust (viewers)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from fusion.engine import answer_json, run_query
+from fusion.models import FusionRun
+from fusion.query import QueryError, parse_query
+from fusion.selectors import filtered_runs, run_statistics, trust_rows
+from fusion.strategies import all_strategies
+from registry.permissions import IsOperator, IsViewer
+
+logger = logging.getLogger(__name__)
+
+
+class FusionQueryView(APIView):
+    permission_classes = [IsOperator]
+
+    @extend_schema(
+        operation_id="fusion_query",
+        summary="Ask several servers the same question and fuse their answers",
+        description=(
+            'Body: {"tool" | "resource", "arguments", "servers" | "tag" | "server_type", "strategy", "options", '
+            '"fields", "quorum", "timeout_seconds", "deadline_seconds", "cache_ttl_seconds", "max_age_seconds", '
+            '"timestamp_field", "ranges"}. 200 with the fused value; 502 with what came in when the quorum is not '
+            "met or the strategy cannot decide; 400 naming each bad field."
+        ),
+        request=OpenApiTypes.OBJECT,
+        responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 502: OpenApiTypes.OBJECT},
+    )
+    def post(self, request: Request) -> Response:
+        try:
+            query = parse_query(request.data)
+            answer = run_query(query, caller=request.user.get_username())
+        except QueryError as exc:
+            raise serializers.ValidationError(exc.errors) from None
+        except RuntimeError as exc:  # the fleet loop is not running in this process
+            logger.warning("fusion: cannot ask the fleet: %s", exc)
+            return Response({"error": "the fleet is not running here"}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return Response(answer, status=status.HTTP_502_BAD_GATEWAY if answer["error"] else status.HTTP_200_OK)
+
+
+class FusionRunSerializer(serializers.ModelSerializer):
+    def to_representation(self, run: FusionRun) -> dict[str, Any]:
+        return answer_json(run)
+
+    class Meta:
+        model = FusionRun
+        fields = ["id"]
+
+
+class FusionRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Every fused answer, newest first, with figures over the filtered runs; one run with its explanation."""
+
+    serializer_class = FusionRunSerializer
+    permission_classes = [IsViewer]
+    lookup_value_regex = r"\d+"
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        quorum_met = self.request.query_params.get("quorum_met")
+        if quorum_met not in (None, "", "true", "false"):
+            raise serializers.ValidationError({"quorum_met": "true or false"})
+        return filtered_runs(self.request.query_params)
+
+    @extend_schema(summary="Fusion runs, newest first, with statistics (?tool=&strategy=&quorum_met=)")
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        response = super().list(request, *args, **kwargs)
+        response.data["statistics"] = run_statistics(self.get_queryset())
+        return response
+
+    @extend_schema(summary="One fusion run with its explanation")
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        run = self.get_object()
+        return Response({**answer_json(run), "query": run.query, "explanation": run.explanation})
+
+
+class StrategyListView(APIView):
+    permission_classes = [IsViewer]
+
+    @extend_schema(operation_id="fusion_strategies", summary="The fusion strategies and their options")
+    def get(self, request: Request) -> Response:
+        return Response({"results": [strategy.describe() for strategy in all_strategies()]})
+
+
+class TrustListView(APIView):
+    permission_classes = [IsViewer]
+
+    @extend_schema(operation_id="fusion_trust", summary="Each source's trust per question (?subject=tool:get_quote)")
+    def get(self, request: Request) -> Response:
+        return Response({"results": trust_rows(request.query_params.get("subject") or None)})

@@ -1,0 +1,104 @@
+"""Asking every source at once, on the fleet loop, through the fleet API.
+
+The answer is ready when every source is in or the overall deadline passes, whichever comes first; a source still
+out then is cancelled and reported as timed out, so a late source never delays the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from fusion.query import FusionQuery
+from fusion.sources import SourcePlan
+from registry import fleet_api
+from registry.connections import (
+    ConnectionLayerError,
+    Deadline,
+    InvalidResponse,
+    RequestTimedOut,
+    ResourceReadResult,
+    ToolCallResult,
+)
+
+logger = logging.getLogger(__name__)
+
+FUSION_CALLER = "fusion"
+
+
+@dataclass(frozen=True)
+class Reply:
+    server: str
+    state: Literal["answered", "invalid", "failed", "timed_out"]
+    result: ToolCallResult | ResourceReadResult | None
+    latency_ms: float | None
+    reason: str = ""
+
+
+async def _ask(query: FusionQuery, plan: SourcePlan, overall: Deadline, correlation_id: str) -> Reply:
+    # Each source gets its own timeout, never past the overall deadline.
+    deadline = Deadline.within(overall.cap(query.timeout_seconds))
+    started = time.perf_counter()
+    try:
+        if query.tool:
+            answer = await fleet_api.call_tool(
+                plan.server,
+                query.tool,
+                dict(query.arguments),
+                deadline=deadline,
+                correlation_id=correlation_id,
+                caller=FUSION_CALLER,
+            )
+        else:
+            answer = await fleet_api.read_resource(
+                plan.server, query.resource, deadline=deadline, correlation_id=correlation_id, caller=FUSION_CALLER
+            )
+    except RequestTimedOut as exc:
+        return Reply(plan.server, "timed_out", None, (time.perf_counter() - started) * 1000.0, str(exc))
+    except InvalidResponse as exc:
+        # It answered, but not what it promised (e.g. structured content against its own output schema).
+        return Reply(plan.server, "invalid", None, (time.perf_counter() - started) * 1000.0, _invalid_reason(exc))
+    except ConnectionLayerError as exc:
+        return Reply(plan.server, "failed", None, (time.perf_counter() - started) * 1000.0, str(exc))
+    return Reply(plan.server, "answered", answer.result, answer.outcome.latency_ms)
+
+
+def _invalid_reason(exc: InvalidResponse) -> str:
+    reason = exc.reason
+    if "Invalid structured content" in reason:
+        return "violates the tool's output schema: " + reason.split(":", 1)[-1].strip()
+    return reason
+
+
+def _forget(task: asyncio.Task[Reply]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("fusion: a cancelled source call ended with %r", task.exception())
+
+
+async def fan_out(query: FusionQuery, plans: Sequence[SourcePlan], correlation_id: str) -> list[Reply]:
+    """One reply per plan, in the plans' order."""
+    overall = Deadline.within(query.deadline_seconds)
+    started = time.perf_counter()
+    tasks = [asyncio.ensure_future(_ask(query, plan, overall, correlation_id)) for plan in plans]
+    if not tasks:
+        return []
+    _, pending = await asyncio.wait(tasks, timeout=max(0.0, overall.remaining()))
+    for task in pending:
+        task.cancel()
+        task.add_done_callback(_forget)
+    replies: list[Reply] = []
+    waited_ms = (time.perf_counter() - started) * 1000.0
+    for plan, task in zip(plans, tasks, strict=True):
+        if task in pending:
+            reason = f"no answer within the deadline of {query.deadline_seconds:g} s"
+            replies.append(Reply(plan.server, "timed_out", None, waited_ms, reason))
+        elif task.exception() is not None:
+            logger.error("fusion: asking %s failed unexpectedly", plan.server, exc_info=task.exception())
+            replies.append(Reply(plan.server, "failed", None, None, "an unexpected error in the orchestrator"))
+        else:
+            replies.append(task.result())
+    return replies

@@ -1,0 +1,116 @@
+"""Writes: a fusion run with its explanation, and the trust its answers taught us (one transaction)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from fusion.evaluation import Evaluation
+from fusion.models import FusionRun, SourceTrust
+from fusion.quality import decayed_trust, learned_trust
+from fusion.query import FusionQuery
+from registry.models import Server
+
+_runs_since_prune = 0
+PRUNE_EVERY_RUNS = 200
+
+
+def learn_trust(query: FusionQuery, evaluation: Evaluation, now: datetime) -> list[dict[str, Any]]:
+    """Fold each observation into its source's trust; the updates, for the explanation."""
+    if not evaluation.observations:
+        return []
+    servers = {
+        server.name: server
+        for server in Server.objects.filter(name__in=[o.server for o in evaluation.observations]).only("id", "name")
+    }
+    updates: list[dict[str, Any]] = []
+    for observation in evaluation.observations:
+        server = servers.get(observation.server)
+        if server is None:
+            continue  # deleted while we asked
+        row, _ = SourceTrust.objects.select_for_update().get_or_create(
+            server=server,
+            subject=query.subject,
+            defaults={"score": settings.FUSION_TRUST_PRIOR, "updated_at": now},
+        )
+        before = decayed_trust(row.score, row.updated_at, now) if row.observations else row.score
+        after = learned_trust(before, observation.agreed)
+        row.score, row.updated_at = after, now
+        row.observations += 1
+        row.agreements += int(observation.agreed >= 0.5)
+        row.save(update_fields=["score", "updated_at", "observations", "agreements"])
+        updates.append(
+            {
+                "server": observation.server,
+                "before": round(before, 4),
+                "after": round(after, 4),
+                "agreed": observation.agreed >= 0.5,
+                "detail": observation.detail,
+            }
+        )
+    return updates
+
+
+def record_run(
+    query: FusionQuery,
+    evaluation: Evaluation,
+    *,
+    caller: str,
+    started_at: datetime,
+    duration_ms: float,
+) -> FusionRun:
+    with transaction.atomic():
+        evaluation.explanation["trust_updates"] = learn_trust(query, evaluation, started_at)
+        evaluation.explanation["timing"] = {
+            "timeout_seconds": query.timeout_seconds,
+            "deadline_seconds": query.deadline_seconds,
+            "duration_ms": round(duration_ms, 2),
+        }
+        run = FusionRun.objects.create(
+            created_at=started_at,
+            caller=caller[:150],
+            tool=query.tool,
+            resource=query.resource,
+            arguments=dict(query.arguments),
+            query=query.to_json(),
+            strategy=query.strategy,
+            options=dict(query.options),
+            fields=list(query.fields),
+            quorum=query.quorum,
+            quorum_met=evaluation.quorum_met,
+            value=evaluation.value,
+            confidence=evaluation.confidence,
+            error=evaluation.error,
+            sources=evaluation.sources,
+            explanation=evaluation.explanation,
+            sources_asked=len(evaluation.sources),
+            sources_used=evaluation.used,
+            duration_ms=duration_ms,
+            cache_key=query.cache_key(),
+        )
+    _prune_now_and_then(started_at)
+    return run
+
+
+def _prune_now_and_then(now: datetime) -> None:
+    """Runs older than the retention go, checked every few hundred runs so the table stays bounded."""
+    global _runs_since_prune
+    _runs_since_prune += 1
+    if _runs_since_prune < PRUNE_EVERY_RUNS:
+        return
+    _runs_since_prune = 0
+    prune_runs(now)
+
+
+def prune_runs(now: datetime) -> int:
+    cutoff = now - timedelta(days=settings.FUSION_RUN_RETENTION_DAYS)
+    deleted, _ = FusionRun.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
+
+
+def reset_trust(rows: Any, now: datetime) -> int:
+    """Back to the prior (the admin's action, after a source was fixed)."""
+    return rows.update(score=settings.FUSION_TRUST_PRIOR, observations=0, agreements=0, updated_at=now)
