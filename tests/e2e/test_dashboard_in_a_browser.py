@@ -109,6 +109,17 @@ def test_an_operator_logs_in_sees_the_fleet_and_a_status_change_arrives_live(dem
             panel.locator("button[type=submit]").click()
             expect(panel.locator(".call-result pre")).to_contain_text('"bids"')
             expect(panel.locator(".call-outcome")).to_contain_text("ms")
+
+            # Fusion: ask every exchange for BTC-USD at once; beta's 0.5 % bias is left out as an outlier, and the
+            # run joins the recent runs.
+            page.click("nav >> text=Fusion")
+            page.click("#fusion-form button[type=submit]")
+            beta = page.locator('#source-rows tr[data-server="exchange-beta"]')
+            expect(beta).to_contain_text("excluded", timeout=15_000)
+            expect(beta).to_contain_text("outlier")
+            expect(page.locator("#result-summary")).to_contain_text("confidence")
+            expect(page.locator("#fusion-chart .main-svg").first).to_be_attached()
+            expect(page.locator("#run-rows tr").first).to_be_visible(timeout=15_000)
         finally:
             browser.close()
 
@@ -127,7 +138,7 @@ def test_every_page_fits_a_phone_and_shows_each_status(demo):
             expect(page.locator('#market-ticker tr[data-symbol="BTC-USD"] [data-field="spread"]')).to_contain_text(
                 "bps", timeout=30_000
             )
-            for path in ("/", "/servers/exchange-alpha/", "/pipeline/", "/health/", "/health/exchange-alpha/"):
+            for path in ("/", "/servers/exchange-alpha/", "/pipeline/", "/health/", "/health/exchange-alpha/", "/fusion/"):
                 page.goto(demo.base_url + path)
                 page.wait_for_load_state("networkidle")
                 assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
