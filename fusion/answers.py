@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jsonschema import exceptions as schema_exceptions
-from jsonschema.validators import validator_for
 
 from fusion.query import FusionQuery
 from fusion.strategies import WHOLE_ANSWER, is_number
 from registry.connections import ResourceReadResult, ToolCallResult
+from registry.tool_arguments import compiled_validator
 
 CLOCK_SKEW_SECONDS = 5.0
 
@@ -65,12 +65,10 @@ def lookup(document: Any, path: str) -> Any:
 def schema_problem(schema: Mapping[str, Any] | None, document: Any) -> str | None:
     if not isinstance(schema, Mapping) or not schema:
         return None
-    try:
-        validator_class = validator_for(schema)
-        validator_class.check_schema(schema)
-    except schema_exceptions.SchemaError:
+    validator = compiled_validator(schema)
+    if validator is None:
         return None  # the server's own schema is broken: nothing to hold its answer to
-    error = schema_exceptions.best_match(validator_class(schema).iter_errors(document))
+    error = schema_exceptions.best_match(validator.iter_errors(document))
     if error is None:
         return None
     where = ".".join(str(part) for part in error.absolute_path) or "the answer"

@@ -80,6 +80,7 @@ def _fresh(query: FusionQuery, caller: str) -> dict[str, Any]:
     started_at = timezone.now()
     started = time.perf_counter()
     plans = plan_sources(query, started_at)
+    planned = time.perf_counter()
     if query.quorum > len(plans):
         raise QueryError({"quorum": [f"Only {len(plans)} source(s) can be asked; the quorum is {query.quorum}."]})
     caching.count("fan_outs")
@@ -87,9 +88,15 @@ def _fresh(query: FusionQuery, caller: str) -> dict[str, Any]:
     replies = fleet_runtime().run(
         fan_out(query, plans, correlation_id), timeout=query.deadline_seconds + _HANDOFF_SLACK_SECONDS
     )
+    answered = time.perf_counter()
     evaluation = evaluate(query, plans, replies, timezone.now())
-    duration_ms = (time.perf_counter() - started) * 1000.0
-    run = record_run(query, evaluation, caller=caller, started_at=started_at, duration_ms=duration_ms)
+    evaluated = time.perf_counter()
+    phases = {
+        "plan_ms": round((planned - started) * 1000.0, 2),
+        "fan_out_ms": round((answered - planned) * 1000.0, 2),
+        "evaluate_ms": round((evaluated - answered) * 1000.0, 2),
+    }
+    run = record_run(query, evaluation, caller=caller, started_at=started_at, started=started, phases=phases)
     publish(EVENT_STREAM, "completed" if evaluation.ok else "failed", run_event(run))
     answer = answer_json(run)
     if evaluation.ok:

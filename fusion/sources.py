@@ -11,7 +11,7 @@ from fusion.models import SourceTrust
 from fusion.quality import decayed_trust
 from fusion.query import FusionQuery, QueryError
 from registry.models import CapabilityKind, Server
-from registry.selectors import tool_schemas_of
+from registry.selectors import tool_schemas_for
 from registry.tool_arguments import argument_errors
 
 # Healthy first: a priority strategy takes the first valid answer, and a reader scans the table from the top.
@@ -70,13 +70,23 @@ def plan_sources(query: FusionQuery, now: datetime) -> list[SourcePlan]:
             "server_id", "score", "updated_at"
         )
     }
+    schemas = tool_schemas_for(servers, query.tool) if query.tool else {}
+    discovered = (
+        set(
+            Server.objects.filter(pk__in=[s.pk for s in servers], capabilities__isnull=False).values_list(
+                "pk", flat=True
+            )
+        )
+        if query.servers and query.tool
+        else set()
+    )
     plans: list[SourcePlan] = []
     lacking: list[str] = []
     for server in servers:
         output_schema = None
         if query.tool:
-            offers, input_schema, output_schema = tool_schemas_of(server, query.tool)
-            if query.servers and not offers and server.capabilities.exists():
+            offers, input_schema, output_schema = schemas[server.pk]
+            if query.servers and not offers and server.pk in discovered:
                 lacking.append(server.name)  # discovered, and the tool is not among what it offers
                 continue
             errors = argument_errors(input_schema, dict(query.arguments)) if offers else {}

@@ -6,12 +6,13 @@ Capability snapshots store the MCP SDK's objects as JSON; depending on how they 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Q
+from django.db.models import Count, OuterRef, Q, Subquery
 
 from registry.models import (
     CallRecord,
@@ -280,6 +281,38 @@ def tool_schemas_of(server: Server, tool: str) -> tuple[bool, dict[str, Any] | N
                 output_schema if isinstance(output_schema, dict) else None,
             )
     return False, None, None
+
+
+ToolSchemas = tuple[bool, dict[str, Any] | None, dict[str, Any] | None]
+
+
+@functools.lru_cache(maxsize=4_096)
+def _snapshot_tool_schemas(snapshot_id: int) -> dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]]:
+    """Tool name -> (input schema, output schema) of one snapshot. A snapshot's tools never change (a discovery
+    that finds something else makes a new snapshot), so each is read and parsed once per process."""
+    tools = CapabilitySnapshot.objects.filter(pk=snapshot_id).values_list("tools", flat=True).first() or []
+    found: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {}
+    for item in tools:
+        input_schema = _pick(item, "inputSchema", "input_schema")
+        output_schema = _pick(item, "outputSchema", "output_schema")
+        found[item.get("name", "")] = (
+            input_schema if isinstance(input_schema, dict) else None,
+            output_schema if isinstance(output_schema, dict) else None,
+        )
+    return found
+
+
+def tool_schemas_for(servers: Iterable[Server], tool: str) -> dict[int, ToolSchemas]:
+    """tool_schemas_of for many servers in one query: server id -> (offers, input schema, output schema)."""
+    ids = [server.pk for server in servers]
+    latest = CapabilitySnapshot.objects.filter(server=OuterRef("pk")).order_by("-discovered_at", "-id").values("id")[:1]
+    snapshot_ids = dict(Server.objects.filter(pk__in=ids).annotate(latest=Subquery(latest)).values_list("pk", "latest"))
+    found: dict[int, ToolSchemas] = {}
+    for server_id in ids:
+        snapshot_id = snapshot_ids.get(server_id)
+        schemas = _snapshot_tool_schemas(snapshot_id).get(tool) if snapshot_id else None
+        found[server_id] = (True, *schemas) if schemas is not None else (False, None, None)
+    return found
 
 
 def tool_input_schema(server: Server, tool: str) -> tuple[bool, dict[str, Any] | None]:

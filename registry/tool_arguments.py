@@ -6,6 +6,8 @@ The answer names each field that is wrong, the way the API names fields of any o
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +21,27 @@ def _field_of(path: Any) -> str:
     return ".".join(str(part) for part in path) or "arguments"
 
 
+@functools.lru_cache(maxsize=1_024)
+def _validator_for_text(text: str) -> Any | None:
+    schema = json.loads(text)
+    validator_class = validator_for(schema)
+    try:
+        validator_class.check_schema(schema)
+    except schema_exceptions.SchemaError:
+        return None
+    return validator_class(schema)
+
+
+def compiled_validator(schema: Mapping[str, Any]) -> Any | None:
+    """A validator for a server's JSON schema, or None when the schema itself is broken. Checking a schema against
+    its metaschema costs milliseconds, so each distinct schema is checked and compiled once."""
+    try:
+        text = json.dumps(schema, sort_keys=True)
+    except (TypeError, ValueError):
+        return None
+    return _validator_for_text(text)
+
+
 def argument_errors(schema: Mapping[str, Any] | None, arguments: Any) -> dict[str, list[str]]:
     """Field -> messages for every way `arguments` breaks `schema` (empty when they fit, or when there is no
     usable schema: the server then judges for itself)."""
@@ -26,13 +49,11 @@ def argument_errors(schema: Mapping[str, Any] | None, arguments: Any) -> dict[st
         return {"arguments": ["Must be a JSON object of argument names to values."]}
     if not isinstance(schema, Mapping) or not schema:
         return {}
-    try:
-        validator_class = validator_for(schema)
-        validator_class.check_schema(schema)
-    except schema_exceptions.SchemaError:
+    validator = compiled_validator(schema)
+    if validator is None:
         return {}  # the server's schema is broken; let the server answer
     errors: dict[str, list[str]] = {}
-    for error in sorted(validator_class(schema).iter_errors(arguments), key=lambda e: list(e.absolute_path)):
+    for error in sorted(validator.iter_errors(arguments), key=lambda e: list(e.absolute_path)):
         if error.validator == "required" and isinstance(error.instance, Mapping):
             prefix = list(error.absolute_path)
             for name in error.validator_value:

@@ -1,0 +1,238 @@
+"""Fusion: a fan-out to 8 sources of 50 ms each against the slowest single source, answers from the cache through
+the API and in-process, and the engine's overhead per source against bare SDK calls, all in the same run.
+
+    .venv/bin/python -m bench.fusion_fanout
+    .venv/bin/python -m bench.fusion_fanout --sources 8 --latency-ms 50 --rounds 30 --json
+
+The sources are demo exchanges over stdio (one process each), each `get_quote` taking --latency-ms.
+Per round: every source called alone through the fleet API (the slowest of them is the round's "slowest single
+source"), one fused query (median of bid/ask/last over all sources, stored with its explanation), and the same 8
+calls made at once with bare SDK Clients. Reported: medians over the rounds.
+
+Target: fused latency at most 1.1x the slowest single source. Printed as PASS/FAIL, never raised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+SCRATCH = REPO / "var" / "bench" / "fusion_fanout"
+
+
+def setup_django() -> None:
+    shutil.rmtree(SCRATCH, ignore_errors=True)
+    SCRATCH.mkdir(parents=True)
+    os.environ["ORCHESTRATOR_VAR_DIR"] = str(SCRATCH)
+    os.environ.pop("DATABASE_URL", None)
+    os.environ.pop("REDIS_URL", None)
+    os.environ.setdefault("DEBUG", "0")
+    os.environ.setdefault("SECRET_KEY", "bench-only-" + "x" * 50)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator_site.settings")
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
+def exchange_argv(latency_ms: float) -> list[str]:
+    return [
+        "-m",
+        "exchange_fleet",
+        "serve",
+        "--profile",
+        "alpha",
+        "--latency-ms",
+        str(latency_ms),
+        "--jitter-ms",
+        "0",
+        "--tick-interval",
+        "60",
+        "--no-outages",
+        "--error-rate",
+        "0",
+    ]
+
+
+async def bare_fan_out(count: int, latency_ms: float, rounds: int) -> tuple[list[float], float]:
+    """The same calls with bare SDK Clients, all at once: wall ms per round and CPU ms per round."""
+    from contextlib import AsyncExitStack
+
+    from mcp import Client, StdioServerParameters
+
+    parameters = StdioServerParameters(command=sys.executable, args=exchange_argv(latency_ms), cwd=str(REPO))
+    async with AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(Client(parameters, read_timeout_seconds=30, cache=None))
+            for _ in range(count)
+        ]
+        for client in clients:  # warm-up: output schemas fetched
+            await client.call_tool("get_quote", {"symbol": "BTC-USD"})
+        walls: list[float] = []
+        cpu = time.process_time()
+        for _ in range(rounds):
+            started = time.perf_counter()
+            await asyncio.gather(*(client.call_tool("get_quote", {"symbol": "BTC-USD"}) for client in clients))
+            walls.append((time.perf_counter() - started) * 1000)
+        return walls, (time.process_time() - cpu) * 1000 / rounds
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    from django.contrib.auth.models import User
+    from django.test import Client as HttpClient
+
+    from bench.supervisor_scale import wait
+    from fusion.engine import run_query
+    from fusion.models import FusionRun
+    from fusion.query import parse_query
+    from registry import fleet_api
+    from registry.connections import shutdown_runtime
+    from registry.fleet_api import fleet_runtime
+    from registry.models import Capability, Server
+    from registry.services import server_create
+    from registry.supervisor import start_supervisor, stop_supervisor
+
+    result: dict[str, Any] = {"sources": args.sources, "latency_ms": args.latency_ms, "rounds": args.rounds}
+    try:
+        names = [f"src{index}" for index in range(args.sources)]
+        for name in names:
+            server_create(
+                name=name,
+                transport="stdio",
+                command=sys.executable,
+                args=exchange_argv(args.latency_ms),
+                cwd=str(REPO),
+                server_type="bench",
+            )
+        start_supervisor(fleet_runtime())
+        wait(lambda: Capability.objects.filter(name="get_quote").count() == len(names), timeout=120, step=0.2)
+        query = parse_query(
+            {
+                "tool": "get_quote",
+                "arguments": {"symbol": "BTC-USD"},
+                "servers": names,
+                "strategy": "median",
+                "fields": ["bid", "ask", "last"],
+                "quorum": len(names),
+                "timeout_seconds": 5,
+                "deadline_seconds": 6,
+            }
+        )
+        rows = {server.name: server for server in Server.objects.filter(name__in=names)}
+        for _ in range(3):  # warm-up: sessions, schemas, the ORM's first queries
+            run_query(query, caller="bench")
+            for name in names:
+                fleet_api.call_tool_sync(rows[name], "get_quote", {"symbol": "BTC-USD"}, caller="bench")
+
+        if os.environ.get("FUSION_PROFILE"):
+            import cProfile
+            import pstats
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for _ in range(10):
+                run_query(query, caller="bench")
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(35)
+        slowest, fused, fused_cpu = [], [], []
+        phases: dict[str, list[float]] = {}
+        for _ in range(args.rounds):
+            singles = []
+            for name in names:
+                started = time.perf_counter()
+                fleet_api.call_tool_sync(rows[name], "get_quote", {"symbol": "BTC-USD"}, caller="bench")
+                singles.append((time.perf_counter() - started) * 1000)
+            slowest.append(max(singles))
+            started, cpu = time.perf_counter(), time.process_time()
+            answer = run_query(query, caller="bench")
+            fused.append((time.perf_counter() - started) * 1000)
+            fused_cpu.append((time.process_time() - cpu) * 1000)
+            assert answer["quorum_met"] and not answer["error"], answer["error"]
+            timing = FusionRun.objects.get(pk=answer["run_id"]).explanation["timing"]
+            for phase in ("plan_ms", "fan_out_ms", "evaluate_ms"):
+                phases.setdefault(phase, []).append(timing[phase])
+        bare_walls, bare_cpu = asyncio.run(bare_fan_out(len(names), args.latency_ms, args.rounds))
+
+        result["slowest_single_p50_ms"] = round(statistics.median(slowest), 2)
+        result["fused_p50_ms"] = round(statistics.median(fused), 2)
+        result["fused_p95_ms"] = round(sorted(fused)[int(0.95 * (len(fused) - 1))], 2)
+        result["ratio_to_slowest_single"] = round(result["fused_p50_ms"] / result["slowest_single_p50_ms"], 3)
+        result["bare_fan_out_p50_ms"] = round(statistics.median(bare_walls), 2)
+        result["overhead_per_source_ms"] = round(
+            (result["fused_p50_ms"] - result["bare_fan_out_p50_ms"]) / len(names), 3
+        )
+        result["fused_cpu_ms"] = round(statistics.median(fused_cpu), 2)
+        result["bare_cpu_ms"] = round(bare_cpu, 2)
+        result["cpu_per_source_ms"] = round(result["fused_cpu_ms"] / len(names), 3)
+        result["bare_cpu_per_source_ms"] = round(bare_cpu / len(names), 3)
+        result["phases_p50_ms"] = {phase: round(statistics.median(values), 2) for phase, values in phases.items()}
+        result["verdict"] = "PASS" if result["ratio_to_slowest_single"] <= 1.1 else "FAIL"
+
+        # From the cache: in-process, and through the API (middleware, authentication, DRF, JSON both ways).
+        cached_query = parse_query({**query.to_json(), "servers": names, "cache_ttl_seconds": 600})
+        run_query(cached_query, caller="bench")
+        started = time.perf_counter()
+        for _ in range(args.cache_queries):
+            assert run_query(cached_query, caller="bench")["cached"]
+        result["cached_in_process_qps"] = round(args.cache_queries / (time.perf_counter() - started))
+        user = User.objects.create_superuser("bench", password="bench-password-1")
+        http = HttpClient()
+        http.force_login(user)
+        body = json.dumps(
+            {**{k: v for k, v in cached_query.to_json().items() if v is not None}, "cache_ttl_seconds": 600}
+        )
+        calls = min(args.cache_queries, 1_000)  # under the API's per-user throttle
+        started = time.perf_counter()
+        for _ in range(calls):
+            response = http.post("/api/fusion/query/", body, content_type="application/json")
+            assert response.status_code == 200 and response.json()["cached"], response.content[:200]
+        result["cached_api_qps"] = round(calls / (time.perf_counter() - started))
+    finally:
+        stop_supervisor()
+        shutdown_runtime()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.fusion_fanout", description=__doc__.split("\n")[0])
+    parser.add_argument("--sources", type=int, default=8)
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--cache-queries", type=int, default=2_000)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    setup_django()
+    result = measure(args)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"Fusion fan-out: {result['sources']} sources of {result['latency_ms']:g} ms, {result['rounds']} rounds\n")
+    print(f"  slowest single source (fleet API) p50  {result['slowest_single_p50_ms']:>8.2f} ms")
+    print(
+        f"  fused query p50 / p95                  {result['fused_p50_ms']:>8.2f} / {result['fused_p95_ms']:.2f} ms"
+        f"   ratio {result['ratio_to_slowest_single']:.3f}  (target <= 1.1)  {result['verdict']}"
+    )
+    print(f"  phases p50: {result['phases_p50_ms']}")
+    print(f"  bare SDK fan-out p50                   {result['bare_fan_out_p50_ms']:>8.2f} ms")
+    print(f"  overhead per source (wall)             {result['overhead_per_source_ms']:>8.3f} ms")
+    print(
+        f"  CPU per source: fused / bare SDK       {result['cpu_per_source_ms']:>8.3f} / "
+        f"{result['bare_cpu_per_source_ms']:.3f} ms"
+    )
+    print(f"  cached answers in-process              {result['cached_in_process_qps']:>8} queries/s")
+    print(f"  cached answers through the API         {result['cached_api_qps']:>8} queries/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
