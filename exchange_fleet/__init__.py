@@ -2,8 +2,11 @@
 
 The fleet feeds the orchestrator's demo, tests and benchmarks: each exchange is an
 `MCPServer` (mcp SDK 2.3) with quote/order-book tools, a two-phase order ledger
-(reserve -> confirm/cancel), ticker resources with change notifications, and knobs
-for latency, jitter, error rate, price bias and outage windows.
+(reserve -> confirm/cancel, idempotency keys, get_reservation for recovery, an optional
+ledger file that survives restarts), ticker resources with change notifications, and
+knobs for latency, jitter, error rate, price bias, outage windows and lost confirm
+replies. Prices are a function of wall-clock time, so every exchange with the same seed
+quotes the same underlying market, restarted or not.
 
 Public entry points:
 

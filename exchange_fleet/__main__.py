@@ -4,6 +4,7 @@
     python -m exchange_fleet serve --profile alpha                       # stdio
     python -m exchange_fleet serve --profile epsilon --transport streamable-http --port 8765
     python -m exchange_fleet serve --profile delta --latency-ms 200 --error-rate 0.3 --outage 5:10
+    python -m exchange_fleet serve --profile alpha --ledger-path /tmp/alpha.json --lose-confirm-replies 1
 
 Knob precedence: demo profile < EXCHANGE_FLEET_* environment variables < flags.
 Over stdio, stdout carries the protocol, so every log line goes to stderr.
@@ -20,9 +21,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import anyio
+from mcp.server.mcpserver import MCPServer
 
 from exchange_fleet.profiles import DEMO_FLEET, ExchangeProfile, overrides_from_env, parse_outage, profile_by_name
-from exchange_fleet.server import build_exchange_server
+from exchange_fleet.server import ExchangeRuntime, build_exchange_server
 
 logger = logging.getLogger("exchange_fleet")
 
@@ -38,6 +40,8 @@ _FLAG_FIELDS: dict[str, str] = {
     "seed": "seed",
     "reservation_ttl": "reservation_ttl_s",
     "outage_period": "outage_period_s",
+    "lose_confirm_replies": "lose_confirm_replies",
+    "ledger_path": "ledger_path",
 }
 
 
@@ -80,6 +84,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--outage-period", type=float, help="repeat the outage windows with this period (s)")
     serve.add_argument("--no-outages", action="store_true", help="remove the profile's outage windows")
+    serve.add_argument(
+        "--lose-confirm-replies",
+        type=int,
+        metavar="N",
+        help="the next N confirm_order calls that execute a fill then fail, as if the reply was lost",
+    )
+    serve.add_argument(
+        "--ledger-path",
+        metavar="FILE",
+        help="JSON file the balances and reservations are saved to after every change and resumed from at start",
+    )
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
     serve.add_argument("--access-log", action="store_true", help="log every HTTP request (streamable-http only)")
 
@@ -112,8 +127,7 @@ def resolve_profile(args: argparse.Namespace, environ: dict[str, str] | os._Envi
     return profile.with_overrides(**overrides)
 
 
-async def _serve_stdio(profile: ExchangeProfile) -> None:
-    server = build_exchange_server(profile)
+async def _serve_stdio(server: MCPServer[ExchangeRuntime], profile: ExchangeProfile) -> None:
     async with anyio.create_task_group() as tg:
 
         async def stop_on_signal() -> None:
@@ -130,10 +144,18 @@ async def _serve_stdio(profile: ExchangeProfile) -> None:
         tg.cancel_scope.cancel()
 
 
-def _serve_http(profile: ExchangeProfile, host: str, port: int, path: str, log_level: str, access_log: bool) -> None:
+def _serve_http(
+    server: MCPServer[ExchangeRuntime],
+    profile: ExchangeProfile,
+    *,
+    host: str,
+    port: int,
+    path: str,
+    log_level: str,
+    access_log: bool,
+) -> None:
     import uvicorn
 
-    server = build_exchange_server(profile)
     # host= lets the SDK enable DNS-rebinding protection for loopback binds.
     app = server.streamable_http_app(streamable_http_path=path, host=host)
     config = uvicorn.Config(
@@ -206,16 +228,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         profile = resolve_profile(args, os.environ)
     except ValueError as exc:
         parser.error(str(exc))
+    try:
+        # Built here, before serving, so an unreadable ledger file stops the start with a clear message.
+        server = build_exchange_server(profile)
+    except (ValueError, OSError) as exc:
+        logger.error("exchange %s: cannot start: %s", profile.name, exc)
+        return 1
 
     if profile.transport == "stdio":
         logger.info("exchange %s: serving over stdio", profile.name)
         # A SIGINT landing before the signal receiver is installed is still a clean exit.
         with contextlib.suppress(KeyboardInterrupt):
-            anyio.run(_serve_stdio, profile)
+            anyio.run(_serve_stdio, server, profile)
         return 0
 
     port = args.port if args.port is not None else (profile.http_port or 8000)
-    _serve_http(profile, args.host, port, args.path, args.log_level, args.access_log)
+    _serve_http(
+        server,
+        profile,
+        host=args.host,
+        port=port,
+        path=args.path,
+        log_level=args.log_level,
+        access_log=args.access_log,
+    )
     return 0
 
 

@@ -49,6 +49,13 @@ class ExchangeProfile:
     `outage_period_s` is set the windows repeat with that period (offsets are then
     taken modulo the period), which is how the demo's flaky exchange gets a
     recurring outage.
+
+    `lose_confirm_replies`: the first N successful confirm_order calls execute the
+    fill and then fail as if the reply had been lost, so a coordinator's in-doubt
+    handling (retry the confirm, or ask get_reservation) can be exercised.
+    `ledger_path`: a JSON file that balances and reservations are saved to after every
+    change and resumed from at start; None keeps the ledger in memory only. Saving
+    rewrites the whole (bounded) history, so it costs milliseconds per change.
     """
 
     name: str
@@ -68,6 +75,8 @@ class ExchangeProfile:
     reservation_ttl_s: float = 30.0
     transport: Transport = "stdio"
     http_port: int | None = None
+    lose_confirm_replies: int = 0
+    ledger_path: str | None = None
 
     def __post_init__(self) -> None:
         # Normalise containers first (frozen, so via object.__setattr__): callers may
@@ -124,6 +133,17 @@ class ExchangeProfile:
             raise ValueError(f"profile {self.name!r}: transport must be 'stdio' or 'streamable-http'")
         if self.http_port is not None and not (0 < self.http_port < 65536):
             raise ValueError(f"profile {self.name!r}: http_port {self.http_port} is not a valid TCP port")
+        if (
+            not isinstance(self.lose_confirm_replies, int)
+            or isinstance(self.lose_confirm_replies, bool)
+            or self.lose_confirm_replies < 0
+        ):
+            raise ValueError(
+                f"profile {self.name!r}: lose_confirm_replies must be an integer >= 0,"
+                f" got {self.lose_confirm_replies!r}"
+            )
+        if self.ledger_path is not None and (not isinstance(self.ledger_path, str) or not self.ledger_path.strip()):
+            raise ValueError(f"profile {self.name!r}: ledger_path must be a non-empty path or None")
 
     def __hash__(self) -> int:
         # Explicit because the generated hash would choke on the balances dict; profiles
@@ -257,6 +277,8 @@ _ENV_KNOBS: dict[str, tuple[str, Any]] = {
     "RESERVATION_TTL_S": ("reservation_ttl_s", float),
     "OUTAGE_PERIOD_S": ("outage_period_s", float),
     "OUTAGES": ("outage_windows", lambda v: tuple(parse_outage(w) for w in v.split(",") if w.strip())),
+    "LOSE_CONFIRM_REPLIES": ("lose_confirm_replies", int),
+    "LEDGER_PATH": ("ledger_path", str),
 }
 
 

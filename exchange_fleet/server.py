@@ -4,17 +4,31 @@
 
 Tools (all return pydantic models, so each has an `output_schema` and its results
 carry `structured_content`):
-    get_quote(symbol) -> Quote
+    get_quote(symbol) -> Quote                                 (top of book incl. bid_size/ask_size)
     get_order_book(symbol, depth=10) -> OrderBook              (1 <= depth <= 100)
-    reserve_order(symbol, side, quantity, limit_price=None) -> ReservationResult
+    reserve_order(symbol, side, quantity, limit_price=None, idempotency_key=None) -> ReservationResult
     confirm_order(reservation_id) -> ConfirmResult             (idempotent)
     cancel_order(reservation_id) -> CancelResult               (idempotent)
+    get_reservation(reservation_id=None, idempotency_key=None) -> ReservationResult
     get_balances() -> Balances
     get_exchange_info() -> ExchangeInfo                        (fees, knobs, outage state)
 Resources: one per symbol, `exchange://{name}/ticker/{symbol}` (application/json, the
     current quote), announced as `ResourceUpdated` on the server's subscription bus at
     every price tick (2026-07-28 `subscriptions/listen`; `Client.listen(...)`).
 Prompt: explain_spread(symbol).
+
+Prices and time: the market is a pure function of (seed, symbol, absolute tick), the
+tick being floor(unix_time / tick_interval_s) (see market.py). Exchanges sharing a seed
+quote the same underlying mid at the same moment however long each has been up, and a
+restarted exchange carries on where it would have been. Quote and book timestamps are
+the time of the tick that made the prices, not the time of the call.
+
+Orders: reserve_order prices a market order by walking the book that get_order_book
+shows at that tick (volume-weighted average over the levels it needs); orders beyond
+the full 100-level depth are refused. An idempotency key makes a retried reserve return
+the original reservation; get_reservation answers a recovering coordinator by id or key
+for the last 10,000 reservations. With `ledger_path`, balances and reservations survive
+a restart.
 
 How failures reach an MCP client (SDK 2.3 behaviour, checked in the tests):
 - A failing *tool call* is a normal result with `is_error=True` and the message in
@@ -34,6 +48,9 @@ Knobs (from the profile): every tool call first sleeps base_latency_ms +/- jitte
 (asyncio sleep, never blocking the loop), then fails if inside an outage window, then
 fails with probability error_rate. Simulated failures happen before the tool has any
 effect, so a failed reserve/confirm/cancel changed nothing and may be retried.
+The one exception is on purpose: lose_confirm_replies=N makes the next N successful
+confirm_order calls execute and then fail ("simulated lost reply"), the in-doubt case a
+coordinator must resolve by retrying the confirm or asking get_reservation.
 """
 
 import asyncio
@@ -42,7 +59,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -56,14 +73,27 @@ from mcp.server.subscriptions import InMemorySubscriptionBus, ResourceUpdated
 from mcp_types import INTERNAL_ERROR, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from exchange_fleet.ledger import Fill, Ledger, LedgerError, Reservation
-from exchange_fleet.market import MAX_BOOK_DEPTH, MarketModel, UnknownSymbolError, stable_seed
+from exchange_fleet.ledger import DEFAULT_MAX_HISTORY, Fill, Ledger, LedgerError, Reservation
+from exchange_fleet.ledger_file import LedgerFile
+from exchange_fleet.market import (
+    MAX_BOOK_DEPTH,
+    BookFill,
+    InsufficientLiquidityError,
+    MarketModel,
+    UnknownSymbolError,
+    stable_seed,
+)
 from exchange_fleet.profiles import ExchangeProfile
 
 SERVER_VERSION = "0.1.0"
 
 OUTAGE_MESSAGE = "exchange outage (simulated)"
 SIMULATED_FAILURE_MESSAGE = "simulated failure"
+LOST_REPLY_MESSAGE = "simulated lost reply"
+
+# The ledger's reservation history, i.e. how far back get_reservation and idempotent retries reach.
+RESERVATION_HISTORY = DEFAULT_MAX_HISTORY
+MAX_IDEMPOTENCY_KEY_LENGTH = 200
 
 # Requests that keep working during an outage window: without them a client could not
 # hold (or establish) a session across the outage, and a failed server/discover would
@@ -78,8 +108,9 @@ def ticker_uri(exchange: str, symbol: str) -> str:
     return f"exchange://{exchange}/ticker/{symbol}"
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def _iso(unix_time: float) -> str:
+    moment = datetime.fromtimestamp(unix_time, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # -- result models (their JSON schemas become the tools' output schemas) -------------
@@ -93,9 +124,15 @@ class Quote(BaseModel):
     last: float
     size: float = Field(description="Size of the last trade, in the base asset")
     mid: float
-    timestamp: str = Field(description="ISO 8601 UTC")
+    timestamp: str = Field(
+        description="ISO 8601 UTC time of the price tick that made these prices (not the time of the call)"
+    )
     taker_fee: float = Field(description="Fraction of notional charged on execution, e.g. 0.001")
-    tick: int = Field(description="Price tick counter; grows by one at every price update")
+    tick: int = Field(
+        description="Absolute price tick, floor(unix_time / tick_interval_s); grows by one at every price update"
+    )
+    bid_size: float = Field(description="Size available at the best bid (the order book's first bid level)")
+    ask_size: float = Field(description="Size available at the best ask (the order book's first ask level)")
 
 
 class OrderBook(BaseModel):
@@ -104,7 +141,7 @@ class OrderBook(BaseModel):
     bids: list[tuple[float, float]] = Field(description="[price, size] levels, best (highest) first")
     asks: list[tuple[float, float]] = Field(description="[price, size] levels, best (lowest) first")
     depth: int
-    timestamp: str
+    timestamp: str = Field(description="ISO 8601 UTC time of the price tick this book belongs to")
     tick: int
 
 
@@ -115,13 +152,19 @@ class ReservationResult(BaseModel):
     symbol: str
     side: Literal["buy", "sell"]
     quantity: float
-    price: float = Field(description="Execution price held by the reservation")
+    price: float = Field(
+        description="Execution price held by the reservation: the volume-weighted average of the book levels walked"
+    )
     fee: float = Field(description="Taker fee charged on confirm, in the quote currency")
     fee_asset: str
     reserved_asset: str
     reserved_amount: float
     expires_at: str = Field(description="ISO 8601 UTC; unconfirmed reservations are released then")
     expires_in_s: float
+    book_levels: int = Field(default=1, description="Order-book levels the price averages over (1 = at the touch)")
+    limit_price: float | None = Field(default=None, description="The limit the order was reserved with, if any")
+    idempotency_key: str | None = Field(default=None, description="The caller's key, if the reserve carried one")
+    executed_at: str | None = Field(default=None, description="ISO 8601 UTC execution time once confirmed")
 
 
 class ConfirmResult(BaseModel):
@@ -179,6 +222,11 @@ class ExchangeInfo(BaseModel):
     in_outage: bool
     tick: int
     open_reservations: int
+    tick_time: str = Field(description="ISO 8601 UTC time of the current price tick")
+    max_book_depth: int = Field(description="Levels per side a reserve can walk; larger orders are refused")
+    reservation_history: int = Field(description="How many past reservations get_reservation and retries can find")
+    lose_confirm_replies: int = Field(description="Confirms still to be executed and then failed as lost replies")
+    ledger_path: str | None = Field(description="File the ledger is persisted to, or null when in memory only")
 
 
 # -- runtime state -------------------------------------------------------------------
@@ -189,25 +237,40 @@ class ExchangeRuntime:
 
     Kept separate from the MCP wiring so the behaviour (latency, faults, ticks) reads
     in one place. Every clock reading goes through `clock` (monotonic seconds) so
-    tests can reason about elapsed time; wall-clock timestamps are derived from the
-    boot instant, which also makes repeated results (idempotent confirms) identical.
+    tests can reason about elapsed time; wall-clock time is the boot instant plus the
+    monotonic time elapsed since. The market's ticks and the ledger's times are in that
+    unix time: ticks must be absolute (prices are a function of them), and ledger times
+    must survive a restart when the ledger is persisted.
     """
 
-    def __init__(self, profile: ExchangeProfile, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        profile: ExchangeProfile,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.profile = profile
         self.clock = clock
         self.started_at = clock()
-        self.boot_wall = datetime.now(UTC)
+        # Read once: afterwards wall time advances with `clock`, so a test driving `clock` drives everything.
+        self.boot_unix = wall_clock()
         self.market = MarketModel(
-            profile.symbols, seed=profile.seed, spread_bps=profile.spread_bps, price_bias=profile.price_bias
+            profile.symbols,
+            seed=profile.seed,
+            spread_bps=profile.spread_bps,
+            price_bias=profile.price_bias,
+            tick_interval_s=profile.tick_interval_s,
         )
         self.ledger = Ledger(
             profile.starting_balances,
             taker_fee=profile.taker_fee,
             reservation_ttl_s=profile.reservation_ttl_s,
-            clock=clock,
+            clock=self.unix_time,
             id_prefix=profile.name,
+            max_history=RESERVATION_HISTORY,
+            store=None if profile.ledger_path is None else LedgerFile(profile.ledger_path),
         )
+        self.confirm_replies_to_lose = profile.lose_confirm_replies
         # Kept so the ticker can publish; the same instance is handed to MCPServer.
         self.bus = InMemorySubscriptionBus()
         # Separate, seeded stream for latency jitter and injected faults: reproducible
@@ -221,12 +284,17 @@ class ExchangeRuntime:
     def elapsed_s(self) -> float:
         return self.clock() - self.started_at
 
-    def wall_time(self, clock_value: float | None = None) -> datetime:
-        value = self.clock() if clock_value is None else clock_value
-        return self.boot_wall + timedelta(seconds=value - self.started_at)
+    def unix_time(self) -> float:
+        return self.boot_unix + self.elapsed_s()
 
     def now_iso(self) -> str:
-        return _iso(self.wall_time())
+        return _iso(self.unix_time())
+
+    def current_tick(self) -> int:
+        return self.market.tick_at(self.unix_time())
+
+    def tick_iso(self, tick: int) -> str:
+        return _iso(self.market.tick_time(tick))
 
     def outage_remaining_s(self) -> float | None:
         return self.profile.outage_remaining_s(self.elapsed_s())
@@ -247,6 +315,13 @@ class ExchangeRuntime:
             raise ToolError(self.outage_message(remaining))
         if profile.error_rate and self._fault_rng.random() < profile.error_rate:
             raise ToolError(f"{SIMULATED_FAILURE_MESSAGE} (error_rate={profile.error_rate:g}); nothing was changed")
+
+    def lose_this_reply(self) -> bool:
+        """Whether the confirm that has just executed should fail as a lost reply (counts the knob down)."""
+        if self.confirm_replies_to_lose <= 0:
+            return False
+        self.confirm_replies_to_lose -= 1
+        return True
 
     # ticker
 
@@ -269,9 +344,17 @@ class ExchangeRuntime:
 
     async def _run_ticker(self) -> None:
         uris = [ticker_uri(self.profile.name, s) for s in self.profile.symbols]
+        last_tick = self.current_tick()
         while True:
-            await asyncio.sleep(self.profile.tick_interval_s)
-            self.market.step()
+            # Ticks are wall-clock boundaries shared by every exchange with this interval, so sleep until the
+            # next one instead of a fixed interval from boot. The floor keeps a clock that stands still (a
+            # test's manual clock) from spinning the loop.
+            next_boundary = self.market.tick_time(last_tick + 1)
+            await asyncio.sleep(max(next_boundary - self.unix_time(), 0.001))
+            tick = self.current_tick()
+            if tick == last_tick:
+                continue
+            last_tick = tick
             # Lapsed reservations are released eagerly too, not only when the next call
             # touches the ledger, so balances seen by resources stay current.
             self.ledger.expire_due()
@@ -284,7 +367,7 @@ class ExchangeRuntime:
     # views
 
     def quote(self, symbol: str) -> Quote:
-        snap = self.market.quote(symbol)
+        snap = self.market.quote(symbol, self.current_tick())
         return Quote(
             symbol=snap.symbol,
             exchange=self.profile.name,
@@ -293,9 +376,11 @@ class ExchangeRuntime:
             last=snap.last,
             size=snap.size,
             mid=snap.mid,
-            timestamp=self.now_iso(),
+            timestamp=self.tick_iso(snap.tick),
             taker_fee=self.profile.taker_fee,
             tick=snap.tick,
+            bid_size=snap.bid_size,
+            ask_size=snap.ask_size,
         )
 
     def reservation_result(self, reservation: Reservation) -> ReservationResult:
@@ -311,8 +396,12 @@ class ExchangeRuntime:
             fee_asset=reservation.symbol.split("-")[1],
             reserved_asset=reservation.reserved_asset,
             reserved_amount=float(reservation.reserved_amount),
-            expires_at=_iso(self.wall_time(reservation.expires_at)),
-            expires_in_s=round(max(0.0, reservation.expires_at - self.clock()), 3),
+            expires_at=_iso(reservation.expires_at),
+            expires_in_s=round(max(0.0, reservation.expires_at - self.unix_time()), 3),
+            book_levels=reservation.book_levels,
+            limit_price=None if reservation.requested_limit is None else float(reservation.requested_limit),
+            idempotency_key=reservation.idempotency_key,
+            executed_at=None if reservation.fill is None else _iso(reservation.fill.executed_at),
         )
 
     def confirm_result(self, fill: Fill) -> ConfirmResult:
@@ -327,7 +416,7 @@ class ExchangeRuntime:
             notional=float(fill.notional),
             fee=float(fill.fee),
             fee_asset=fill.fee_asset,
-            executed_at=_iso(self.wall_time(fill.executed_at)),
+            executed_at=_iso(fill.executed_at),
         )
 
     def balances(self) -> Balances:
@@ -342,6 +431,7 @@ class ExchangeRuntime:
 
     def info(self) -> ExchangeInfo:
         p = self.profile
+        tick = self.current_tick()
         return ExchangeInfo(
             exchange=p.name,
             display_name=p.display_name,
@@ -359,8 +449,13 @@ class ExchangeRuntime:
             outage_period_s=p.outage_period_s,
             uptime_s=round(self.elapsed_s(), 3),
             in_outage=self.outage_remaining_s() is not None,
-            tick=self.market.tick,
+            tick=tick,
             open_reservations=len(self.ledger.open_reservations()),
+            tick_time=self.tick_iso(tick),
+            max_book_depth=MAX_BOOK_DEPTH,
+            reservation_history=RESERVATION_HISTORY,
+            lose_confirm_replies=self.confirm_replies_to_lose,
+            ledger_path=p.ledger_path,
         )
 
 
@@ -369,13 +464,18 @@ def _instructions(profile: ExchangeProfile) -> str:
     return (
         f"{profile.display_name}: a simulated crypto exchange (not real money). "
         f"Symbols: {symbols}. Taker fee {profile.taker_fee:.4%} of notional, spread about "
-        f"{profile.spread_bps:g} bp. Use get_quote / get_order_book for prices. Trading is two-phase: "
-        f"reserve_order(symbol, side, quantity, limit_price?) holds funds at a fixed price for "
-        f"{profile.reservation_ttl_s:g} s, then confirm_order(reservation_id) executes it exactly once "
-        "(repeat confirms return the same fill) or cancel_order(reservation_id) releases it (repeat "
-        f"cancels are no-ops). Live tickers: resources exchange://{profile.name}/ticker/{{symbol}}, "
-        "updated at every price tick (subscribe with subscriptions/listen). get_exchange_info shows "
-        "fees and simulation knobs."
+        f"{profile.spread_bps:g} bp. Use get_quote / get_order_book for prices; prices change every "
+        f"{profile.tick_interval_s:g} s on wall-clock tick boundaries and timestamps are the tick's time. "
+        "Trading is two-phase: reserve_order(symbol, side, quantity, limit_price?, idempotency_key?) holds "
+        "funds at a fixed price (the volume-weighted average of the book levels the quantity needs; more "
+        f"than the {MAX_BOOK_DEPTH}-level book holds is refused) for {profile.reservation_ttl_s:g} s, then "
+        "confirm_order(reservation_id) executes it exactly once (repeat confirms return the same fill) or "
+        "cancel_order(reservation_id) releases it (repeat cancels are no-ops). Retrying a reserve with the "
+        "same idempotency_key returns the original reservation. After a failure, "
+        "get_reservation(reservation_id or idempotency_key) tells what became of a reservation "
+        f"(the last {RESERVATION_HISTORY} are kept). Live tickers: resources "
+        f"exchange://{profile.name}/ticker/{{symbol}}, updated at every price tick (subscribe with "
+        "subscriptions/listen). get_exchange_info shows fees and simulation knobs."
     )
 
 
@@ -383,16 +483,21 @@ def _instructions(profile: ExchangeProfile) -> str:
 
 
 def build_exchange_server(
-    profile: ExchangeProfile, *, clock: Callable[[], float] = time.monotonic
+    profile: ExchangeProfile,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    wall_clock: Callable[[], float] = time.time,
 ) -> MCPServer[ExchangeRuntime]:
     """Build the MCP server for one exchange; nothing runs until it is served.
 
     The ticker task starts in the server's lifespan (stdio run, Streamable HTTP
     session manager, or an in-process `Client(server)`) and stops with it. Outage
-    windows are measured from this call. See the module docstring for the tools and
-    for how errors surface to clients.
+    windows are measured from this call. `wall_clock` is read once, here, for the
+    unix time at start (tests pin it). Raises ValueError when the profile's ledger
+    file cannot be read. See the module docstring for the tools and for how errors
+    surface to clients.
     """
-    runtime = ExchangeRuntime(profile, clock)
+    runtime = ExchangeRuntime(profile, clock, wall_clock)
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[ExchangeRuntime]) -> AsyncIterator[ExchangeRuntime]:
@@ -455,7 +560,7 @@ def build_exchange_server(
         """Order book with `depth` price levels per side, as [price, size] pairs."""
         await runtime.gate()
         try:
-            book = runtime.market.order_book(symbol, depth)
+            book = runtime.market.order_book(symbol, depth, runtime.current_tick())
         except UnknownSymbolError as exc:
             raise ToolError(str(exc)) from None
         return OrderBook(
@@ -464,7 +569,7 @@ def build_exchange_server(
             bids=list(book.bids),
             asks=list(book.asks),
             depth=depth,
-            timestamp=runtime.now_iso(),
+            timestamp=runtime.tick_iso(book.tick),
             tick=book.tick,
         )
 
@@ -475,25 +580,54 @@ def build_exchange_server(
         quantity: Annotated[float, Field(gt=0, description="Amount of the base asset")],
         limit_price: Annotated[
             float | None,
-            Field(gt=0, description="Worst acceptable price; refused if the market is already worse"),
+            Field(
+                gt=0,
+                description="Worst acceptable price: refused if any book level the order needs is already worse",
+            ),
+        ] = None,
+        idempotency_key: Annotated[
+            str | None,
+            Field(
+                min_length=1,
+                max_length=MAX_IDEMPOTENCY_KEY_LENGTH,
+                description="Caller-chosen key: a retry with the same key returns the same reservation instead of "
+                "reserving twice; reusing it for a different order is refused",
+            ),
         ] = None,
     ) -> ReservationResult:
-        """Phase one: hold funds for an order at the current ask (buy) or bid (sell).
+        """Phase one: hold funds for a market order, priced by walking the current order book.
 
-        Buys hold quantity*price*(1+taker_fee) of the quote currency, sells hold the
-        base asset. The held price is the execution price on confirm. Expires after
-        the exchange's reservation TTL unless confirmed.
+        The held price is the volume-weighted average of the ask (buy) or bid (sell)
+        levels that `quantity` needs, the same levels get_order_book shows at this
+        tick; it is the execution price on confirm. Buys hold quantity*price*(1+taker_fee)
+        of the quote currency, sells hold the base asset. Expires after the exchange's
+        reservation TTL unless confirmed.
         """
         await runtime.gate()
-        quote = quote_or_error(symbol)
-        price = quote.ask if side == "buy" else quote.bid
-        if limit_price is not None:
-            if side == "buy" and price > limit_price:
-                raise ToolError(f"limit_price {limit_price} is below the current ask {price} for {symbol}")
-            if side == "sell" and price < limit_price:
-                raise ToolError(f"limit_price {limit_price} is above the current bid {price} for {symbol}")
+        ledger = runtime.ledger
         try:
-            reservation = runtime.ledger.reserve_order(symbol, side, quantity, price)
+            if idempotency_key is not None:
+                # Before pricing: a retry gets the original answer even if the market has moved since.
+                replayed = ledger.replay_reservation(
+                    idempotency_key, symbol=symbol, side=side, quantity=quantity, requested_limit=limit_price
+                )
+                if replayed is not None:
+                    return runtime.reservation_result(replayed)
+            fill = runtime.market.walk_book(symbol, side, quantity, runtime.current_tick())
+        except (UnknownSymbolError, InsufficientLiquidityError, LedgerError) as exc:
+            raise ToolError(str(exc)) from None
+        if limit_price is not None:
+            _check_limit(symbol, side, limit_price, fill)
+        try:
+            reservation = ledger.reserve_order(
+                symbol,
+                side,
+                quantity,
+                fill.price,
+                idempotency_key=idempotency_key,
+                requested_limit=limit_price,
+                book_levels=fill.levels,
+            )
         except LedgerError as exc:
             raise ToolError(str(exc)) from None
         return runtime.reservation_result(reservation)
@@ -506,6 +640,13 @@ def build_exchange_server(
             fill = runtime.ledger.confirm_order(reservation_id)
         except LedgerError as exc:
             raise ToolError(str(exc)) from None
+        if runtime.lose_this_reply():
+            # After the ledger has executed: the caller cannot tell this from a reply lost on the way back.
+            logger.info("exchange %s: dropping the reply to confirm_order(%s) (knob)", profile.name, reservation_id)
+            raise ToolError(
+                f"{LOST_REPLY_MESSAGE} (lose_confirm_replies): the reply to this confirm_order was dropped and its"
+                " outcome is unknown to the caller; retry confirm_order or ask get_reservation"
+            )
         return runtime.confirm_result(fill)
 
     @server.tool(annotations=ToolAnnotations(destructive_hint=False, idempotent_hint=True, open_world_hint=False))
@@ -525,6 +666,31 @@ def build_exchange_server(
             released_asset=reservation.reserved_asset,
             released_amount=float(reservation.reserved_amount),
         )
+
+    @server.tool(annotations=read_only)
+    async def get_reservation(
+        reservation_id: Annotated[str | None, Field(description="The id reserve_order returned")] = None,
+        idempotency_key: Annotated[
+            str | None, Field(description="The key the reserve_order call carried, if its reply never arrived")
+        ] = None,
+    ) -> ReservationResult:
+        """A reservation's current state (reserved, confirmed, cancelled or expired), by id or by idempotency key.
+
+        For recovery after a crash or a lost reply; pass exactly one of the two. The
+        last 10,000 reservations are kept.
+        """
+        await runtime.gate()
+        if (reservation_id is None) == (idempotency_key is None):
+            raise ToolError("pass exactly one of reservation_id and idempotency_key")
+        try:
+            if reservation_id is not None:
+                reservation = runtime.ledger.get_reservation(reservation_id)
+            else:
+                assert idempotency_key is not None
+                reservation = runtime.ledger.get_reservation_by_key(idempotency_key)
+        except LedgerError as exc:
+            raise ToolError(f"{exc} (this exchange remembers its last {RESERVATION_HISTORY} reservations)") from None
+        return runtime.reservation_result(reservation)
 
     @server.tool(annotations=read_only)
     async def get_balances() -> Balances:
@@ -564,6 +730,26 @@ def build_exchange_server(
         )
 
     return server
+
+
+def _check_limit(symbol: str, side: Literal["buy", "sell"], limit_price: float, fill: BookFill) -> None:
+    """Refuse an order whose limit the book cannot honour: every level it reaches must be at or inside the limit."""
+    if side == "buy":
+        if fill.best_price > limit_price:
+            raise ToolError(f"limit_price {limit_price} is below the current ask {fill.best_price} for {symbol}")
+        if fill.worst_price > limit_price:
+            raise ToolError(
+                f"limit_price {limit_price} is below {fill.worst_price}, the deepest of the {fill.levels} ask levels"
+                f" needed to buy {fill.quantity} {symbol} (average price {fill.price})"
+            )
+    else:
+        if fill.best_price < limit_price:
+            raise ToolError(f"limit_price {limit_price} is above the current bid {fill.best_price} for {symbol}")
+        if fill.worst_price < limit_price:
+            raise ToolError(
+                f"limit_price {limit_price} is above {fill.worst_price}, the deepest of the {fill.levels} bid levels"
+                f" needed to sell {fill.quantity} {symbol} (average price {fill.price})"
+            )
 
 
 def _ticker_reader(runtime: ExchangeRuntime, symbol: str) -> Callable[[], Any]:

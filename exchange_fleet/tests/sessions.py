@@ -27,10 +27,34 @@ def make_profile(**overrides: Any) -> ExchangeProfile:
     return ExchangeProfile(**base)
 
 
+class ManualClock:
+    """Monotonic stand-in the test advances by hand: time-dependent behaviour without sleeping.
+
+    Handed to a server as `clock`, it also stops the server's wall clock (and so its price ticks) between the
+    test's own steps, so a quote and a reserve made one after the other see the same tick.
+    """
+
+    def __init__(self, now: float = 500.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @asynccontextmanager
-async def connect(profile: ExchangeProfile, clock: Callable[[], float] | None = None) -> AsyncIterator[Client]:
-    """An in-process MCP session with a freshly built exchange server."""
-    server = build_exchange_server(profile) if clock is None else build_exchange_server(profile, clock=clock)
+async def connect(
+    profile: ExchangeProfile,
+    clock: Callable[[], float] | None = None,
+    *,
+    wall_clock: Callable[[], float] | None = None,
+) -> AsyncIterator[Client]:
+    """An in-process MCP session with a freshly built exchange server (optionally on the test's clocks)."""
+    clocks: dict[str, Callable[[], float]] = {}
+    if clock is not None:
+        clocks["clock"] = clock
+    if wall_clock is not None:
+        clocks["wall_clock"] = wall_clock
+    server = build_exchange_server(profile, **clocks)
     async with Client(server, read_timeout_seconds=READ_TIMEOUT_S) as client:
         yield client
 

@@ -1,16 +1,20 @@
-"""Ledger: two-phase reserve/confirm/cancel, overspend refusal, idempotency, expiry."""
+"""Ledger: two-phase reserve/confirm/cancel, overspend refusal, idempotency, expiry, the ledger file."""
 
+import json
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from exchange_fleet.ledger import (
+    IdempotencyConflictError,
     InsufficientFundsError,
     Ledger,
     LedgerError,
     ReservationStateError,
     UnknownReservationError,
 )
+from exchange_fleet.ledger_file import LedgerFile
 
 
 class FakeClock:
@@ -136,3 +140,110 @@ def test_history_is_bounded_but_open_reservations_are_kept(clock: FakeClock) -> 
         ledger.cancel_order(ledger.reserve_order("BTC-USD", "buy", 0.001, 100).reservation_id)
     assert ledger.get_reservation(open_one.reservation_id).status == "reserved"
     assert len(ledger.open_reservations()) == 1
+
+
+# -- idempotency keys and recovery look-ups ---------------------------------------------
+
+
+def test_a_retried_reserve_with_the_same_key_returns_the_same_reservation(ledger: Ledger) -> None:
+    first = ledger.reserve_order("BTC-USD", "buy", 0.1, 50_000, idempotency_key="k-1")
+    # The retry arrives after the market moved: the original price and hold stand.
+    again = ledger.reserve_order("BTC-USD", "buy", "0.10", 51_000, idempotency_key="k-1")
+    assert again == first
+    assert ledger.available("USD") == Decimal("4995")  # held once
+    assert ledger.replay_reservation("k-1", symbol="BTC-USD", side="buy", quantity=0.1) == first
+    assert ledger.replay_reservation("k-2", symbol="BTC-USD", side="buy", quantity=0.1) is None
+
+
+def test_a_key_reused_for_a_different_order_is_refused_naming_the_difference(ledger: Ledger) -> None:
+    ledger.reserve_order("BTC-USD", "buy", 0.1, 50_000, idempotency_key="k-1", requested_limit=50_100)
+    conflicts = [
+        ({"symbol": "ETH-USD", "side": "buy", "quantity": 0.1, "requested_limit": 50_100}, "symbol BTC-USD"),
+        ({"symbol": "BTC-USD", "side": "sell", "quantity": 0.1, "requested_limit": 50_100}, "side buy"),
+        ({"symbol": "BTC-USD", "side": "buy", "quantity": 0.2, "requested_limit": 50_100}, r"quantity 0.1 \(now 0.2\)"),
+        ({"symbol": "BTC-USD", "side": "buy", "quantity": 0.1}, r"limit_price 50100 \(now None\)"),
+    ]
+    for order, difference in conflicts:
+        with pytest.raises(IdempotencyConflictError, match=f"already used for reservation t-.*{difference}"):
+            ledger.replay_reservation("k-1", **order)  # type: ignore[arg-type]
+    with pytest.raises(IdempotencyConflictError):
+        ledger.reserve_order("BTC-USD", "sell", 0.1, 50_000, idempotency_key="k-1")
+    assert len(ledger.open_reservations()) == 1
+
+
+def test_a_key_keeps_answering_after_the_reservation_finished(ledger: Ledger, clock: FakeClock) -> None:
+    r = ledger.reserve_order("BTC-USD", "buy", 0.1, 50_000, idempotency_key="k-1")
+    clock.now += 31
+    # Expired: the retry reports that instead of quietly reserving again under the same key.
+    assert ledger.reserve_order("BTC-USD", "buy", 0.1, 50_000, idempotency_key="k-1").status == "expired"
+    assert ledger.get_reservation_by_key("k-1").reservation_id == r.reservation_id
+    with pytest.raises(UnknownReservationError, match="no reservation with idempotency key 'k-9'"):
+        ledger.get_reservation_by_key("k-9")
+
+
+def test_pruned_history_forgets_old_keys_too(clock: FakeClock) -> None:
+    ledger = Ledger({"USD": 1_000_000}, taker_fee=0, clock=clock, max_history=3)
+    for i in range(5):
+        ledger.cancel_order(ledger.reserve_order("BTC-USD", "buy", 0.001, 100, idempotency_key=f"k{i}").reservation_id)
+    assert ledger.find_by_key("k0") is None and ledger.find_by_key("k1") is None
+    assert ledger.find_by_key("k4") is not None
+
+
+# -- the ledger file ----------------------------------------------------------------------
+
+
+def test_a_ledger_resumes_from_its_file_with_balances_reservations_and_keys(tmp_path: Path, clock: FakeClock) -> None:
+    path = tmp_path / "ledger.json"
+    first = Ledger({"USD": 10_000, "BTC": 1}, taker_fee=0.001, clock=clock, store=LedgerFile(path))
+    assert path.exists()  # written at once, so a bad path fails at start
+    confirmed = first.reserve_order("BTC-USD", "buy", 0.1, 50_000, idempotency_key="k-confirmed")
+    fill = first.confirm_order(confirmed.reservation_id)
+    still_open = first.reserve_order("BTC-USD", "sell", 0.25, 50_000, idempotency_key="k-open", book_levels=3)
+    cancelled = first.reserve_order("BTC-USD", "buy", 0.01, 50_000)
+    first.cancel_order(cancelled.reservation_id)
+
+    # The starting balances given to the second ledger are ignored: the file wins.
+    second = Ledger({"USD": 1}, taker_fee=0.001, clock=clock, store=LedgerFile(path))
+    assert second.get_balances() == first.get_balances()
+    assert second.get_balances()["BTC"].reserved == Decimal("0.25")
+    assert second.confirm_order(confirmed.reservation_id) == fill  # still idempotent across the restart
+    assert second.get_reservation(still_open.reservation_id) == still_open
+    assert second.get_reservation_by_key("k-open").book_levels == 3
+    assert second.get_reservation(cancelled.reservation_id).status == "cancelled"
+    # The open reservation still expires on time, and releases what it held.
+    clock.now += 31
+    assert second.expire_due() == [still_open.reservation_id]
+    assert second.available("BTC") == Decimal("1.1")
+    third = Ledger({}, taker_fee=0.001, clock=clock, store=LedgerFile(path))
+    assert third.get_reservation(still_open.reservation_id).status == "expired"
+
+
+def test_the_file_is_replaced_atomically_and_leaves_no_temporary_files(tmp_path: Path, clock: FakeClock) -> None:
+    path = tmp_path / "nested" / "ledger.json"
+    ledger = Ledger({"USD": 10_000}, taker_fee=0, clock=clock, store=LedgerFile(path))
+    for _ in range(5):
+        ledger.reserve_order("BTC-USD", "buy", 0.001, 100)
+    assert [p.name for p in path.parent.iterdir()] == ["ledger.json"]
+    state = json.loads(path.read_text())
+    assert state["version"] == 1 and len(state["reservations"]) == 5
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ('{"version": 99, "balances": {}, "reservations": []}', "format version 99"),
+        ('{"version": 1, "balances": {"USD": "lots"}, "reservations": []}', "not a valid ledger state"),
+        ('{"version": 1, "balances": {}}', "not a valid ledger state"),
+        ('{"version": 1, "balances": [], "reservations": []}', "not a valid ledger state"),
+        ('{"version": 1, "balances": {}, "reservations": [{"status": "lost"}]}', "not a valid ledger state"),
+    ],
+)
+def test_a_damaged_file_stops_the_start_instead_of_resetting_balances(
+    tmp_path: Path, clock: FakeClock, content: str, message: str
+) -> None:
+    path = tmp_path / "ledger.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message):
+        Ledger({"USD": 10_000}, taker_fee=0, clock=clock, store=LedgerFile(path))
+    assert path.read_text() == content  # left alone for a human to look at

@@ -3,6 +3,7 @@
 import pytest
 
 from exchange_fleet.__main__ import build_parser, resolve_profile
+from exchange_fleet.many import copy_ledger_path
 from exchange_fleet.profiles import DEMO_FLEET, ExchangeProfile, overrides_from_env, profile_by_name
 
 
@@ -41,6 +42,9 @@ def test_profile_by_name() -> None:
         ({"tick_interval_s": 0}, "tick_interval_s"),
         ({"http_port": 70000}, "http_port"),
         ({"seed": 1.5}, "seed must be an integer"),
+        ({"lose_confirm_replies": -1}, "lose_confirm_replies must be an integer >= 0"),
+        ({"lose_confirm_replies": 1.5}, "lose_confirm_replies must be an integer >= 0"),
+        ({"ledger_path": " "}, "ledger_path must be a non-empty path"),
     ],
 )
 def test_validation_messages(overrides: dict[str, object], message: str) -> None:
@@ -75,6 +79,8 @@ def test_env_overrides() -> None:
         "EXCHANGE_FLEET_OUTAGES": "5:10, 20:25",
         "EXCHANGE_FLEET_SEED": "9",
         "EXCHANGE_FLEET_PRICE_BIAS": "",
+        "EXCHANGE_FLEET_LOSE_CONFIRM_REPLIES": "2",
+        "EXCHANGE_FLEET_LEDGER_PATH": "/tmp/alpha-ledger.json",
         "UNRELATED": "1",
     }
     assert overrides_from_env(env) == {
@@ -82,9 +88,13 @@ def test_env_overrides() -> None:
         "error_rate": 0.25,
         "outage_windows": ((5.0, 10.0), (20.0, 25.0)),
         "seed": 9,
+        "lose_confirm_replies": 2,
+        "ledger_path": "/tmp/alpha-ledger.json",
     }
     with pytest.raises(ValueError, match="EXCHANGE_FLEET_JITTER_MS"):
         overrides_from_env({"EXCHANGE_FLEET_JITTER_MS": "lots"})
+    with pytest.raises(ValueError, match="EXCHANGE_FLEET_LOSE_CONFIRM_REPLIES"):
+        overrides_from_env({"EXCHANGE_FLEET_LOSE_CONFIRM_REPLIES": "1.5"})
 
 
 def test_cli_flags_override_env_and_profile() -> None:
@@ -100,6 +110,21 @@ def test_cli_flags_override_env_and_profile() -> None:
 
     no_outages = resolve_profile(build_parser().parse_args(["serve", "--profile", "delta", "--no-outages"]), {})
     assert no_outages.outage_windows == () and no_outages.outage_period_s is None
+
+
+def test_fault_and_ledger_knobs_come_from_flags_or_env() -> None:
+    env = {"EXCHANGE_FLEET_LOSE_CONFIRM_REPLIES": "1", "EXCHANGE_FLEET_LEDGER_PATH": "from-env.json"}
+    from_env = resolve_profile(build_parser().parse_args(["serve", "--profile", "alpha"]), env)
+    assert (from_env.lose_confirm_replies, from_env.ledger_path) == (1, "from-env.json")
+    flags = ["serve", "--profile", "alpha", "--lose-confirm-replies", "3", "--ledger-path", "from-flag.json"]
+    from_flags = resolve_profile(build_parser().parse_args(flags), env)
+    assert (from_flags.lose_confirm_replies, from_flags.ledger_path) == (3, "from-flag.json")
+    assert profile_by_name("alpha").lose_confirm_replies == 0 and profile_by_name("alpha").ledger_path is None
+
+
+def test_serve_many_gives_every_copy_its_own_ledger_file() -> None:
+    assert copy_ledger_path("ledgers/alpha.json", 3) == "ledgers/alpha-3.json"
+    assert copy_ledger_path(None, 3) is None
 
 
 def test_profiles_are_hashable_and_compare_by_value() -> None:

@@ -7,17 +7,7 @@ import pytest
 from mcp import MCPError
 
 from exchange_fleet.server import OUTAGE_MESSAGE, SIMULATED_FAILURE_MESSAGE, ticker_uri
-from exchange_fleet.tests.sessions import connect, error_text, make_profile, structured
-
-
-class ManualClock:
-    """Monotonic stand-in the test advances by hand: outage tests without sleeping."""
-
-    def __init__(self) -> None:
-        self.now = 500.0
-
-    def __call__(self) -> float:
-        return self.now
+from exchange_fleet.tests.sessions import ManualClock, connect, error_text, make_profile, structured
 
 
 async def test_latency_knob_delays_each_call() -> None:

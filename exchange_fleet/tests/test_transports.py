@@ -1,4 +1,4 @@
-"""The CLI as real child processes: stdio and Streamable HTTP, and no process left behind."""
+"""The CLI as real child processes: stdio and Streamable HTTP, restarts, and no process left behind."""
 
 import json
 import os
@@ -12,6 +12,8 @@ from pathlib import Path
 import anyio
 from mcp import Client, StdioServerParameters
 
+from exchange_fleet.market import MarketModel
+from exchange_fleet.profiles import profile_by_name
 from exchange_fleet.tests.sessions import PYTHON, READ_TIMEOUT_S, REPO_ROOT, free_port, structured
 
 
@@ -84,6 +86,78 @@ async def test_streamable_http_server_serves_tools_and_terminates_cleanly(tmp_pa
             process.wait()
             raise
     assert returncode == 0, server_log(log_path)
+
+
+async def test_a_restarted_exchange_resumes_its_ledger_and_its_prices(tmp_path: Path) -> None:
+    ledger_path = tmp_path / "alpha-ledger.json"
+    seed = uuid.uuid4().int % 10**9 + 10**9  # also marks this child's command line
+    params = StdioServerParameters(
+        command=PYTHON,
+        args=["-m", "exchange_fleet", "serve", "--profile", "alpha", "--latency-ms", "0", "--jitter-ms", "0"]
+        + ["--seed", str(seed), "--reservation-ttl", "600", "--ledger-path", str(ledger_path)],
+        cwd=str(REPO_ROOT),
+    )
+    alpha = profile_by_name("alpha")
+    # What any exchange with this seed quotes at a given tick, wherever and whenever it runs.
+    reference = MarketModel(
+        alpha.symbols, seed=seed, spread_bps=alpha.spread_bps, price_bias=alpha.price_bias, tick_interval_s=1.0
+    )
+
+    async def quote_matches_reference(client: Client) -> None:
+        before = time.time()
+        quote = structured(await client.call_tool("get_quote", {"symbol": "BTC-USD"}))
+        assert int(before) <= quote["tick"] <= int(time.time())
+        expected = reference.quote("BTC-USD", quote["tick"])
+        assert (quote["bid"], quote["ask"], quote["mid"]) == (expected.bid, expected.ask, expected.mid)
+
+    async with Client(params, read_timeout_seconds=READ_TIMEOUT_S) as client:
+        await quote_matches_reference(client)
+        done = structured(
+            await client.call_tool(
+                "reserve_order", {"symbol": "ETH-USD", "side": "buy", "quantity": 1, "idempotency_key": "tx-1"}
+            )
+        )
+        fill = structured(await client.call_tool("confirm_order", {"reservation_id": done["reservation_id"]}))
+        held = structured(
+            await client.call_tool(
+                "reserve_order", {"symbol": "BTC-USD", "side": "sell", "quantity": 0.1, "idempotency_key": "tx-2"}
+            )
+        )
+        balances = structured(await client.call_tool("get_balances", {}))["balances"]
+        assert balances["BTC"]["reserved"] == 0.1 and balances["ETH"]["total"] == 21
+    await wait_until_gone(str(seed))
+
+    async with Client(params, read_timeout_seconds=READ_TIMEOUT_S) as client:
+        assert structured(await client.call_tool("get_balances", {}))["balances"] == balances
+        confirmed = structured(await client.call_tool("get_reservation", {"idempotency_key": "tx-1"}))
+        assert confirmed["status"] == "confirmed" and confirmed["executed_at"] == fill["executed_at"]
+        assert structured(await client.call_tool("confirm_order", {"reservation_id": done["reservation_id"]})) == fill
+        still_held = structured(await client.call_tool("get_reservation", {"reservation_id": held["reservation_id"]}))
+        assert still_held["status"] == "reserved" and still_held["expires_at"] == held["expires_at"]
+        retried = structured(
+            await client.call_tool(
+                "reserve_order", {"symbol": "BTC-USD", "side": "sell", "quantity": 0.1, "idempotency_key": "tx-2"}
+            )
+        )
+        assert retried["reservation_id"] == held["reservation_id"]
+        assert structured(await client.call_tool("get_exchange_info", {}))["ledger_path"] == str(ledger_path)
+        await quote_matches_reference(client)
+    await wait_until_gone(str(seed))
+
+
+def test_an_unreadable_ledger_file_stops_the_start_with_a_message(tmp_path: Path) -> None:
+    ledger_path = tmp_path / "broken.json"
+    ledger_path.write_text("{not json")
+    result = subprocess.run(
+        [PYTHON, "-m", "exchange_fleet", "serve", "--profile", "alpha", "--ledger-path", str(ledger_path)],
+        cwd=REPO_ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert "cannot start" in result.stderr and "not valid JSON" in result.stderr
 
 
 def start_http_server(port: int, log_path: Path) -> subprocess.Popen[bytes]:

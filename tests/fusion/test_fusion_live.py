@@ -260,9 +260,20 @@ def test_malformed_schema_violating_stale_answers_are_excluded_and_quorum_can_fa
 
 
 def test_cache_hits_expiry_and_concurrent_identical_queries_sharing_one_fan_out(live_fleet, operator_api):
+    from pipeline.service import start_pipeline, stop_pipeline
+    from registry.fleet_api import fleet_runtime
+
+    start_pipeline(fleet_runtime(), producers=False)
     exchange("cached-1", "alpha")
     exchange("slowish", "alpha", "--latency-ms", "600")
     ready(live_fleet, "cached-1", "slowish")
+    try:
+        _cache_and_single_flight(operator_api)
+    finally:
+        stop_pipeline()
+
+
+def _cache_and_single_flight(operator_api) -> None:  # type: ignore[no-untyped-def]
     query = {
         "tool": "get_quote",
         "arguments": {"symbol": "SOL-USD"},
@@ -302,3 +313,32 @@ def test_cache_hits_expiry_and_concurrent_identical_queries_sharing_one_fan_out(
     assert len({answer["run_id"] for answer in answers}) == 1
     assert sum(answer["shared"] for answer in answers) == 4
     assert FusionRun.objects.count() == before + 1
+
+    # Every run was published on the bus, in order, with its outcome.
+    wait_for(
+        lambda: len(operator_api.get("/api/events/", {"stream": "fusion.runs"}).json()["results"]) >= 3,
+        what="the runs on the bus",
+    )
+    events = operator_api.get("/api/events/", {"stream": "fusion.runs"}).json()["results"]
+    assert {event["kind"] for event in events} == {"completed"}
+    assert answers[0]["run_id"] in {event["payload"]["run_id"] for event in events}
+
+
+def test_a_resource_is_fused_too(live_fleet, operator_api):
+    """Two copies of the alpha exchange offer the same ticker resource: read from both and fused."""
+    exchange("res-1", "alpha")
+    exchange("res-2", "alpha")
+    ready(live_fleet, "res-1", "res-2")
+    uri = "exchange://alpha/ticker/BTC-USD"
+    response = operator_api.post(
+        "/api/fusion/query/",
+        {"resource": uri, "strategy": "weighted_median", "fields": ["bid", "ask"], "quorum": 2},
+        format="json",
+    )
+    answer = response.json()
+    assert response.status_code == 200, answer
+    assert answer["resource"] == uri and {row["server"] for row in answer["sources"]} == {"res-1", "res-2"}
+    assert set(values_of(answer)) == {"res-1", "res-2"}
+    assert answer["value"]["bid"] < answer["value"]["ask"]
+    bad = operator_api.post("/api/fusion/query/", {"resource": "exchange://nowhere/x"}, format="json")
+    assert bad.status_code == 400 and "resource" in bad.json()
