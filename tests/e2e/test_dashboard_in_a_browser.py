@@ -138,7 +138,14 @@ def test_every_page_fits_a_phone_and_shows_each_status(demo):
             expect(page.locator('#market-ticker tr[data-symbol="BTC-USD"] [data-field="spread"]')).to_contain_text(
                 "bps", timeout=30_000
             )
-            for path in ("/", "/servers/exchange-alpha/", "/pipeline/", "/health/", "/health/exchange-alpha/", "/fusion/"):
+            for path in (
+                "/",
+                "/servers/exchange-alpha/",
+                "/pipeline/",
+                "/health/",
+                "/health/exchange-alpha/",
+                "/fusion/",
+            ):
                 page.goto(demo.base_url + path)
                 page.wait_for_load_state("networkidle")
                 assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
