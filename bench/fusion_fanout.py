@@ -4,7 +4,9 @@ the API and in-process, and the engine's overhead per source against bare SDK ca
     .venv/bin/python -m bench.fusion_fanout
     .venv/bin/python -m bench.fusion_fanout --sources 8 --latency-ms 50 --rounds 30 --json
 
-The sources are demo exchanges over stdio (one process each), each `get_quote` taking --latency-ms.
+The sources are demo exchanges, each `get_quote` taking --latency-ms: by default all served from one process over
+Streamable HTTP (as sources on other machines would be: their work does not compete for this machine's two cores),
+or one stdio process each (--transport stdio).
 Per round: every source called alone through the fleet API (the slowest of them is the round's "slowest single
 source"), one fused query (median of bid/ask/last over all sources, stored with its explanation), and the same 8
 calls made at once with bare SDK Clients. Reported: medians over the rounds.
@@ -64,17 +66,15 @@ def exchange_argv(latency_ms: float) -> list[str]:
     ]
 
 
-async def bare_fan_out(count: int, latency_ms: float, rounds: int) -> tuple[list[float], float]:
+async def bare_fan_out(targets: list[Any], rounds: int) -> tuple[list[float], float]:
     """The same calls with bare SDK Clients, all at once: wall ms per round and CPU ms per round."""
     from contextlib import AsyncExitStack
 
-    from mcp import Client, StdioServerParameters
+    from mcp import Client
 
-    parameters = StdioServerParameters(command=sys.executable, args=exchange_argv(latency_ms), cwd=str(REPO))
     async with AsyncExitStack() as stack:
         clients = [
-            await stack.enter_async_context(Client(parameters, read_timeout_seconds=30, cache=None))
-            for _ in range(count)
+            await stack.enter_async_context(Client(target, read_timeout_seconds=30, cache=None)) for target in targets
         ]
         for client in clients:  # warm-up: output schemas fetched
             await client.call_tool("get_quote", {"symbol": "BTC-USD"})
@@ -90,8 +90,10 @@ async def bare_fan_out(count: int, latency_ms: float, rounds: int) -> tuple[list
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     from django.contrib.auth.models import User
     from django.test import Client as HttpClient
+    from mcp import StdioServerParameters
 
     from bench.supervisor_scale import wait
+    from exchange_fleet.launcher import free_port, start_http_exchange_fleet, stop_process
     from fusion.engine import run_query
     from fusion.models import FusionRun
     from fusion.query import parse_query
@@ -102,18 +104,31 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     from registry.services import server_create
     from registry.supervisor import start_supervisor, stop_supervisor
 
-    result: dict[str, Any] = {"sources": args.sources, "latency_ms": args.latency_ms, "rounds": args.rounds}
+    result: dict[str, Any] = {
+        "sources": args.sources,
+        "latency_ms": args.latency_ms,
+        "rounds": args.rounds,
+        "transport": args.transport,
+    }
+    process = None
     try:
         names = [f"src{index}" for index in range(args.sources)]
-        for name in names:
-            server_create(
-                name=name,
-                transport="stdio",
-                command=sys.executable,
-                args=exchange_argv(args.latency_ms),
-                cwd=str(REPO),
-                server_type="bench",
+        bare_targets: list[Any] = []
+        if args.transport == "http":
+            knobs = ["--latency-ms", str(args.latency_ms), "--jitter-ms", "0", "--error-rate", "0"]
+            process, urls = start_http_exchange_fleet(
+                args.sources, free_port(), *knobs, "--tick-interval", "60", "--no-outages"
             )
+            for name, url in zip(names, urls, strict=True):
+                server_create(name=name, transport="http", url=url, server_type="bench")
+            bare_targets = list(urls)
+        else:
+            argv = exchange_argv(args.latency_ms)
+            for name in names:
+                server_create(
+                    name=name, transport="stdio", command=sys.executable, args=argv, cwd=str(REPO), server_type="bench"
+                )
+            bare_targets = [StdioServerParameters(command=sys.executable, args=argv, cwd=str(REPO)) for _ in names]
         start_supervisor(fleet_runtime())
         wait(lambda: Capability.objects.filter(name="get_quote").count() == len(names), timeout=120, step=0.2)
         query = parse_query(
@@ -161,7 +176,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             timing = FusionRun.objects.get(pk=answer["run_id"]).explanation["timing"]
             for phase in ("plan_ms", "fan_out_ms", "evaluate_ms"):
                 phases.setdefault(phase, []).append(timing[phase])
-        bare_walls, bare_cpu = asyncio.run(bare_fan_out(len(names), args.latency_ms, args.rounds))
+        bare_walls, bare_cpu = asyncio.run(bare_fan_out(bare_targets, args.rounds))
 
         result["slowest_single_p50_ms"] = round(statistics.median(slowest), 2)
         result["fused_p50_ms"] = round(statistics.median(fused), 2)
@@ -200,12 +215,15 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         stop_supervisor()
         shutdown_runtime()
+        if process is not None:
+            stop_process(process)
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.fusion_fanout", description=__doc__.split("\n")[0])
     parser.add_argument("--sources", type=int, default=8)
+    parser.add_argument("--transport", choices=["http", "stdio"], default="http")
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--cache-queries", type=int, default=2_000)
@@ -216,7 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"Fusion fan-out: {result['sources']} sources of {result['latency_ms']:g} ms, {result['rounds']} rounds\n")
+    print(
+        f"Fusion fan-out: {result['sources']} sources of {result['latency_ms']:g} ms over {result['transport']}, "
+        f"{result['rounds']} rounds\n"
+    )
     print(f"  slowest single source (fleet API) p50  {result['slowest_single_p50_ms']:>8.2f} ms")
     print(
         f"  fused query p50 / p95                  {result['fused_p50_ms']:>8.2f} / {result['fused_p95_ms']:.2f} ms"

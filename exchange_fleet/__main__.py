@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     many.add_argument("--count", type=int, required=True, help="how many exchanges")
     many.add_argument("--host", default="127.0.0.1")
     many.add_argument("--port", type=int, required=True)
+    many.add_argument("--latency-ms", type=float, help="base latency of every tool call (default: the profile's)")
+    many.add_argument("--jitter-ms", type=float, help="uniform +/- jitter around it (default: the profile's)")
+    many.add_argument("--error-rate", type=float, help="fraction of failing tool calls (default: the profile's)")
     many.add_argument("--tick-interval", type=float, help="seconds between price ticks (default: the profile's)")
     many.add_argument("--no-outages", action="store_true", help="remove the profile's outage windows")
     many.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
@@ -186,6 +189,12 @@ def _serve_many(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         overrides: dict[str, Any] = {"transport": "streamable-http"}
         if args.tick_interval is not None:
             overrides["tick_interval_s"] = args.tick_interval
+        if args.latency_ms is not None:
+            overrides["base_latency_ms"] = args.latency_ms
+        if args.jitter_ms is not None:
+            overrides["jitter_ms"] = args.jitter_ms
+        if args.error_rate is not None:
+            overrides["error_rate"] = args.error_rate
         if args.no_outages:
             overrides["outage_windows"], overrides["outage_period_s"] = (), None
         base = profile_by_name(args.profile).with_overrides(**overrides)

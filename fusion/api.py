@@ -86,7 +86,11 @@ class FusionRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
 class StrategyListView(APIView):
     permission_classes = [IsViewer]
 
-    @extend_schema(operation_id="fusion_strategies", summary="The fusion strategies and their options")
+    @extend_schema(
+        operation_id="fusion_strategies",
+        summary="The fusion strategies and their options",
+        responses={200: OpenApiTypes.OBJECT},
+    )
     def get(self, request: Request) -> Response:
         return Response({"results": [strategy.describe() for strategy in all_strategies()]})
 
@@ -94,6 +98,10 @@ class StrategyListView(APIView):
 class TrustListView(APIView):
     permission_classes = [IsViewer]
 
-    @extend_schema(operation_id="fusion_trust", summary="Each source's trust per question (?subject=tool:get_quote)")
+    @extend_schema(
+        operation_id="fusion_trust",
+        summary="Each source's trust per question (?subject=tool:get_quote)",
+        responses={200: OpenApiTypes.OBJECT},
+    )
     def get(self, request: Request) -> Response:
         return Response({"results": trust_rows(request.query_params.get("subject") or None)})

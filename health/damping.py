@@ -13,6 +13,11 @@ from registry.models import ServerStatus
 
 DOWN = {ServerStatus.OFFLINE, ServerStatus.UNHEALTHY}
 LATENCY_WINDOW = 5
+# Passive signals: the outcomes of the last real calls (not the checks). A server that answers its checks but fails
+# a good share of the calls people make is partly failing: degraded.
+CALL_WINDOW = 20
+CALLS_TO_JUDGE = 5
+FAILING_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,14 @@ class DampedStatus:
     good: int = 0  # good checks in a row
     # Slowness is judged on the median of the last few checks, so a server near its target does not flip.
     recent_latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+    recent_calls: deque[bool] = field(default_factory=lambda: deque(maxlen=CALL_WINDOW))  # True: the call failed
+
+    def note_call(self, failed: bool) -> None:
+        """A real call's outcome (a passive signal); it counts at the next check."""
+        self.recent_calls.append(failed)
+
+    def _failing_calls(self) -> tuple[int, int]:
+        return sum(self.recent_calls), len(self.recent_calls)
 
     def _bad(self, policy: DampingPolicy, down_status: str, what: str) -> tuple[str, str]:
         self.bad += 1
@@ -70,6 +83,9 @@ class DampedStatus:
             elif median > policy.latency_target_ms:
                 status = ServerStatus.DEGRADED
                 reason = f"slow: the median check is over the {policy.latency_target_ms:.0f} ms target"
+            elif (calls := self._failing_calls())[1] >= CALLS_TO_JUDGE and calls[0] >= FAILING_SHARE * calls[1]:
+                status = ServerStatus.DEGRADED
+                reason = f"partly failing: at least {FAILING_SHARE:.0%} of the last {CALL_WINDOW} real calls failed"
             else:
                 status, reason = ServerStatus.ONLINE, "healthy: checks pass"
         self.status, self.reason = status, reason

@@ -50,6 +50,9 @@ logger = logging.getLogger(__name__)
 SOURCE = "health"
 MACHINERY = {SUPERVISOR, "connection-watch", STREAMING_CALLER, HEALTH_CALLER}
 PASSIVE_OPERATIONS = {"tools/call", "resources/read"}
+# Failures that say nothing about the server: the caller's own mistakes, its cancellations, and "no session" (the
+# session's state already tells that).
+NOT_THE_SERVERS_FAULT = {"client_error", "cancelled", "unavailable"}
 MAX_BUFFERED_SAMPLES = 100_000
 
 
@@ -412,6 +415,8 @@ class HealthMonitor:
             tracked = self.tracked.get(outcome.server_key)
             if tracked is None:
                 continue
+            if outcome.error_kind not in NOT_THE_SERVERS_FAULT:
+                tracked.damped.note_call(failed=not outcome.ok)
             self._keep(
                 tracked.config,
                 outcome.started_at,

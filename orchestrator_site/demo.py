@@ -174,17 +174,22 @@ DEMO_FUSION_QUERY: dict[str, Any] = {
 }
 
 
-class DemoFusion:
-    """Asks the demo's standing fusion question every `interval` seconds on a thread of its own (the fusion engine
-    is sync: it hands the fan-out to the fleet loop and waits). Survives and logs any failure; stops on `stop()`."""
+# And an arbitrage analysis across every exchange every 30 s, so the operations page fills as the demo runs.
+DEMO_ARBITRAGE_REQUEST: dict[str, Any] = {"symbols": ["BTC-USD", "ETH-USD", "SOL-USD"], "size": 0.5}
 
-    def __init__(self, interval: float = 20.0, first_after: float = 12.0) -> None:
-        self.interval, self.first_after = interval, first_after
+
+class DemoActivity:
+    """Asks the demo's standing fusion question every `interval` seconds, and runs an arbitrage analysis every
+    `arbitrage_every` rounds, on a thread of its own (both engines are sync: they hand their fan-out to the fleet
+    loop and wait). Survives and logs any failure; stops on `stop()`."""
+
+    def __init__(self, interval: float = 20.0, first_after: float = 12.0, arbitrage_every: int = 2) -> None:
+        self.interval, self.first_after, self.arbitrage_every = interval, first_after, arbitrage_every
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="demo-fusion", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="demo-activity", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -195,20 +200,26 @@ class DemoFusion:
     def _run(self) -> None:
         from django.db import close_old_connections
 
+        from coordinator.arbitrage_workflow import RequestError, parse_request, run_arbitrage
         from fusion.engine import run_query
         from fusion.query import QueryError, parse_query
 
         query = parse_query(DEMO_FUSION_QUERY)
-        wait = self.first_after
+        arbitrage = parse_request(DEMO_ARBITRAGE_REQUEST)
+        wait, rounds = self.first_after, 0
         while not self._stop.wait(wait):
             wait = self.interval
             try:
                 answer = run_query(query, caller="demo")
                 logger.info("demo fusion: %s", answer["error"] or f"BTC-USD {answer['value']}")
-            except QueryError as exc:  # the exchanges are not discovered yet
-                logger.info("demo fusion: not yet: %s", exc)
+                if rounds % self.arbitrage_every == 0:
+                    report = run_arbitrage(arbitrage, created_by="demo")
+                    logger.info("demo arbitrage: %d opportunities", len(report["opportunities"]))
+                rounds += 1
+            except (QueryError, RequestError) as exc:  # the exchanges are not discovered yet
+                logger.info("demo activity: not yet: %s", exc)
                 wait = 5.0
             except Exception:  # noqa: BLE001 - a background loop logs and survives anything
-                logger.exception("demo fusion failed")
+                logger.exception("demo activity failed")
             finally:
                 close_old_connections()

@@ -16,10 +16,12 @@ urlpatterns = [
     path("api/", include("pipeline.api_urls")),
     path("api/", include("health.api_urls")),
     path("api/", include("fusion.api_urls")),
+    path("api/", include("coordinator.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("pipeline/", include("pipeline.urls")),
     path("health/", include("health.urls")),
     path("fusion/", include("fusion.urls")),
+    path("coordinator/", include("coordinator.urls")),
     path("", include("registry.urls")),
 ]

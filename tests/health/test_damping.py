@@ -60,3 +60,15 @@ def test_a_failed_discovery_does_not_lift_a_down_server_to_degraded():
     assert damped.observed(ServerStatus.DEGRADED, "listing failed") == ("offline", "down: not answering")
     up = DampedStatus(status=ServerStatus.ONLINE)
     assert up.observed(ServerStatus.DEGRADED, "listing failed") == ("degraded", "listing failed")
+
+
+def test_real_calls_that_fail_often_make_a_server_that_passes_its_checks_degraded():
+    damped = DampedStatus(status=ServerStatus.ONLINE)
+    for failed in (True, False, False, False):  # too few calls to judge
+        damped.note_call(failed)
+    assert run(damped, [GOOD]) == ["online"]
+    damped.note_call(True)  # 2 of 5 failed
+    assert run(damped, [GOOD]) == ["degraded"] and damped.reason.startswith("partly failing")
+    for _ in range(20):  # the window slides past the failures
+        damped.note_call(False)
+    assert run(damped, [GOOD]) == ["online"]

@@ -119,3 +119,19 @@ def test_a_maintenance_window_suppresses_the_outage_and_is_left_out_of_availabil
     assert figures["availability"]["24h"] is None  # nothing counted: every check was in the window
     window.delete()
     wait_for(lambda: status_of("maintained") == ServerStatus.OFFLINE, what="down once the window closed")
+
+
+def test_real_calls_that_fail_count_as_passive_signals(monitor, live_fleet):
+    """The probe answers (ping), but people's tool calls fail: the server is called partly failing, degraded."""
+    from registry import fleet_api
+
+    exchange("fails-calls", "--error-rate", "1")
+    live_fleet.request_reconcile()
+    wait_for(lambda: status_of("fails-calls") == ServerStatus.ONLINE, what="online on its probes")
+    server = Server.objects.get(name="fails-calls")
+    for _ in range(6):
+        answer = fleet_api.call_tool_sync(server, "get_quote", {"symbol": "BTC-USD"}, caller="someone")
+        assert answer.result.is_error
+    wait_for(lambda: status_of("fails-calls") == ServerStatus.DEGRADED, what="degraded by the failing calls")
+    assert Server.objects.get(name="fails-calls").status_reason.startswith("partly failing")
+    assert HealthSample.objects.filter(server=server, kind="passive", ok=False).count() >= 6

@@ -315,6 +315,6 @@ def test_operators_discover_from_the_server_page_and_viewers_cannot(client, oper
     client.force_login(operator_user)
     assert b"Discover now" in client.get("/servers/exchange-alpha/").content
     page = client.post("/servers/exchange-alpha/discover/", follow=True)
-    assert b"Discovered exchange-alpha: 7 tools" in page.content
+    assert b"Discovered exchange-alpha: 8 tools" in page.content
     assert b"get_quote" in page.content
     assert client.get("/servers/exchange-alpha/discover/").status_code == 405

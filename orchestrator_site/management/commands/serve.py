@@ -35,7 +35,7 @@ class Command(BaseCommand):
 
         from health.monitor import start_monitor, stop_monitor
         from orchestrator_site.asgi import application
-        from orchestrator_site.demo import DemoFleet, DemoFusion, demo_alert_rules, demo_login, demo_register
+        from orchestrator_site.demo import DemoActivity, DemoFleet, demo_alert_rules, demo_login, demo_register
         from pipeline.delivery import bind_delivery_loop
         from pipeline.service import start_pipeline, stop_pipeline
         from registry.connections import shutdown_runtime
@@ -53,7 +53,7 @@ class Command(BaseCommand):
                     f"cannot listen on {host}:{port}: {error.strerror}; stop what uses it or pass --port"
                 ) from error
         demo = DemoFleet()
-        demo_fusion = DemoFusion()
+        demo_activity = DemoActivity()
         stopped = threading.Event()
 
         if options["demo"]:
@@ -76,7 +76,7 @@ class Command(BaseCommand):
             # Health decides every status, from the first (the supervisor hands its observations over).
             start_supervisor(runtime, before_start=lambda supervisor: start_monitor(runtime, supervisor))
             if options["demo"]:
-                demo_fusion.start()
+                demo_activity.start()
             self.stdout.write(self.style.SUCCESS(f"Dashboard: http://{host}:{port}/   (Ctrl-C stops everything)"))
             if options["demo"] and password:
                 self.stdout.write(f"Log in as {username} / {password}")
@@ -91,7 +91,7 @@ class Command(BaseCommand):
                 return
             stopped.set()
             self.stdout.write("Stopping: closing MCP sessions and child processes...")
-            demo_fusion.stop()
+            demo_activity.stop()
             stop_monitor()
             stop_supervisor()
             stop_pipeline()

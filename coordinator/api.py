@@ -1,0 +1,140 @@
+"""The coordinator API: arbitrage analyses (operators), operations (viewers), balanced calls and routing."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from coordinator.arbitrage_workflow import parse_request, run_arbitrage
+from coordinator.errors import RequestError
+from coordinator.models import Operation, OperationKind, OperationState
+from coordinator.routing import balanced_call, parse_call, routing_stats
+from registry.permissions import IsOperator, IsViewer
+
+logger = logging.getLogger(__name__)
+
+
+class ArbitrageView(APIView):
+    permission_classes = [IsOperator]
+
+    @extend_schema(
+        operation_id="coordinator_arbitrage",
+        summary="Run an arbitrage analysis across every exchange (or the named ones)",
+        description=(
+            'Body: {"symbols": ["BTC-USD"], "size": 0.5, "min_profit_bps": 0, "servers": [...] (optional), '
+            '"slippage_bps": 2, "max_age_seconds": 10, "depth": 50, "timeout_seconds": 5}. Answers the stored '
+            "report: the quotes used, every ordered pair and the opportunities above the minimum, best first."
+        ),
+        request=OpenApiTypes.OBJECT,
+        responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT},
+    )
+    def post(self, request: Request) -> Response:
+        try:
+            report = run_arbitrage(parse_request(request.data), created_by=request.user.get_username())
+        except RequestError as exc:
+            raise serializers.ValidationError(exc.errors) from None
+        except RuntimeError as exc:  # the fleet loop is not running in this process
+            logger.warning("coordinator: cannot run an analysis: %s", exc)
+            return Response({"error": "the fleet is not running here"}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return Response(report)
+
+
+class BalancedCallView(APIView):
+    permission_classes = [IsOperator]
+
+    @extend_schema(
+        operation_id="coordinator_call",
+        summary="Call a tool on the best of the servers offering it, failing over within the deadline",
+        description=(
+            'Body: {"tool", "arguments", "servers" | "tag" | "server_type" (optional narrowing), "idempotency_key", '
+            '"timeout_seconds"}. 200 with the answer and every attempt; 502 when every candidate failed.'
+        ),
+        request=OpenApiTypes.OBJECT,
+        responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 502: OpenApiTypes.OBJECT},
+    )
+    def post(self, request: Request) -> Response:
+        try:
+            answer = balanced_call(parse_call(request.data), created_by=request.user.get_username())
+        except RequestError as exc:
+            raise serializers.ValidationError(exc.errors) from None
+        except RuntimeError as exc:
+            logger.warning("coordinator: cannot route a call: %s", exc)
+            return Response({"error": "the fleet is not running here"}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return Response(answer, status=status.HTTP_502_BAD_GATEWAY if answer["error"] else status.HTTP_200_OK)
+
+
+class RoutingView(APIView):
+    permission_classes = [IsViewer]
+
+    @extend_schema(
+        operation_id="coordinator_routing",
+        summary="The load balancer's figures: per server latency, load, errors, ejections; decisions by reason",
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request: Request) -> Response:
+        try:
+            return Response(routing_stats())
+        except RuntimeError:
+            return Response({"servers": {}, "decisions": {}, "note": "the fleet is not running here"})
+
+
+def operation_json(operation: Operation, *, full: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": operation.pk,
+        "kind": operation.kind,
+        "state": operation.state,
+        "parameters": operation.parameters,
+        "error": operation.error or None,
+        "created_by": operation.created_by,
+        "started_at": operation.started_at.isoformat(),
+        "finished_at": operation.finished_at.isoformat() if operation.finished_at else None,
+        "duration_ms": operation.duration_ms,
+        "steps": len(operation.steps),
+    }
+    result = operation.result or {}
+    if operation.kind == OperationKind.ARBITRAGE:
+        best = (result.get("opportunities") or [None])[0]
+        data["opportunities"] = len(result.get("opportunities") or [])
+        data["best"] = best
+    if full:
+        data["steps"] = operation.steps
+        data["result"] = operation.result
+    return data
+
+
+class OperationSerializer(serializers.ModelSerializer):
+    def to_representation(self, operation: Operation) -> dict[str, Any]:
+        return operation_json(operation)
+
+    class Meta:
+        model = Operation
+        fields = ["id"]
+
+
+class OperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Every coordinated operation, newest first (?kind=, ?state=); one with its steps and result."""
+
+    serializer_class = OperationSerializer
+    permission_classes = [IsViewer]
+    lookup_value_regex = r"\d+"
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        rows = Operation.objects.all()
+        params = self.request.query_params
+        for name, choices in (("kind", OperationKind.values), ("state", OperationState.values)):
+            value = params.get(name)
+            if value:
+                if value not in choices:
+                    raise serializers.ValidationError({name: f"one of {', '.join(choices)}"})
+                rows = rows.filter(**{name: value})
+        return rows
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return Response(operation_json(self.get_object(), full=True))

@@ -1,0 +1,286 @@
+"""The reference workflow, arbitrage analysis: quotes and order books for a set of symbols from every exchange at
+once, then the net result of every ordered pair after fees and a slippage buffer, ranked; stored as an operation.
+
+Sync entry point (a view, the demo): `run_arbitrage(request, created_by=...)`. The workflow itself runs on the fleet
+loop: one step per exchange and symbol (both tools asked at once, each step optional, so one exchange that is down
+leaves the others' analysis standing), then the analysis step after all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.utils import timezone
+
+from coordinator.arbitrage import MarketView, analyse
+from coordinator.errors import RequestError
+from coordinator.models import OperationKind
+from coordinator.services import StepLog, operation_finish, operation_start
+from coordinator.workflows import Step, StepContext, Workflow, run_workflow
+from registry import fleet_api
+from registry.connections import Deadline
+from registry.models import Capability, CapabilityKind, Server
+
+SYMBOL = re.compile(r"^[A-Z0-9]{2,10}-[A-Z0-9]{2,10}$")
+QUOTE_TOOLS = ("get_quote", "get_order_book")
+CALLER = "coordinator"
+MAX_SYMBOLS = 20
+_HANDOFF_SLACK_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class ArbitrageRequest:
+    symbols: tuple[str, ...]
+    size: float
+    min_profit_bps: float = 0.0
+    servers: tuple[str, ...] = ()
+    slippage_bps: float = 2.0
+    max_age_seconds: float = 10.0
+    depth: int = 50
+    timeout_seconds: float = 5.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "symbols": list(self.symbols),
+            "size": self.size,
+            "min_profit_bps": self.min_profit_bps,
+            "servers": list(self.servers) or None,
+            "slippage_bps": self.slippage_bps,
+            "max_age_seconds": self.max_age_seconds,
+            "depth": self.depth,
+            "timeout_seconds": self.timeout_seconds,
+        }
+
+
+def _number(data: Mapping[str, Any], name: str, default: float | None, low: float, high: float, errors: dict) -> float:
+    value = data.get(name, default)
+    if value is None:
+        errors[name] = ["This field is required."]
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        errors[name] = ["Must be a number."]
+        return 0.0
+    if not low <= value <= high:
+        errors[name] = [f"Must be between {low:g} and {high:g}."]
+    return float(value)
+
+
+def parse_request(data: Any) -> ArbitrageRequest:
+    if not isinstance(data, Mapping):
+        raise RequestError({"non_field_errors": ["The body must be a JSON object."]})
+    errors: dict[str, list[str]] = {}
+    known = {
+        "symbols",
+        "size",
+        "min_profit_bps",
+        "servers",
+        "slippage_bps",
+        "max_age_seconds",
+        "depth",
+        "timeout_seconds",
+    }
+    for key in sorted(set(data) - known):
+        errors[key] = [f"Unknown field; the fields are {', '.join(sorted(known))}."]
+    symbols = data.get("symbols")
+    if isinstance(symbols, str):
+        symbols = [part.strip() for part in symbols.split(",") if part.strip()]
+    if not isinstance(symbols, list) or not symbols or not all(isinstance(s, str) for s in symbols):
+        errors["symbols"] = ['A non-empty list of symbols, e.g. ["BTC-USD"].']
+        symbols = []
+    elif len(symbols) > MAX_SYMBOLS:
+        errors["symbols"] = [f"At most {MAX_SYMBOLS} symbols."]
+    elif bad := [s for s in symbols if not SYMBOL.match(s)]:
+        errors["symbols"] = [f"Not a symbol of the form BASE-QUOTE: {bad[0][:40]!r}."]
+    elif len(set(symbols)) != len(symbols):
+        errors["symbols"] = ["Symbols must not repeat."]
+    size = _number(data, "size", None, 0.0, 1e9, errors)
+    if "size" not in errors and size <= 0:
+        errors["size"] = ["Must be greater than 0."]
+    min_profit = _number(data, "min_profit_bps", 0.0, -10_000.0, 10_000.0, errors)
+    slippage = _number(data, "slippage_bps", 2.0, 0.0, 1_000.0, errors)
+    max_age = _number(data, "max_age_seconds", 10.0, 0.1, 3_600.0, errors)
+    timeout = _number(data, "timeout_seconds", 5.0, 0.1, 60.0, errors)
+    depth = data.get("depth", 50)
+    if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 100:
+        errors["depth"] = ["A whole number from 1 to 100."]
+    servers = data.get("servers") or []
+    if not isinstance(servers, list) or not all(isinstance(s, str) for s in servers):
+        errors["servers"] = ["A list of server names."]
+        servers = []
+    elif len(set(servers)) != len(servers):
+        errors["servers"] = ["Servers must not repeat."]
+    if errors:
+        raise RequestError(errors)
+    return ArbitrageRequest(
+        symbols=tuple(symbols),
+        size=size,
+        min_profit_bps=min_profit,
+        servers=tuple(servers),
+        slippage_bps=slippage,
+        max_age_seconds=max_age,
+        depth=int(depth),
+        timeout_seconds=timeout,
+    )
+
+
+def candidate_servers(request: ArbitrageRequest) -> list[str]:
+    """The exchanges to ask: named ones (each must offer both tools), or every enabled server that does."""
+    offering = Capability.objects.filter(kind=CapabilityKind.TOOL, name__in=QUOTE_TOOLS, server__enabled=True)
+    tools_of: dict[str, set[str]] = {}
+    for server, tool in offering.values_list("server__name", "name"):
+        tools_of.setdefault(server, set()).add(tool)
+    able = sorted(name for name, tools in tools_of.items() if tools >= set(QUOTE_TOOLS))
+    if request.servers:
+        existing = set(Server.objects.filter(name__in=request.servers).values_list("name", flat=True))
+        unknown = [name for name in request.servers if name not in existing]
+        if unknown:
+            raise RequestError({"servers": [f"No such server: {', '.join(unknown)}."]})
+        unable = [name for name in request.servers if name not in able]
+        if unable:
+            raise RequestError(
+                {"servers": [f"Not an enabled exchange offering get_quote and get_order_book: {', '.join(unable)}."]}
+            )
+        chosen = list(request.servers)
+    else:
+        chosen = able
+    if not chosen:
+        raise RequestError({"servers": ["No candidate server: no enabled server offers get_quote and get_order_book."]})
+    if len(chosen) < 2:
+        raise RequestError({"servers": ["An arbitrage needs at least two exchanges."]})
+    return chosen
+
+
+@dataclass
+class _Collected:
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _fetch_step(server: str, symbol: str, request: ArbitrageRequest) -> Any:
+    async def fetch(context: StepContext) -> dict[str, Any]:
+        deadline = Deadline.within(request.timeout_seconds)
+        quote, book = await asyncio.gather(
+            fleet_api.call_tool(server, "get_quote", {"symbol": symbol}, deadline=deadline, caller=CALLER),
+            fleet_api.call_tool(
+                server, "get_order_book", {"symbol": symbol, "depth": request.depth}, deadline=deadline, caller=CALLER
+            ),
+        )
+        for answer in (quote, book):
+            if answer.result.is_error:
+                raise RuntimeError(answer.result.text[:300] or "the tool answered an error")
+        return {
+            "quote": quote.result.structured_content or {},
+            "book": book.result.structured_content or {},
+            "latency_ms": round(max(quote.outcome.latency_ms, book.outcome.latency_ms), 2),
+        }
+
+    return fetch
+
+
+def build_workflow(request: ArbitrageRequest, servers: list[str]) -> Workflow:
+    fetches = [
+        Step(
+            f"quote:{server}:{symbol}",
+            _fetch_step(server, symbol, request),
+            optional=True,
+            timeout_seconds=request.timeout_seconds,
+        )
+        for symbol in request.symbols
+        for server in servers
+    ]
+
+    async def analyse_step(context: StepContext) -> dict[str, Any]:
+        views: list[MarketView] = []
+        invalid: list[dict[str, Any]] = []
+        for step in fetches:
+            found = context.results.get(step.name)
+            if found is None:
+                continue
+            _, server, symbol = step.name.split(":", 2)
+            try:
+                views.append(MarketView.from_answers(server, found["quote"], found["book"]))
+            except ValueError as exc:
+                invalid.append({"server": server, "symbol": symbol, "error": f"unusable answer: {exc}"})
+        report = analyse(
+            views,
+            size=request.size,
+            min_profit_bps=request.min_profit_bps,
+            slippage_bps=request.slippage_bps,
+            max_age_seconds=request.max_age_seconds,
+            now=timezone.now(),
+        )
+        return {"report": report.to_json(), "invalid": invalid}
+
+    analysis = Step("analyse", analyse_step, after=tuple(step.name for step in fetches))
+    return Workflow("arbitrage", [*fetches, analysis])
+
+
+def run_arbitrage(request: ArbitrageRequest, *, created_by: str) -> dict[str, Any]:
+    """The stored report (a dict for the API); RequestError for a request that cannot run (also once the exchanges
+    said so: a symbol none of them knows)."""
+    servers = candidate_servers(request)
+    operation = operation_start(
+        kind=OperationKind.ARBITRAGE, parameters={**request.to_json(), "servers": servers}, created_by=created_by
+    )
+    log = StepLog(operation)
+    workflow = build_workflow(request, servers)
+    budget = request.timeout_seconds + 5.0
+    try:
+        outcome = fleet_api.fleet_runtime().run(
+            run_workflow(workflow, deadline_seconds=budget, on_step=lambda record: log.record(record.to_json())),
+            timeout=budget + _HANDOFF_SLACK_SECONDS,
+        )
+    except Exception as exc:  # the fleet loop is gone, or the workflow broke: the operation says so
+        operation_finish(operation, steps=log.steps(), result=None, error=f"the workflow could not run: {exc}")
+        raise
+    steps = [record.to_json() for record in outcome.steps]
+    failures = [
+        {"server": step["name"].split(":")[1], "symbol": step["name"].split(":")[2], "error": step["error"]}
+        for step in steps
+        if step["name"].startswith("quote:") and step["state"] != "succeeded"
+    ]
+    analysed = outcome.results.get("analyse")
+    if analysed is None:
+        operation_finish(operation, steps=steps, result={"failures": failures}, error=outcome.error or "no analysis")
+        return _answer(operation, request, servers, None, failures)
+    failures += analysed["invalid"]
+    report = analysed["report"]
+    quoted = {view["symbol"] for view in report.get("views", [])}
+    unknown = [
+        symbol
+        for symbol in request.symbols
+        if symbol not in quoted
+        and (mine := [f for f in failures if f["symbol"] == symbol])
+        and all("nknown symbol" in (f["error"] or "") for f in mine)
+    ]
+    error = ""
+    if unknown:
+        error = f"unknown symbol: no exchange quotes {', '.join(unknown)}"
+    result = {**report, "failures": failures}
+    operation_finish(operation, steps=steps, result=result, error=error)
+    if unknown:
+        raise RequestError({"symbols": [f"{error}."], "operation_id": [str(operation.pk)]})
+    return _answer(operation, request, servers, result, failures)
+
+
+def _answer(operation: Any, request: ArbitrageRequest, servers: list[str], result: dict | None, failures: list) -> dict:
+    result = result or {}
+    return {
+        "operation_id": operation.pk,
+        "state": operation.state,
+        "error": operation.error or None,
+        **request.to_json(),
+        "servers": servers,
+        "quotes": result.get("views", []),
+        "excluded": result.get("excluded", []),
+        "opportunities": result.get("opportunities", []),
+        "pairs": result.get("all_pairs", []),
+        "skipped": result.get("skipped", []),
+        "failures": failures,
+        "started_at": operation.started_at.isoformat(),
+        "duration_ms": operation.duration_ms,
+    }

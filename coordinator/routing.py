@@ -1,0 +1,160 @@
+"""Balanced calls: one tool, several servers that offer it, the balancer's choice and failover within one deadline.
+
+The balancer lives on the fleet loop (it is not thread-safe: every choice and every outcome happens there); the
+sync entry point hands the whole call, choice and failovers included, to that loop. Every balanced call is stored
+as an operation (kind `call`) with its attempts as steps.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from coordinator.balancer import Balancer, BalancerPolicy, Candidate, call_with_failover
+from coordinator.errors import RequestError
+from coordinator.models import OperationKind
+from coordinator.services import operation_finish, operation_start
+from registry.connections import Deadline
+from registry.fleet_api import fleet_runtime
+from registry.models import CapabilityKind, Server
+from registry.selectors import tool_schemas_for
+from registry.tool_arguments import argument_errors
+
+_NAME = re.compile(r"^[-a-zA-Z0-9_]+$")
+_HANDOFF_SLACK_SECONDS = 5.0
+CALLER = "coordinator"
+
+_balancer: Balancer | None = None
+
+
+def balancer() -> Balancer:
+    """The process's balancer (made on first use; used on the fleet loop only)."""
+    global _balancer
+    if _balancer is None:
+        _balancer = Balancer(BalancerPolicy())
+    return _balancer
+
+
+def routing_stats() -> dict[str, Any]:
+    """The balancer's figures, read on the fleet loop (where they change)."""
+
+    async def read() -> dict[str, Any]:
+        return balancer().stats()
+
+    return fleet_runtime().run(read(), timeout=5)
+
+
+def parse_call(data: Any) -> dict[str, Any]:
+    if not isinstance(data, Mapping):
+        raise RequestError({"non_field_errors": ["The body must be a JSON object."]})
+    errors: dict[str, list[str]] = {}
+    known = {"tool", "arguments", "servers", "tag", "server_type", "idempotency_key", "timeout_seconds"}
+    for key in sorted(set(data) - known):
+        errors[key] = [f"Unknown field; the fields are {', '.join(sorted(known))}."]
+    tool = data.get("tool")
+    if not isinstance(tool, str) or not tool or len(tool) > 300:
+        errors["tool"] = ["A tool name."]
+    arguments = data.get("arguments") or {}
+    if not isinstance(arguments, Mapping):
+        errors["arguments"] = ["Must be a JSON object of argument names to values."]
+    servers = data.get("servers") or []
+    if not isinstance(servers, list) or not all(isinstance(s, str) and _NAME.match(s) for s in servers):
+        errors["servers"] = ["A list of server names."]
+    for name in ("tag", "server_type"):
+        value = data.get(name) or ""
+        if not isinstance(value, str) or (value and not _NAME.match(value)):
+            errors[name] = ["A slug (letters, digits, - and _)."]
+    key = data.get("idempotency_key")
+    if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= 200):
+        errors["idempotency_key"] = ["Text of 1 to 200 characters."]
+    timeout = data.get("timeout_seconds", 10.0)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not math.isfinite(timeout):
+        errors["timeout_seconds"] = ["Must be a number."]
+    elif not 0.01 <= timeout <= 300:
+        errors["timeout_seconds"] = ["Must be between 0.01 and 300."]
+    if errors:
+        raise RequestError(errors)
+    return {
+        "tool": tool,
+        "arguments": dict(arguments),
+        "servers": list(servers),
+        "tag": data.get("tag") or "",
+        "server_type": data.get("server_type") or "",
+        "idempotency_key": key,
+        "timeout_seconds": float(timeout),
+    }
+
+
+def candidates_for(call: dict[str, Any]) -> list[Candidate]:
+    rows = Server.objects.filter(enabled=True, capabilities__kind=CapabilityKind.TOOL, capabilities__name=call["tool"])
+    if call["servers"]:
+        rows = rows.filter(name__in=call["servers"])
+    if call["tag"]:
+        rows = rows.filter(tags__name=call["tag"])
+    if call["server_type"]:
+        rows = rows.filter(server_type=call["server_type"])
+    servers = list(rows.distinct().order_by("name"))
+    if not servers:
+        raise RequestError(
+            {"tool": [f"No candidate server: no enabled server (of those named) offers {call['tool']!r}."]}
+        )
+    schemas = tool_schemas_for(servers, call["tool"])
+    for server in servers:
+        offers, input_schema, _ = schemas[server.pk]
+        errors = argument_errors(input_schema, call["arguments"]) if offers else {}
+        if errors:
+            raise RequestError({name if name == "arguments" else f"arguments.{name}": m for name, m in errors.items()})
+    return [Candidate(server.name, server.status, server.priority) for server in servers]
+
+
+def balanced_call(call: dict[str, Any], *, created_by: str) -> dict[str, Any]:
+    """Route one call; the answer with the attempts. RequestError for a call that cannot be routed at all."""
+    candidates = candidates_for(call)
+    operation = operation_start(
+        kind=OperationKind.CALL,
+        parameters={**call, "candidates": [c.server for c in candidates]},
+        created_by=created_by,
+    )
+    correlation_id = f"coordinator-{uuid.uuid4().hex[:12]}"
+
+    async def route() -> Any:
+        return await call_with_failover(
+            balancer(),
+            candidates,
+            call["tool"],
+            call["arguments"],
+            deadline=Deadline.within(call["timeout_seconds"]),
+            idempotency_key=call["idempotency_key"],
+            caller=CALLER,
+            correlation_id=correlation_id,
+        )
+
+    try:
+        result = fleet_runtime().run(route(), timeout=call["timeout_seconds"] + _HANDOFF_SLACK_SECONDS)
+    except Exception as exc:
+        operation_finish(operation, steps=[], result=None, error=f"the call could not be routed: {exc}")
+        raise
+    steps = [
+        {
+            "name": f"attempt {index}: {attempt.server}",
+            "state": "succeeded" if attempt.ok else "failed",
+            "duration_ms": attempt.latency_ms,
+            "error": attempt.error or None,
+        }
+        for index, attempt in enumerate(result.attempts, start=1)
+    ]
+    answer = {
+        "server": result.server,
+        "result": result.answer.result.to_dict() if result.answer is not None else None,
+        "latency_ms": result.answer.outcome.latency_ms if result.answer is not None else None,
+        "attempts": [
+            {"server": a.server, "ok": a.ok, "latency_ms": a.latency_ms, "error": a.error or None}
+            for a in result.attempts
+        ],
+        "correlation_id": correlation_id,
+    }
+    operation = operation_finish(operation, steps=steps, result=answer, error=result.error)
+    return {"operation_id": operation.pk, "state": operation.state, "error": result.error or None, **answer}
