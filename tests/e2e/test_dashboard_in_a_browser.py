@@ -120,6 +120,14 @@ def test_an_operator_logs_in_sees_the_fleet_and_a_status_change_arrives_live(dem
             expect(page.locator("#result-summary")).to_contain_text("confidence")
             expect(page.locator("#fusion-chart .main-svg").first).to_be_attached()
             expect(page.locator("#run-rows tr").first).to_be_visible(timeout=15_000)
+
+            # Operations: run an arbitrage analysis from the form, land on its report with the spread table.
+            page.click("nav >> text=Operations")
+            page.click("#arbitrage-form button[type=submit]")
+            page.wait_for_url(re.compile(r"/coordinator/operations/\d+/"), timeout=30_000)
+            expect(page.locator("#operation-state")).to_have_text("succeeded")
+            expect(page.locator("#pair-rows tr").first).to_contain_text("exchange-")
+            expect(page.locator("#quote-chart .main-svg").first).to_be_attached()
         finally:
             browser.close()
 
@@ -145,6 +153,7 @@ def test_every_page_fits_a_phone_and_shows_each_status(demo):
                 "/health/",
                 "/health/exchange-alpha/",
                 "/fusion/",
+                "/coordinator/",
             ):
                 page.goto(demo.base_url + path)
                 page.wait_for_load_state("networkidle")
