@@ -1,0 +1,198 @@
+"""Coordinator: 50 arbitrage analyses at once over 5 exchanges against one analysis alone, and the balancer's
+overhead per call against a direct fleet API call, in the same run.
+
+    .venv/bin/python -m bench.coordinator_load
+    .venv/bin/python -m bench.coordinator_load --concurrent 50 --rounds 3 --json
+
+The exchanges are demo exchanges served from one process over Streamable HTTP (their work does not compete with
+ours more than one process can), each tool taking --latency-ms. One analysis asks every exchange for a quote and an
+order book per symbol at once, then analyses and stores the report (an operation row, events on the bus).
+
+Target: p95 of the concurrent analyses at most 1.5x one analysis alone. Printed as PASS/FAIL, never raised.
+Transactions per second (the issue's other figure) wait for the transactions themselves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+SCRATCH = REPO / "var" / "bench" / "coordinator_load"
+
+
+def setup_django() -> None:
+    shutil.rmtree(SCRATCH, ignore_errors=True)
+    SCRATCH.mkdir(parents=True)
+    os.environ["ORCHESTRATOR_VAR_DIR"] = str(SCRATCH)
+    os.environ.pop("DATABASE_URL", None)
+    os.environ.pop("REDIS_URL", None)
+    os.environ.setdefault("DEBUG", "0")
+    os.environ.setdefault("SECRET_KEY", "bench-only-" + "x" * 50)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator_site.settings")
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    from django.db import close_old_connections
+
+    from bench.supervisor_scale import wait
+    from coordinator.arbitrage_workflow import parse_request, run_arbitrage
+    from coordinator.balancer import Balancer, Candidate, call_with_failover
+    from exchange_fleet.launcher import free_port, start_http_exchange_fleet, stop_process
+    from registry import fleet_api
+    from registry.connections import Deadline, shutdown_runtime
+    from registry.fleet_api import fleet_runtime
+    from registry.models import Capability
+    from registry.services import server_create
+    from registry.supervisor import start_supervisor, stop_supervisor
+
+    knobs = ["--latency-ms", str(args.latency_ms), "--jitter-ms", "0", "--error-rate", "0"]
+    process, urls = start_http_exchange_fleet(args.exchanges, free_port(), *knobs, "--no-outages")
+    result: dict[str, Any] = {
+        "exchanges": args.exchanges,
+        "concurrent": args.concurrent,
+        "latency_ms": args.latency_ms,
+        "symbols": args.symbols,
+    }
+    try:
+        names = [f"ex{index}" for index in range(args.exchanges)]
+        for name, url in zip(names, urls, strict=True):
+            server_create(name=name, transport="http", url=url, server_type="exchange", max_concurrency=64)
+        start_supervisor(fleet_runtime())
+        wait(lambda: Capability.objects.filter(name="get_order_book").count() == len(names), timeout=120, step=0.2)
+        request = parse_request({"symbols": args.symbols.split(","), "size": 0.5})
+        for _ in range(3):
+            run_arbitrage(request, created_by="bench")
+
+        def one() -> float:
+            started = time.perf_counter()
+            report = run_arbitrage(request, created_by="bench")
+            assert not report["failures"], report["failures"]
+            return (time.perf_counter() - started) * 1000
+
+        alone = [one() for _ in range(args.alone_runs)]
+        together: list[float] = []
+        lock = threading.Lock()
+
+        def worker(barrier: threading.Barrier) -> None:
+            barrier.wait()
+            try:
+                elapsed = one()
+                with lock:
+                    together.append(elapsed)
+            finally:
+                close_old_connections()
+
+        cpu = time.process_time()
+        wall = time.perf_counter()
+        for _ in range(args.rounds):
+            barrier = threading.Barrier(args.concurrent)
+            threads = [threading.Thread(target=worker, args=(barrier,)) for _ in range(args.concurrent)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(300)
+        wall = time.perf_counter() - wall
+        cpu = time.process_time() - cpu
+        result["alone_p50_ms"] = round(statistics.median(alone), 1)
+        result["alone_p95_ms"] = round(percentile(alone, 0.95), 1)
+        result["concurrent_p50_ms"] = round(statistics.median(together), 1)
+        result["concurrent_p95_ms"] = round(percentile(together, 0.95), 1)
+        result["ratio_p95_to_alone"] = round(result["concurrent_p95_ms"] / result["alone_p95_ms"], 2)
+        result["analyses_per_second"] = round(len(together) / wall, 1)
+        result["cpu_ms_per_analysis"] = round(cpu * 1000 / len(together), 1)
+        result["verdict"] = "PASS" if result["ratio_p95_to_alone"] <= 1.5 else "FAIL"
+
+        async def overhead() -> dict[str, float]:
+            balancer = Balancer()
+            candidates = [Candidate(name, "online") for name in names]
+            arguments = {"symbol": "BTC-USD"}
+            direct, balanced = [], []
+            direct_cpu = balanced_cpu = 0.0
+            for _ in range(args.calls):
+                started, cpu_started = time.perf_counter(), time.process_time()
+                await fleet_api.call_tool(names[0], "get_quote", arguments, caller="bench")
+                direct.append((time.perf_counter() - started) * 1000)
+                direct_cpu += time.process_time() - cpu_started
+                started, cpu_started = time.perf_counter(), time.process_time()
+                routed = await call_with_failover(
+                    balancer, candidates, "get_quote", arguments, deadline=Deadline.within(10), caller="bench"
+                )
+                balanced.append((time.perf_counter() - started) * 1000)
+                balanced_cpu += time.process_time() - cpu_started
+                assert routed.ok, routed.error
+            return {
+                "direct_p50_ms": round(statistics.median(direct), 3),
+                "balanced_p50_ms": round(statistics.median(balanced), 3),
+                "balancer_overhead_p50_ms": round(statistics.median(balanced) - statistics.median(direct), 3),
+                "direct_cpu_ms": round(direct_cpu * 1000 / args.calls, 3),
+                "balanced_cpu_ms": round(balanced_cpu * 1000 / args.calls, 3),
+            }
+
+        result.update(fleet_runtime().run(overhead(), timeout=600))
+    finally:
+        stop_supervisor()
+        shutdown_runtime()
+        stop_process(process)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.coordinator_load", description=__doc__.split("\n")[0])
+    parser.add_argument("--exchanges", type=int, default=5)
+    parser.add_argument("--concurrent", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--alone-runs", type=int, default=20)
+    parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--symbols", default="BTC-USD")
+    parser.add_argument("--calls", type=int, default=300, help="calls for the balancer's overhead")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    setup_django()
+    result = measure(args)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(
+        f"Arbitrage analyses: {result['exchanges']} exchanges (tools {result['latency_ms']:g} ms), "
+        f"symbols {result['symbols']}\n"
+    )
+    print(f"  one alone           p50 {result['alone_p50_ms']:>8.1f} ms   p95 {result['alone_p95_ms']:>8.1f} ms")
+    print(
+        f"  {result['concurrent']} at once        p50 {result['concurrent_p50_ms']:>8.1f} ms   "
+        f"p95 {result['concurrent_p95_ms']:>8.1f} ms   ratio p95 {result['ratio_p95_to_alone']:.2f}  "
+        f"(target <= 1.5)  {result['verdict']}"
+    )
+    print(
+        f"  throughput          {result['analyses_per_second']:>8.1f} analyses/s, "
+        f"{result['cpu_ms_per_analysis']:.1f} ms CPU each"
+    )
+    print(
+        f"  balancer overhead   p50 {result['balancer_overhead_p50_ms']:>8.3f} ms per call "
+        f"(direct {result['direct_p50_ms']:.3f} ms, balanced {result['balanced_p50_ms']:.3f} ms; "
+        f"CPU {result['direct_cpu_ms']:.3f} vs {result['balanced_cpu_ms']:.3f} ms)"
+    )
+    print("  transactions/s      not measured: cross-server transactions are not built yet")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
