@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from coordinator.models import Operation
+from coordinator.models import Operation, Participant, Transaction
 
 
 @admin.register(Operation)
@@ -38,3 +38,45 @@ class OperationAdmin(admin.ModelAdmin):
     @admin.display(description="Result")
     def result_pretty(self, operation: Operation) -> str:
         return format_html("<pre>{}</pre>", json.dumps(operation.result, indent=2))
+
+
+class ParticipantInline(admin.TabularInline):
+    model = Participant
+    extra = 0
+    can_delete = False
+    fields = ["position", "server", "order", "idempotency_key", "state", "reservation_id", "error"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Transaction)
+class TransactionAdmin(admin.ModelAdmin):
+    list_display = ["id", "state", "decision", "created_at", "decided_at", "finished_at", "created_by"]
+    list_filter = ["state", "decision"]
+    readonly_fields = [
+        "protocol",
+        "state",
+        "decision",
+        "decided_at",
+        "reason",
+        "parameters",
+        "created_by",
+        "created_at",
+        "finished_at",
+        "operation",
+    ]
+    inlines = [ParticipantInline]
+    actions = ["finish_now"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Finish now by the recorded decision (no decision: abort)")
+    def finish_now(self, request: HttpRequest, queryset: Any) -> None:
+        from coordinator.transactions import finish_transaction
+
+        for tx in queryset.exclude(state__in=["committed", "aborted"]):
+            finish_transaction(tx)
+        self.message_user(request, "Finished what could be finished; see each transaction's state.")

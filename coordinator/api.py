@@ -14,8 +14,10 @@ from rest_framework.views import APIView
 
 from coordinator.arbitrage_workflow import parse_request, run_arbitrage
 from coordinator.errors import RequestError
-from coordinator.models import Operation, OperationKind, OperationState
+from coordinator.models import Operation, OperationKind, OperationState, Transaction, TransactionState
 from coordinator.routing import balanced_call, parse_call, routing_stats
+from coordinator.transaction_requests import parse_transaction
+from coordinator.transactions import run_transaction, transaction_json
 from registry.permissions import IsOperator, IsViewer
 
 logger = logging.getLogger(__name__)
@@ -138,3 +140,64 @@ class OperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return Response(operation_json(self.get_object(), full=True))
+
+
+TRANSACTION_STATUS = {
+    TransactionState.COMMITTED: status.HTTP_200_OK,
+    TransactionState.ABORTED: status.HTTP_409_CONFLICT,  # a participant refused: nothing was done anywhere
+}
+
+
+class TransactionSerializer(serializers.ModelSerializer):
+    def to_representation(self, tx: Transaction) -> dict[str, Any]:
+        return transaction_json(tx)
+
+    class Meta:
+        model = Transaction
+        fields = ["id"]
+
+
+class TransactionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Transactions across servers: viewers read them, operators run one (POST)."""
+
+    serializer_class = TransactionSerializer
+    lookup_value_regex = r"\d+"
+
+    def get_permissions(self):  # type: ignore[no-untyped-def]
+        return [IsOperator()] if self.request.method == "POST" else [IsViewer()]
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        rows = Transaction.objects.prefetch_related("participants")
+        state = self.request.query_params.get("state")
+        if state:
+            if state not in TransactionState.values:
+                raise serializers.ValidationError({"state": f"one of {', '.join(TransactionState.values)}"})
+            rows = rows.filter(state=state)
+        return rows
+
+    @extend_schema(
+        summary="Run a transaction across servers (two-phase: reserve everywhere, decide, confirm or cancel)",
+        description=(
+            'Body: {"participants": [{"server", "symbol", "side": "buy"|"sell", "quantity", "limit_price"?}], '
+            '"timeout_seconds"} or {"arbitrage": {"operation_id", "opportunity"}, "max_slippage_bps"} to execute '
+            "an analysed opportunity. 200 committed, 409 aborted (nothing was done anywhere), 202 in doubt "
+            "(phase two still retrying; recovery finishes it)."
+        ),
+        request=OpenApiTypes.OBJECT,
+        responses={
+            200: OpenApiTypes.OBJECT,
+            202: OpenApiTypes.OBJECT,
+            400: OpenApiTypes.OBJECT,
+            409: OpenApiTypes.OBJECT,
+        },
+    )
+    def create(self, request: Request) -> Response:
+        try:
+            orders, parameters = parse_transaction(request.data)
+            tx = run_transaction(orders, created_by=request.user.get_username(), parameters=parameters)
+        except RequestError as exc:
+            raise serializers.ValidationError(exc.errors) from None
+        except RuntimeError as exc:
+            logger.warning("coordinator: cannot run a transaction: %s", exc)
+            return Response({"error": "the fleet is not running here"}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return Response(transaction_json(tx), status=TRANSACTION_STATUS.get(tx.state, status.HTTP_202_ACCEPTED))

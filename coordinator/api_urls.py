@@ -3,10 +3,11 @@ from __future__ import annotations
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from coordinator.api import ArbitrageView, BalancedCallView, OperationViewSet, RoutingView
+from coordinator.api import ArbitrageView, BalancedCallView, OperationViewSet, RoutingView, TransactionViewSet
 
 router = DefaultRouter()
 router.register("coordinator/operations", OperationViewSet, basename="coordinator-operation")
+router.register("coordinator/transactions", TransactionViewSet, basename="coordinator-transaction")
 
 urlpatterns = [
     path("coordinator/arbitrage/", ArbitrageView.as_view(), name="coordinator-arbitrage"),

@@ -19,6 +19,9 @@ def operations_page(request: HttpRequest) -> HttpResponse:
 @viewer_required
 def operation_page(request: HttpRequest, pk: int) -> HttpResponse:
     operation = get_object_or_404(Operation, pk=pk)
-    return render(
-        request, "coordinator/operation.html", {"operation": operation, "data": operation_json(operation, full=True)}
-    )
+    context = {
+        "operation": operation,
+        "data": operation_json(operation, full=True),
+        "can_run": role_of(request.user) >= Role.OPERATOR,
+    }
+    return render(request, "coordinator/operation.html", context)

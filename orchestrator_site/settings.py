@@ -287,3 +287,9 @@ FUSION_TRUST_MIN_ANSWERS = env_int("FUSION_TRUST_MIN_ANSWERS", 3)
 FUSION_RUN_RETENTION_DAYS = env_int("FUSION_RUN_RETENTION_DAYS", 7)
 # More strategies: dotted paths to fusion.strategies.Strategy instances or classes, registered by their name.
 FUSION_STRATEGIES: list[str] = env_list("FUSION_STRATEGIES", [])
+
+# --- coordinator ----------------------------------------------------------------------------------------------
+# Each participant call's timeout; how long phase two keeps retrying before a transaction is left "in doubt" (the
+# next start's recovery, or an admin's, finishes it).
+COORDINATOR_CALL_TIMEOUT_SECONDS = env_float("COORDINATOR_CALL_TIMEOUT_SECONDS", 5.0)
+COORDINATOR_PHASE_TWO_SECONDS = env_float("COORDINATOR_PHASE_TWO_SECONDS", 30.0)

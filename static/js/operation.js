@@ -43,10 +43,89 @@
     return tr;
   }
 
+  function execute(operationId, index, button) {
+    var token = document.querySelector("#csrf-holder input[name=csrfmiddlewaretoken]");
+    var error = document.getElementById("execute-error");
+    button.disabled = true;
+    fetch("/api/coordinator/transactions/", {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": token ? token.value : "" },
+      body: JSON.stringify({ arbitrage: { operation_id: operationId, opportunity: index } }),
+    }).then(function (r) { return r.json(); }).then(function (body) {
+      if (body.operation_id) {
+        window.location.href = "/coordinator/operations/" + body.operation_id + "/";
+        return;
+      }
+      error.hidden = false;
+      error.textContent = Object.keys(body).map(function (k) { return k + ": " + body[k]; }).join(" · ");
+    }).catch(function (e) {
+      error.hidden = false;
+      error.textContent = "The request failed: " + e.message;
+    }).then(function () { button.disabled = false; });
+  }
+
+  function transaction(tx) {
+    document.getElementById("tx-decision").textContent = tx.state + (tx.decision ? " · decision " + tx.decision : "") +
+      (tx.reason ? " · " + tx.reason : "");
+    fill("participant-rows", tx.participants || [], function (p) {
+      var tr = document.createElement("tr");
+      tr.appendChild(td(p.server));
+      tr.appendChild(td(p.order.side + " " + p.order.quantity + " " + p.order.symbol));
+      tr.appendChild(td(p.state));
+      tr.appendChild(td(p.reservation_id, "col-wide"));
+      tr.appendChild(td(p.timeline.map(function (s) {
+        return s.phase + (s.ok ? " ok" : " failed") + " " + Math.round(s.duration_ms) + " ms";
+      }).join(" → ")));
+      return tr;
+    });
+    if (!window.Plotly) return;
+    var colors = { prepare: "#2563eb", confirm: "#1f9d55", cancel: "#d97706", lookup: "#6b7280" };
+    var traces = [];
+    (tx.participants || []).forEach(function (p) {
+      p.timeline.forEach(function (s) {
+        traces.push({ type: "bar", orientation: "h", y: [p.server], base: [s.started_at],
+          x: [Math.max(1, s.duration_ms)], name: s.phase, showlegend: false,
+          marker: { color: s.ok ? colors[s.phase] || "#2563eb" : "#d64545" },
+          text: [s.phase + (s.error ? ": " + s.error : "")], hoverinfo: "text" });
+      });
+    });
+    var shapes = tx.decided_at ? [{ type: "line", xref: "x", yref: "paper", x0: tx.decided_at, x1: tx.decided_at,
+      y0: 0, y1: 1, line: { color: "#111827", dash: "dot" } }] : [];
+    Plotly.react("phase-chart", traces, { barmode: "overlay", margin: { t: 10, r: 10, b: 40, l: 100 },
+      xaxis: { type: "date" }, shapes: shapes }, { responsive: true, displayModeBar: false });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     var data = JSON.parse(document.getElementById("operation-data").textContent);
     var result = data.result || {};
-    fill("opportunity-rows", result.opportunities || [], function (pair) { return pairRow(pair, true); });
+    if (data.kind === "transaction") {
+      transaction(result);
+      fill("step-rows", data.steps || [], function (step) {
+        var tr = document.createElement("tr");
+        tr.appendChild(td(step.name + " " + step.phase));
+        tr.appendChild(td(step.ok ? "ok" : "failed"));
+        tr.appendChild(td(Math.round(step.duration_ms), "num"));
+        tr.appendChild(td(step.error || ""));
+        return tr;
+      });
+      return;
+    }
+    var canRun = !!document.querySelector("#opportunities[data-can-run]");
+    fill("opportunity-rows", result.opportunities || [], function (pair) {
+      var tr = pairRow(pair, true);
+      if (canRun) {
+        var cell = document.createElement("td");
+        var button = document.createElement("button");
+        button.type = "button";
+        button.className = "button";
+        button.textContent = "Execute";
+        button.title = "Run this opportunity as a transaction: reserve on both exchanges, then confirm or cancel both";
+        button.addEventListener("click", function () { execute(data.id, (result.opportunities || []).indexOf(pair), button); });
+        cell.appendChild(button);
+        tr.appendChild(cell);
+      }
+      return tr;
+    });
     fill("pair-rows", result.all_pairs || [], function (pair) { return pairRow(pair, false); });
     var views = result.views || [];
     fill("quote-rows", views, function (view) {

@@ -35,7 +35,14 @@ class Command(BaseCommand):
 
         from health.monitor import start_monitor, stop_monitor
         from orchestrator_site.asgi import application
-        from orchestrator_site.demo import DemoActivity, DemoFleet, demo_alert_rules, demo_login, demo_register
+        from orchestrator_site.demo import (
+            DemoActivity,
+            DemoFleet,
+            TransactionRecovery,
+            demo_alert_rules,
+            demo_login,
+            demo_register,
+        )
         from pipeline.delivery import bind_delivery_loop
         from pipeline.service import start_pipeline, stop_pipeline
         from registry.connections import shutdown_runtime
@@ -75,6 +82,8 @@ class Command(BaseCommand):
             start_pipeline(runtime)
             # Health decides every status, from the first (the supervisor hands its observations over).
             start_supervisor(runtime, before_start=lambda supervisor: start_monitor(runtime, supervisor))
+            # Transactions a crash left open are finished by their recorded decision.
+            TransactionRecovery().start()
             if options["demo"]:
                 demo_activity.start()
             self.stdout.write(self.style.SUCCESS(f"Dashboard: http://{host}:{port}/   (Ctrl-C stops everything)"))

@@ -1,0 +1,118 @@
+"""A transaction request checked field by field: explicit orders, or an arbitrage opportunity to execute."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from coordinator.arbitrage_workflow import SYMBOL
+from coordinator.errors import RequestError
+from coordinator.models import Operation, OperationKind
+from registry.models import Capability, CapabilityKind
+
+MAX_PARTICIPANTS = 10
+KNOWN = {"participants", "arbitrage", "timeout_seconds", "max_slippage_bps"}
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _orders_from_arbitrage(spec: Any, slippage_bps: float, errors: dict[str, list[str]]) -> list[dict[str, Any]]:
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("operation_id"), int):
+        errors["arbitrage"] = ['{"operation_id": <an arbitrage analysis>, "opportunity": <its index, default 0>}.']
+        return []
+    operation = Operation.objects.filter(pk=spec["operation_id"], kind=OperationKind.ARBITRAGE).first()
+    if operation is None:
+        errors["arbitrage.operation_id"] = ["No such arbitrage analysis."]
+        return []
+    opportunities = (operation.result or {}).get("opportunities") or []
+    index = spec.get("opportunity", 0)
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(opportunities):
+        errors["arbitrage.opportunity"] = [f"An index of one of its {len(opportunities)} opportunities."]
+        return []
+    chosen = opportunities[index]
+    room = slippage_bps / 10_000
+    # Limits a little worse than the analysed prices: the market moves between the analysis and the reservation.
+    return [
+        {
+            "server": chosen["buy_on"],
+            "symbol": chosen["symbol"],
+            "side": "buy",
+            "quantity": chosen["size"],
+            "limit_price": round(chosen["buy_price"] * (1 + room), 8),
+        },
+        {
+            "server": chosen["sell_on"],
+            "symbol": chosen["symbol"],
+            "side": "sell",
+            "quantity": chosen["size"],
+            "limit_price": round(chosen["sell_price"] * (1 - room), 8),
+        },
+    ]
+
+
+def parse_transaction(data: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(the orders, the parameters to store) or RequestError naming each bad field."""
+    if not isinstance(data, Mapping):
+        raise RequestError({"non_field_errors": ["The body must be a JSON object."]})
+    errors: dict[str, list[str]] = {}
+    for key in sorted(set(data) - KNOWN):
+        errors[key] = [f"Unknown field; the fields are {', '.join(sorted(KNOWN))}."]
+    timeout = data.get("timeout_seconds", 5.0)
+    if not _finite(timeout) or not 0.1 <= timeout <= 60:
+        errors["timeout_seconds"] = ["A number from 0.1 to 60."]
+    slippage = data.get("max_slippage_bps", 10.0)
+    if not _finite(slippage) or not 0 <= slippage <= 1_000:
+        errors["max_slippage_bps"] = ["A number from 0 to 1000."]
+        slippage = 10.0
+    if ("participants" in data) == ("arbitrage" in data):
+        errors["participants"] = ['Give "participants" (the orders) or "arbitrage" (an opportunity), one of them.']
+        raise RequestError(errors)
+    orders: list[dict[str, Any]] = []
+    if "arbitrage" in data:
+        orders = _orders_from_arbitrage(data["arbitrage"], float(slippage), errors)
+    else:
+        raw = data["participants"]
+        if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_PARTICIPANTS:
+            errors["participants"] = [f"A list of 1 to {MAX_PARTICIPANTS} orders."]
+            raw = []
+        for index, order in enumerate(raw):
+            where = f"participants.{index}"
+            if not isinstance(order, Mapping):
+                errors[where] = ['{"server", "symbol", "side": "buy"|"sell", "quantity", "limit_price"?}.']
+                continue
+            if not isinstance(order.get("server"), str) or not order["server"]:
+                errors[f"{where}.server"] = ["A server name."]
+            if not isinstance(order.get("symbol"), str) or not SYMBOL.match(order["symbol"]):
+                errors[f"{where}.symbol"] = ["A symbol of the form BASE-QUOTE."]
+            if order.get("side") not in ("buy", "sell"):
+                errors[f"{where}.side"] = ['"buy" or "sell".']
+            quantity = order.get("quantity")
+            if not _finite(quantity) or quantity <= 0:
+                errors[f"{where}.quantity"] = ["A number greater than 0."]
+            limit = order.get("limit_price")
+            if limit is not None and (not _finite(limit) or limit <= 0):
+                errors[f"{where}.limit_price"] = ["A number greater than 0, or null."]
+            unknown = set(order) - {"server", "symbol", "side", "quantity", "limit_price"}
+            if unknown:
+                errors[f"{where}.{sorted(unknown)[0]}"] = ["Unknown field."]
+            orders.append(dict(order))
+    if not errors:
+        able = set(
+            Capability.objects.filter(kind=CapabilityKind.TOOL, name="reserve_order", server__enabled=True).values_list(
+                "server__name", flat=True
+            )
+        )
+        for index, order in enumerate(orders):
+            if order["server"] not in able:
+                errors[f"participants.{index}.server"] = [
+                    f"{order['server']!r} is not an enabled server offering reserve_order/confirm_order/cancel_order."
+                ]
+    if errors:
+        raise RequestError(errors)
+    parameters = {"orders": orders, "timeout_seconds": float(timeout), "max_slippage_bps": float(slippage)}
+    if "arbitrage" in data:
+        parameters["arbitrage"] = dict(data["arbitrage"])
+    return orders, parameters

@@ -1,0 +1,324 @@
+"""Transactions across servers: two-phase (reserve on every participant, a decision written durably, then confirm
+on all or cancel on all), with a log in the database that lets the next start finish what a crash interrupted.
+
+Participants follow the demo exchanges' convention: `reserve_order(..., idempotency_key)` holds funds and answers a
+reservation; `confirm_order(reservation_id)` executes it and is safe to retry (the same fill again);
+`cancel_order(reservation_id)` releases it; `get_reservation(idempotency_key=...)` finds a reservation whose reply
+never arrived. A prepare that fails, is refused or times out aborts the whole; phase two retries within its
+deadline (a lost confirm reply is retried and answers the same fill, so nothing is filled twice). Two transactions
+can never spend the same balance twice: the participant holds the funds of the first reservation and refuses the
+second.
+
+Database work happens on the calling thread; the calls run on the fleet loop (one `run` per phase).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction as db_transaction
+from django.utils import timezone
+
+from coordinator.models import OperationKind, Participant, ParticipantState, Transaction, TransactionState
+from coordinator.services import operation_finish, operation_start
+from registry import fleet_api
+from registry.connections import (
+    ConnectionLayerError,
+    ConnectionLost,
+    Deadline,
+    InvalidResponse,
+    RequestTimedOut,
+    ServerUnavailable,
+)
+
+logger = logging.getLogger(__name__)
+
+CALLER = "coordinator"
+CRASH_ENV = "COORDINATOR_CRASH_AFTER"  # tests only: "decision" stops the process right after the decision
+_HANDOFF_SLACK_SECONDS = 5.0
+# An answer that says "nothing is held under this key": the reserve never arrived (or the participant lost it).
+NOT_HELD = ("unknown reservation", "unknown idempotency key", "no reservation")
+
+
+@dataclass(frozen=True)
+class CallResult:
+    ok: bool
+    result: dict[str, Any] | None = None
+    error: str = ""
+    unsure: bool = False  # the request may have acted: a timeout, a lost connection, a garbled answer
+
+
+async def _call(server: str, tool: str, arguments: dict[str, Any], seconds: float, key: str) -> CallResult:
+    try:
+        answer = await fleet_api.call_tool(
+            server, tool, arguments, deadline=Deadline.within(seconds), caller=CALLER, correlation_id=key
+        )
+    except (RequestTimedOut, ConnectionLost, InvalidResponse) as exc:
+        return CallResult(False, error=str(exc), unsure=True)
+    except (ServerUnavailable, ConnectionLayerError) as exc:
+        return CallResult(False, error=str(exc))
+    if answer.result.is_error:
+        return CallResult(False, error=answer.result.text[:500] or "the tool answered an error")
+    return CallResult(True, result=answer.result.structured_content or {})
+
+
+def _stamp(moment: datetime | None = None) -> str:
+    return (moment or timezone.now()).isoformat()
+
+
+def _step(name: str, started: datetime, outcome: CallResult) -> dict[str, Any]:
+    finished = timezone.now()
+    return {
+        "phase": name,
+        "started_at": _stamp(started),
+        "finished_at": _stamp(finished),
+        "duration_ms": round((finished - started).total_seconds() * 1000.0, 2),
+        "ok": outcome.ok,
+        "error": outcome.error or None,
+    }
+
+
+# --- phase one ------------------------------------------------------------------------------------------------
+
+
+def create_transaction(orders: list[dict[str, Any]], *, created_by: str, parameters: dict[str, Any]) -> Transaction:
+    """The log's first entry: the transaction and its participants, committed before anything is sent."""
+    with db_transaction.atomic():
+        operation = operation_start(kind=OperationKind.TRANSACTION, parameters=parameters, created_by=created_by)
+        tx = Transaction.objects.create(
+            parameters=parameters, created_by=created_by[:150], created_at=timezone.now(), operation=operation
+        )
+        Participant.objects.bulk_create(
+            Participant(
+                transaction=tx,
+                position=position,
+                server=order["server"],
+                order={k: order[k] for k in ("symbol", "side", "quantity", "limit_price") if k in order},
+                idempotency_key=f"{tx.idempotency_prefix}-{position}",
+            )
+            for position, order in enumerate(orders)
+        )
+    return tx
+
+
+async def _prepare_all(participants: list[Participant], seconds: float) -> list[tuple[CallResult, datetime]]:
+    async def prepare(participant: Participant) -> tuple[CallResult, datetime]:
+        started = timezone.now()
+        arguments = {**participant.order, "idempotency_key": participant.idempotency_key}
+        arguments = {key: value for key, value in arguments.items() if value is not None}
+        return await _call(
+            participant.server, "reserve_order", arguments, seconds, participant.idempotency_key
+        ), started
+
+    return list(await asyncio.gather(*(prepare(p) for p in participants)))
+
+
+def prepare_and_decide(tx: Transaction, *, timeout_seconds: float) -> Transaction:
+    participants = list(tx.participants.all())
+    outcomes = fleet_api.fleet_runtime().run(
+        _prepare_all(participants, timeout_seconds), timeout=timeout_seconds + _HANDOFF_SLACK_SECONDS
+    )
+    reasons: list[str] = []
+    with db_transaction.atomic():
+        for participant, (outcome, started) in zip(participants, outcomes, strict=True):
+            participant.timeline = [*participant.timeline, _step("prepare", started, outcome)]
+            if outcome.ok:
+                participant.state = ParticipantState.PREPARED
+                participant.prepared = outcome.result
+                participant.reservation_id = str((outcome.result or {}).get("reservation_id", ""))
+            else:
+                participant.state = ParticipantState.UNKNOWN if outcome.unsure else ParticipantState.REFUSED
+                participant.error = outcome.error
+                reasons.append(f"{participant.server}: {outcome.error}")
+            participant.save(update_fields=["timeline", "state", "prepared", "reservation_id", "error"])
+        # The decision, durably, before anything of phase two is sent: recovery follows it.
+        commit = not reasons
+        tx.decision = "commit" if commit else "abort"
+        tx.decided_at = timezone.now()
+        tx.state = TransactionState.COMMITTING if commit else TransactionState.ABORTING
+        tx.reason = "" if commit else "a prepare failed: " + "; ".join(reasons)
+        tx.save(update_fields=["decision", "decided_at", "state", "reason"])
+    if os.environ.get(CRASH_ENV) == "decision":
+        logger.warning("coordinator: stopping right after the decision of transaction #%s (%s)", tx.pk, CRASH_ENV)
+        os._exit(70)
+    return tx
+
+
+# --- phase two ------------------------------------------------------------------------------------------------
+
+
+async def _resolve_unknown(participant: Participant, seconds: float) -> tuple[str, CallResult]:
+    """For a prepare whose answer never came: the reservation it made, if any ("" when nothing is held)."""
+    outcome = await _call(
+        participant.server,
+        "get_reservation",
+        {"idempotency_key": participant.idempotency_key},
+        seconds,
+        participant.idempotency_key,
+    )
+    if outcome.ok:
+        return str((outcome.result or {}).get("reservation_id", "")), outcome
+    if any(marker in outcome.error.lower() for marker in NOT_HELD):
+        return "", CallResult(True, result={"held": False}, error="")
+    return "?", outcome  # could not tell yet
+
+
+async def _finish_one(participant: Participant, commit: bool, deadline: Deadline) -> tuple[str, dict[str, Any], list]:
+    """Drive one participant to the decision, retrying within the deadline. (state, outcome, timeline steps)."""
+    steps: list[dict[str, Any]] = []
+    delay = 0.2
+    reservation_id = participant.reservation_id
+    while True:
+        started = timezone.now()
+        seconds = max(0.5, deadline.cap(settings.COORDINATOR_CALL_TIMEOUT_SECONDS))
+        if participant.state in (ParticipantState.UNKNOWN, ParticipantState.PENDING) and not reservation_id:
+            found, outcome = await _resolve_unknown(participant, seconds)
+            steps.append(_step("lookup", started, outcome))
+            if found == "":
+                return ParticipantState.CANCELLED if not commit else ParticipantState.REFUSED, {"held": False}, steps
+            if found != "?":
+                reservation_id = found
+                continue
+        elif commit:
+            outcome = await _call(
+                participant.server,
+                "confirm_order",
+                {"reservation_id": reservation_id},
+                seconds,
+                participant.idempotency_key,
+            )
+            steps.append(_step("confirm", started, outcome))
+            if outcome.ok:
+                return ParticipantState.CONFIRMED, {**(outcome.result or {}), "reservation_id": reservation_id}, steps
+        else:
+            outcome = await _call(
+                participant.server,
+                "cancel_order",
+                {"reservation_id": reservation_id},
+                seconds,
+                participant.idempotency_key,
+            )
+            steps.append(_step("cancel", started, outcome))
+            if outcome.ok:
+                return ParticipantState.CANCELLED, {**(outcome.result or {}), "reservation_id": reservation_id}, steps
+        if deadline.remaining() <= delay:
+            return participant.state, {"reservation_id": reservation_id, "last_error": steps[-1]["error"]}, steps
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 2.0)
+
+
+async def _finish_all(participants: list[Participant], commit: bool, seconds: float) -> list[tuple[str, dict, list]]:
+    deadline = Deadline.within(seconds)
+    return list(await asyncio.gather(*(_finish_one(p, commit, deadline) for p in participants)))
+
+
+def finish_transaction(tx: Transaction, *, deadline_seconds: float | None = None) -> Transaction:
+    """Phase two by the recorded decision (no decision: abort). Idempotent: run again by recovery."""
+    seconds = deadline_seconds or settings.COORDINATOR_PHASE_TWO_SECONDS
+    if not tx.decision:
+        with db_transaction.atomic():
+            tx.decision, tx.decided_at = "abort", timezone.now()
+            tx.state, tx.reason = TransactionState.ABORTING, "no decision was recorded before a restart: presumed abort"
+            tx.save(update_fields=["decision", "decided_at", "state", "reason"])
+    commit = tx.decision == "commit"
+    done = {ParticipantState.CONFIRMED, ParticipantState.CANCELLED, ParticipantState.REFUSED}
+    todo = [p for p in tx.participants.all() if p.state not in done]
+    results = (
+        fleet_api.fleet_runtime().run(_finish_all(todo, commit, seconds), timeout=seconds + _HANDOFF_SLACK_SECONDS)
+        if todo
+        else []
+    )
+    open_ones: list[str] = []
+    with db_transaction.atomic():
+        for participant, (state, outcome, steps) in zip(todo, results, strict=True):
+            participant.state = state
+            participant.timeline = [*participant.timeline, *steps]
+            if state in done:
+                participant.outcome = outcome
+                participant.reservation_id = participant.reservation_id or outcome.get("reservation_id", "")
+            else:
+                participant.error = outcome.get("last_error") or participant.error
+                open_ones.append(f"{participant.server}: {participant.error}")
+            participant.save(update_fields=["state", "timeline", "outcome", "reservation_id", "error"])
+        if open_ones:
+            tx.state = TransactionState.IN_DOUBT
+            tx.reason = f"{tx.decision} not finished on: " + "; ".join(open_ones)
+        else:
+            tx.state = TransactionState.COMMITTED if commit else TransactionState.ABORTED
+            tx.finished_at = timezone.now()
+        tx.save(update_fields=["state", "reason", "finished_at"])
+    if tx.operation_id and tx.state != TransactionState.IN_DOUBT:
+        operation_finish(
+            tx.operation,
+            steps=[step for p in tx.participants.all() for step in ({"name": p.server, **s} for s in p.timeline)],
+            result=transaction_json(tx),
+            error="" if tx.state == TransactionState.COMMITTED else f"aborted: {tx.reason}",
+        )
+    return tx
+
+
+def run_transaction(orders: list[dict[str, Any]], *, created_by: str, parameters: Mapping[str, Any]) -> Transaction:
+    timeout = float(parameters.get("timeout_seconds") or settings.COORDINATOR_CALL_TIMEOUT_SECONDS)
+    tx = create_transaction(orders, created_by=created_by, parameters=dict(parameters))
+    prepare_and_decide(tx, timeout_seconds=timeout)
+    return finish_transaction(tx)
+
+
+# --- recovery ---------------------------------------------------------------------------------------------------
+
+UNFINISHED = (
+    TransactionState.PREPARING,
+    TransactionState.COMMITTING,
+    TransactionState.ABORTING,
+    TransactionState.IN_DOUBT,
+)
+
+
+def recover_transactions(*, deadline_seconds: float = 60.0) -> list[Transaction]:
+    """Finish every transaction a crash (or an unreachable participant) left open: confirm what was decided,
+    cancel what was not. Retries until `deadline_seconds` pass (sessions are still connecting at start)."""
+    finished: list[Transaction] = []
+    started = time.monotonic()
+    for tx in Transaction.objects.filter(state__in=UNFINISHED).order_by("id"):
+        remaining = max(5.0, deadline_seconds - (time.monotonic() - started))
+        logger.info("coordinator: recovering transaction #%s (%s, decision %r)", tx.pk, tx.state, tx.decision)
+        finished.append(finish_transaction(tx, deadline_seconds=remaining))
+    return finished
+
+
+def transaction_json(tx: Transaction) -> dict[str, Any]:
+    return {
+        "id": tx.pk,
+        "protocol": tx.protocol,
+        "state": tx.state,
+        "decision": tx.decision or None,
+        "decided_at": tx.decided_at.isoformat() if tx.decided_at else None,
+        "reason": tx.reason or None,
+        "created_by": tx.created_by,
+        "created_at": tx.created_at.isoformat(),
+        "finished_at": tx.finished_at.isoformat() if tx.finished_at else None,
+        "operation_id": tx.operation_id,
+        "parameters": tx.parameters,
+        "participants": [
+            {
+                "server": p.server,
+                "order": p.order,
+                "idempotency_key": p.idempotency_key,
+                "state": p.state,
+                "reservation_id": p.reservation_id or None,
+                "prepared": p.prepared,
+                "outcome": p.outcome,
+                "error": p.error or None,
+                "timeline": p.timeline,
+            }
+            for p in tx.participants.all()
+        ],
+    }
