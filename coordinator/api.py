@@ -16,6 +16,7 @@ from coordinator.arbitrage_workflow import parse_request, run_arbitrage
 from coordinator.errors import RequestError
 from coordinator.models import Operation, OperationKind, OperationState, Transaction, TransactionState
 from coordinator.routing import balanced_call, parse_call, routing_stats
+from coordinator.sagas import run_saga
 from coordinator.transaction_requests import parse_transaction
 from coordinator.transactions import run_transaction, transaction_json
 from registry.permissions import IsOperator, IsViewer
@@ -180,7 +181,9 @@ class TransactionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         description=(
             'Body: {"participants": [{"server", "symbol", "side": "buy"|"sell", "quantity", "limit_price"?}], '
             '"timeout_seconds"} or {"arbitrage": {"operation_id", "opportunity"}, "max_slippage_bps"} to execute '
-            "an analysed opportunity. 200 committed, 409 aborted (nothing was done anywhere), 202 in doubt "
+            'an analysed opportunity, or {"protocol": "saga", "participants": [{"server", "action": {"tool", '
+            '"arguments"}, "compensation": {"tool", "arguments"}}]} (compensation arguments may name '
+            '"$result.<field>" of the action). 200 committed, 409 aborted (nothing was done anywhere), 202 in doubt '
             "(phase two still retrying; recovery finishes it)."
         ),
         request=OpenApiTypes.OBJECT,
@@ -194,7 +197,8 @@ class TransactionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     def create(self, request: Request) -> Response:
         try:
             orders, parameters = parse_transaction(request.data)
-            tx = run_transaction(orders, created_by=request.user.get_username(), parameters=parameters)
+            run = run_saga if parameters.get("protocol") == "saga" else run_transaction
+            tx = run(orders, created_by=request.user.get_username(), parameters=parameters)
         except RequestError as exc:
             raise serializers.ValidationError(exc.errors) from None
         except RuntimeError as exc:

@@ -12,7 +12,41 @@ from coordinator.models import Operation, OperationKind
 from registry.models import Capability, CapabilityKind
 
 MAX_PARTICIPANTS = 10
-KNOWN = {"participants", "arbitrage", "timeout_seconds", "max_slippage_bps"}
+KNOWN = {"participants", "arbitrage", "timeout_seconds", "max_slippage_bps", "protocol"}
+
+
+def _saga_steps(raw: Any, errors: dict[str, list[str]]) -> list[dict[str, Any]]:
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_PARTICIPANTS:
+        errors["participants"] = [f"A list of 1 to {MAX_PARTICIPANTS} steps."]
+        return []
+    steps: list[dict[str, Any]] = []
+    for index, step in enumerate(raw):
+        where = f"participants.{index}"
+        if not isinstance(step, Mapping) or set(step) - {"server", "action", "compensation"}:
+            errors[where] = ['{"server", "action": {"tool", "arguments"}, "compensation": {"tool", "arguments"}}.']
+            continue
+        if not isinstance(step.get("server"), str) or not step["server"]:
+            errors[f"{where}.server"] = ["A server name."]
+        for part in ("action", "compensation"):
+            call = step.get(part)
+            if not isinstance(call, Mapping) or not isinstance(call.get("tool"), str) or not call["tool"]:
+                errors[f"{where}.{part}"] = ['{"tool": <name>, "arguments": {...}}.']
+            elif not isinstance(call.get("arguments", {}), Mapping):
+                errors[f"{where}.{part}.arguments"] = ["Must be a JSON object."]
+        steps.append({key: step.get(key) for key in ("server", "action", "compensation")})
+    if not errors:
+        offered = set(
+            Capability.objects.filter(kind=CapabilityKind.TOOL, server__enabled=True).values_list(
+                "server__name", "name"
+            )
+        )
+        for index, step in enumerate(steps):
+            for part in ("action", "compensation"):
+                if (step["server"], step[part]["tool"]) not in offered:
+                    errors[f"participants.{index}.{part}"] = [
+                        f"{step['server']!r} does not offer {step[part]['tool']!r} (or is not enabled)."
+                    ]
+    return steps
 
 
 def _finite(value: Any) -> bool:
@@ -67,9 +101,20 @@ def parse_transaction(data: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     if not _finite(slippage) or not 0 <= slippage <= 1_000:
         errors["max_slippage_bps"] = ["A number from 0 to 1000."]
         slippage = 10.0
+    protocol = data.get("protocol", "two_phase")
+    if protocol not in ("two_phase", "saga"):
+        errors["protocol"] = ['"two_phase" (reserve, confirm or cancel) or "saga" (actions and compensations).']
+        raise RequestError(errors)
     if ("participants" in data) == ("arbitrage" in data):
         errors["participants"] = ['Give "participants" (the orders) or "arbitrage" (an opportunity), one of them.']
         raise RequestError(errors)
+    if protocol == "saga":
+        if "arbitrage" in data:
+            errors["arbitrage"] = ["An opportunity is executed two-phase, not as a saga."]
+        steps = _saga_steps(data.get("participants"), errors)
+        if errors:
+            raise RequestError(errors)
+        return steps, {"protocol": "saga", "steps": steps, "timeout_seconds": float(timeout)}
     orders: list[dict[str, Any]] = []
     if "arbitrage" in data:
         orders = _orders_from_arbitrage(data["arbitrage"], float(slippage), errors)

@@ -56,7 +56,7 @@ class CallResult:
     unsure: bool = False  # the request may have acted: a timeout, a lost connection, a garbled answer
 
 
-async def _call(server: str, tool: str, arguments: dict[str, Any], seconds: float, key: str) -> CallResult:
+async def call_participant(server: str, tool: str, arguments: dict[str, Any], seconds: float, key: str) -> CallResult:
     try:
         answer = await fleet_api.call_tool(
             server, tool, arguments, deadline=Deadline.within(seconds), caller=CALLER, correlation_id=key
@@ -74,7 +74,7 @@ def _stamp(moment: datetime | None = None) -> str:
     return (moment or timezone.now()).isoformat()
 
 
-def _step(name: str, started: datetime, outcome: CallResult) -> dict[str, Any]:
+def phase_step(name: str, started: datetime, outcome: CallResult) -> dict[str, Any]:
     finished = timezone.now()
     return {
         "phase": name,
@@ -89,19 +89,25 @@ def _step(name: str, started: datetime, outcome: CallResult) -> dict[str, Any]:
 # --- phase one ------------------------------------------------------------------------------------------------
 
 
-def create_transaction(orders: list[dict[str, Any]], *, created_by: str, parameters: dict[str, Any]) -> Transaction:
+def create_transaction(
+    orders: list[dict[str, Any]], *, created_by: str, parameters: dict[str, Any], protocol: str = "two_phase"
+) -> Transaction:
     """The log's first entry: the transaction and its participants, committed before anything is sent."""
     with db_transaction.atomic():
         operation = operation_start(kind=OperationKind.TRANSACTION, parameters=parameters, created_by=created_by)
         tx = Transaction.objects.create(
-            parameters=parameters, created_by=created_by[:150], created_at=timezone.now(), operation=operation
+            protocol=protocol,
+            parameters=parameters,
+            created_by=created_by[:150],
+            created_at=timezone.now(),
+            operation=operation,
         )
         Participant.objects.bulk_create(
             Participant(
                 transaction=tx,
                 position=position,
                 server=order["server"],
-                order={k: order[k] for k in ("symbol", "side", "quantity", "limit_price") if k in order},
+                order={key: value for key, value in order.items() if key != "server"},
                 idempotency_key=f"{tx.idempotency_prefix}-{position}",
             )
             for position, order in enumerate(orders)
@@ -114,7 +120,7 @@ async def _prepare_all(participants: list[Participant], seconds: float) -> list[
         started = timezone.now()
         arguments = {**participant.order, "idempotency_key": participant.idempotency_key}
         arguments = {key: value for key, value in arguments.items() if value is not None}
-        return await _call(
+        return await call_participant(
             participant.server, "reserve_order", arguments, seconds, participant.idempotency_key
         ), started
 
@@ -129,7 +135,7 @@ def prepare_and_decide(tx: Transaction, *, timeout_seconds: float) -> Transactio
     reasons: list[str] = []
     with db_transaction.atomic():
         for participant, (outcome, started) in zip(participants, outcomes, strict=True):
-            participant.timeline = [*participant.timeline, _step("prepare", started, outcome)]
+            participant.timeline = [*participant.timeline, phase_step("prepare", started, outcome)]
             if outcome.ok:
                 participant.state = ParticipantState.PREPARED
                 participant.prepared = outcome.result
@@ -157,7 +163,7 @@ def prepare_and_decide(tx: Transaction, *, timeout_seconds: float) -> Transactio
 
 async def _resolve_unknown(participant: Participant, seconds: float) -> tuple[str, CallResult]:
     """For a prepare whose answer never came: the reservation it made, if any ("" when nothing is held)."""
-    outcome = await _call(
+    outcome = await call_participant(
         participant.server,
         "get_reservation",
         {"idempotency_key": participant.idempotency_key},
@@ -181,32 +187,32 @@ async def _finish_one(participant: Participant, commit: bool, deadline: Deadline
         seconds = max(0.5, deadline.cap(settings.COORDINATOR_CALL_TIMEOUT_SECONDS))
         if participant.state in (ParticipantState.UNKNOWN, ParticipantState.PENDING) and not reservation_id:
             found, outcome = await _resolve_unknown(participant, seconds)
-            steps.append(_step("lookup", started, outcome))
+            steps.append(phase_step("lookup", started, outcome))
             if found == "":
                 return ParticipantState.CANCELLED if not commit else ParticipantState.REFUSED, {"held": False}, steps
             if found != "?":
                 reservation_id = found
                 continue
         elif commit:
-            outcome = await _call(
+            outcome = await call_participant(
                 participant.server,
                 "confirm_order",
                 {"reservation_id": reservation_id},
                 seconds,
                 participant.idempotency_key,
             )
-            steps.append(_step("confirm", started, outcome))
+            steps.append(phase_step("confirm", started, outcome))
             if outcome.ok:
                 return ParticipantState.CONFIRMED, {**(outcome.result or {}), "reservation_id": reservation_id}, steps
         else:
-            outcome = await _call(
+            outcome = await call_participant(
                 participant.server,
                 "cancel_order",
                 {"reservation_id": reservation_id},
                 seconds,
                 participant.idempotency_key,
             )
-            steps.append(_step("cancel", started, outcome))
+            steps.append(phase_step("cancel", started, outcome))
             if outcome.ok:
                 return ParticipantState.CANCELLED, {**(outcome.result or {}), "reservation_id": reservation_id}, steps
         if deadline.remaining() <= delay:
@@ -287,10 +293,13 @@ def recover_transactions(*, deadline_seconds: float = 60.0) -> list[Transaction]
     cancel what was not. Retries until `deadline_seconds` pass (sessions are still connecting at start)."""
     finished: list[Transaction] = []
     started = time.monotonic()
+    from coordinator.sagas import finish_saga
+
     for tx in Transaction.objects.filter(state__in=UNFINISHED).order_by("id"):
         remaining = max(5.0, deadline_seconds - (time.monotonic() - started))
         logger.info("coordinator: recovering transaction #%s (%s, decision %r)", tx.pk, tx.state, tx.decision)
-        finished.append(finish_transaction(tx, deadline_seconds=remaining))
+        finish = finish_saga if tx.protocol == "saga" else finish_transaction
+        finished.append(finish(tx, deadline_seconds=remaining))
     return finished
 
 

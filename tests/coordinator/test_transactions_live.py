@@ -219,3 +219,44 @@ def test_bad_transaction_requests_are_named(live_fleet, operator_api, viewer_api
     missing = post(operator_api, {"participants": [order("nobody", "buy")]}).json()
     assert "participants.0.server" in missing
     assert "arbitrage.operation_id" in post(operator_api, {"arbitrage": {"operation_id": 999}}).json()
+
+
+def test_a_saga_compensates_completed_actions_in_reverse_when_one_fails(live_fleet, operator_api):
+    exchange("sg-a")
+    exchange("sg-b")
+    exchange("sg-c")
+    ready(live_fleet, "sg-a", "sg-b", "sg-c")
+
+    def reserve(server: str, quantity: float) -> dict:
+        return {
+            "server": server,
+            "action": {
+                "tool": "reserve_order",
+                "arguments": {"symbol": "BTC-USD", "side": "sell", "quantity": quantity},
+            },
+            "compensation": {"tool": "cancel_order", "arguments": {"reservation_id": "$result.reservation_id"}},
+        }
+
+    # sg-c cannot sell 1,000 BTC: sg-b's then sg-a's reservations are compensated (cancelled), last first.
+    response = post(
+        operator_api,
+        {"protocol": "saga", "participants": [reserve("sg-a", 0.1), reserve("sg-b", 0.1), reserve("sg-c", 1000)]},
+    )
+    body = response.json()
+    assert response.status_code == 409, body
+    assert body["protocol"] == "saga" and body["state"] == "aborted" and "sg-c" in body["reason"]
+    assert [p["state"] for p in body["participants"]] == ["cancelled", "cancelled", "refused"]
+    compensated_at = [p["timeline"][-1]["started_at"] for p in body["participants"][:2]]
+    assert compensated_at[1] < compensated_at[0]  # sg-b compensated before sg-a
+    assert balances("sg-a")["BTC"]["reserved"] == 0 and balances("sg-b")["BTC"]["reserved"] == 0
+
+    response = post(operator_api, {"protocol": "saga", "participants": [reserve("sg-a", 0.1), reserve("sg-b", 0.1)]})
+    assert response.status_code == 200 and response.json()["state"] == "committed"
+    assert balances("sg-a")["BTC"]["reserved"] == pytest.approx(0.1)  # the actions stand
+    assert (
+        "participants.0.compensation"
+        in post(
+            operator_api,
+            {"protocol": "saga", "participants": [{**reserve("sg-a", 0.1), "compensation": {"tool": "no_such_tool"}}]},
+        ).json()
+    )
