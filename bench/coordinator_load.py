@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import statistics
 import sys
 import threading
@@ -28,24 +26,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench._scratch import setup_scratch_django
+
 REPO = Path(__file__).resolve().parents[1]
-SCRATCH = REPO / "var" / "bench" / "coordinator_load"
 
 
 def setup_django() -> None:
-    shutil.rmtree(SCRATCH, ignore_errors=True)
-    SCRATCH.mkdir(parents=True)
-    os.environ["ORCHESTRATOR_VAR_DIR"] = str(SCRATCH)
-    os.environ.pop("DATABASE_URL", None)
-    os.environ.pop("REDIS_URL", None)
-    os.environ.setdefault("DEBUG", "0")
-    os.environ.setdefault("SECRET_KEY", "bench-only-" + "x" * 50)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator_site.settings")
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
+    setup_scratch_django("coordinator_load")
 
 
 def percentile(values: list[float], q: float) -> float:

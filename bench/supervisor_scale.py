@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import resource
-import shutil
 import statistics
 import sys
 import time
@@ -29,8 +27,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench._scratch import setup_scratch_django
+
 REPO = Path(__file__).resolve().parents[1]
-SCRATCH = REPO / "var" / "bench" / "supervisor_scale"
 
 
 @dataclass
@@ -51,17 +50,7 @@ class Report:
 
 
 def setup_django() -> None:
-    shutil.rmtree(SCRATCH, ignore_errors=True)
-    SCRATCH.mkdir(parents=True)
-    os.environ["ORCHESTRATOR_VAR_DIR"] = str(SCRATCH)
-    os.environ.pop("DATABASE_URL", None)
-    os.environ.setdefault("DEBUG", "1")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator_site.settings")
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
+    setup_scratch_django("supervisor_scale", keep_redis=True)
 
 
 def rss_mb() -> float:

@@ -3,15 +3,12 @@ quotes they returned; five analyses at once; bad requests answered with clear er
 
 from __future__ import annotations
 
-import sys
 import threading
 
 import pytest
-from django.conf import settings as django_settings
 
 from coordinator.models import Operation
-from registry.models import Capability, CapabilityKind
-from registry.services import server_create
+from tests.exchanges import register_exchange, wait_discovered
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -20,25 +17,11 @@ SIZE = 0.001  # inside every exchange's best level: each side fills at the best 
 
 
 def exchange(name: str, profile: str, *extra: str) -> None:
-    server_create(
-        name=name,
-        transport="stdio",
-        command=sys.executable,
-        args=["-m", "exchange_fleet", "serve", "--profile", profile, "--no-outages", "--error-rate", "0", *extra],
-        cwd=str(django_settings.BASE_DIR),
-        server_type="exchange",
-    )
+    register_exchange(name, *extra, profile=profile)
 
 
-def ready(live_fleet, *names: str) -> None:
-    live_fleet.request_reconcile()
-    wait_for(
-        lambda: (
-            Capability.objects.filter(server__name__in=names, kind=CapabilityKind.TOOL, name="get_order_book").count()
-            == len(names)
-        ),
-        what="exchanges discovered",
-    )
+def ready(live_fleet, *names: str) -> None:  # type: ignore[no-untyped-def]
+    wait_discovered(live_fleet, *names, tool="get_order_book")
 
 
 def by_hand(quotes: list[dict], size: float, slippage_bps: float) -> dict[tuple[str, str, str], float]:

@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 from collections import Counter
 
 import pytest
-from django.conf import settings as django_settings
 
 from coordinator import routing
 from coordinator.models import Operation
 from registry.connections.processes import child_pids
-from registry.models import Capability, CapabilityKind
-from registry.services import server_create
 from tests.demo_process import cmdline
+from tests.exchanges import register_exchange, wait_discovered
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,25 +29,11 @@ def fresh_balancer():
 
 
 def replica(name: str, *extra: str) -> None:
-    server_create(
-        name=name,
-        transport="stdio",
-        command=sys.executable,
-        args=["-m", "exchange_fleet", "serve", "--profile", "alpha", "--no-outages", "--error-rate", "0", *extra],
-        cwd=str(django_settings.BASE_DIR),
-        server_type="replica",
-    )
+    register_exchange(name, *extra, server_type="replica")
 
 
-def ready(live_fleet, *names: str) -> None:
-    live_fleet.request_reconcile()
-    wait_for(
-        lambda: (
-            Capability.objects.filter(server__name__in=names, kind=CapabilityKind.TOOL, name="get_quote").count()
-            == len(names)
-        ),
-        what="replicas discovered",
-    )
+def ready(live_fleet, *names: str) -> None:  # type: ignore[no-untyped-def]
+    wait_discovered(live_fleet, *names)
 
 
 def call(api, **extra):  # type: ignore[no-untyped-def]

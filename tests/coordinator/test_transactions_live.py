@@ -6,43 +6,27 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 
 import pytest
-from django.conf import settings as django_settings
 
 from coordinator.models import Participant, Transaction
 from registry import fleet_api
 from registry.connections.processes import child_pids
-from registry.models import Capability, CapabilityKind, Server
-from registry.services import server_create
+from registry.models import Server
 from tests.demo_process import cmdline
+from tests.exchanges import register_exchange, wait_discovered
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def exchange(name: str, *extra: str, profile: str = "alpha") -> None:
-    server_create(
-        name=name,
-        transport="stdio",
-        command=sys.executable,
-        args=["-m", "exchange_fleet", "serve", "--profile", profile, "--no-outages", "--error-rate", "0", *extra],
-        cwd=str(django_settings.BASE_DIR),
-        server_type="exchange",
-    )
+    register_exchange(name, *extra, profile=profile)
 
 
-def ready(live_fleet, *names: str) -> None:
-    live_fleet.request_reconcile()
-    wait_for(
-        lambda: (
-            Capability.objects.filter(server__name__in=names, kind=CapabilityKind.TOOL, name="reserve_order").count()
-            == len(names)
-        ),
-        what="exchanges discovered",
-    )
+def ready(live_fleet, *names: str) -> None:  # type: ignore[no-untyped-def]
+    wait_discovered(live_fleet, *names, tool="reserve_order")
 
 
 def tool(server: str, name: str, **arguments):  # type: ignore[no-untyped-def]

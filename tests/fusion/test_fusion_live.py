@@ -15,8 +15,9 @@ from django.conf import settings as django_settings
 
 from fusion.models import FusionRun, SourceTrust
 from fusion.robust import modified_z_scores
-from registry.models import Capability, CapabilityKind, Server
+from registry.models import Server
 from registry.services import server_create
+from tests.exchanges import register_exchange, wait_discovered
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,15 +27,7 @@ FIELDS = ["bid", "ask", "last"]
 
 
 def exchange(name: str, profile: str, *extra: str, priority: int = 100) -> None:
-    server_create(
-        name=name,
-        transport="stdio",
-        command=sys.executable,
-        args=["-m", "exchange_fleet", "serve", "--profile", profile, "--no-outages", "--error-rate", "0", *extra],
-        cwd=str(django_settings.BASE_DIR),
-        server_type="exchange",
-        priority=priority,
-    )
+    register_exchange(name, *extra, profile=profile, priority=priority)
 
 
 def quote_source(name: str, mode: str, price: float = 100.0) -> None:
@@ -47,16 +40,8 @@ def quote_source(name: str, mode: str, price: float = 100.0) -> None:
     )
 
 
-def ready(live_fleet, *names: str) -> None:
-    """Every named server connected and discovered (it then offers get_quote)."""
-    live_fleet.request_reconcile()
-    wait_for(
-        lambda: (
-            Capability.objects.filter(server__name__in=names, kind=CapabilityKind.TOOL, name="get_quote").count()
-            == len(names)
-        ),
-        what=f"{', '.join(names)} discovered",
-    )
+def ready(live_fleet, *names: str) -> None:  # type: ignore[no-untyped-def]
+    wait_discovered(live_fleet, *names)
 
 
 def values_of(answer: dict, state: str = "used") -> dict[str, dict]:
