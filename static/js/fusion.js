@@ -4,18 +4,9 @@
 (function () {
   "use strict";
 
-  function getJSON(url) {
-    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } }).then(function (r) {
-      if (!r.ok) throw new Error("HTTP " + r.status);
-      return r.json();
-    });
-  }
-  function td(text, className) {
-    var cell = document.createElement("td");
-    cell.textContent = text === null || text === undefined ? "–" : text;
-    if (className) cell.className = className;
-    return cell;
-  }
+  var dom = window.OrchestratorDom;
+  var getJSON = dom.getJSON, td = dom.td, csrfToken = dom.csrfToken;
+
   function short(value) {
     if (value === null || value === undefined) return "–";
     if (typeof value === "number") return String(Math.round(value * 10000) / 10000);
@@ -24,11 +15,6 @@
     });
     return text.length > 160 ? text.slice(0, 157) + "…" : text;
   }
-  function csrfToken() {
-    var input = document.querySelector("#csrf-holder input[name=csrfmiddlewaretoken]");
-    return input ? input.value : "";
-  }
-
   function renderSources(form) {
     var select = form.querySelector("select[name=tool]");
     var box = document.getElementById("source-choices");

@@ -5,6 +5,9 @@
 (function () {
   "use strict";
 
+  var dom = window.OrchestratorDom;
+  var getJSON = dom.getJSON, td = dom.td, csrfToken = dom.csrfToken;
+
   var LABELS = { online: "Online", degraded: "Degraded", pending: "Pending", unhealthy: "Unhealthy",
     offline: "Offline", maintenance: "Maintenance", unknown: "Unknown", disabled: "Disabled" };
 
@@ -13,18 +16,6 @@
   }
   function ms(value) {
     return value === null || value === undefined ? "–" : Number(value).toFixed(1);
-  }
-  function getJSON(url) {
-    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } }).then(function (r) {
-      if (!r.ok) throw new Error("HTTP " + r.status);
-      return r.json();
-    });
-  }
-  function td(text, className) {
-    var cell = document.createElement("td");
-    cell.textContent = text;
-    if (className) cell.className = className;
-    return cell;
   }
   function badge(status, reason) {
     var span = document.createElement("span");
@@ -81,11 +72,6 @@
 
   // -- alerts (fleet page) ---------------------------------------------------------------------------------------
   var alerts = {}; // id -> alert
-
-  function csrfToken() {
-    var input = document.querySelector("#csrf-holder input[name=csrfmiddlewaretoken]");
-    return input ? input.value : "";
-  }
 
   function renderAlerts() {
     var list = document.getElementById("alert-list");

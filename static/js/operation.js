@@ -3,12 +3,9 @@
 (function () {
   "use strict";
 
-  function td(text, className) {
-    var cell = document.createElement("td");
-    cell.textContent = text === null || text === undefined ? "–" : text;
-    if (className) cell.className = className;
-    return cell;
-  }
+  var dom = window.OrchestratorDom;
+  var td = dom.td;
+
   function money(value, digits) {
     return value === null || value === undefined ? "–" : Number(value).toFixed(digits === undefined ? 2 : digits);
   }

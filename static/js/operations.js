@@ -3,22 +3,9 @@
 (function () {
   "use strict";
 
-  function getJSON(url) {
-    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } }).then(function (r) {
-      if (!r.ok) throw new Error("HTTP " + r.status);
-      return r.json();
-    });
-  }
-  function td(text, className) {
-    var cell = document.createElement("td");
-    cell.textContent = text === null || text === undefined ? "–" : text;
-    if (className) cell.className = className;
-    return cell;
-  }
-  function csrfToken() {
-    var input = document.querySelector("#csrf-holder input[name=csrfmiddlewaretoken]");
-    return input ? input.value : "";
-  }
+  var dom = window.OrchestratorDom;
+  var getJSON = dom.getJSON, td = dom.td, csrfToken = dom.csrfToken;
+
   function list(value) {
     return String(value || "").split(",").map(function (s) { return s.trim(); }).filter(Boolean);
   }

@@ -8,6 +8,9 @@
 (function () {
   "use strict";
 
+  var dom = window.OrchestratorDom;
+  var csrfToken = dom.csrfToken;
+
   var head = document.querySelector(".server-head[data-api]");
   if (!head) return;
   var apiBase = head.dataset.api; // /api/servers/<name>/
@@ -16,11 +19,6 @@
     schemas = JSON.parse(document.getElementById("tool-schemas").textContent || "{}");
   } catch (error) {
     schemas = {};
-  }
-
-  function csrfToken() {
-    var input = document.querySelector("#csrf-holder input[name=csrfmiddlewaretoken]");
-    return input ? input.value : "";
   }
 
   function el(tag, attrs, children) {

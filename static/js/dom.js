@@ -1,0 +1,27 @@
+/* Small helpers every page script shares: JSON from the API, table cells, the CSRF token of the page. */
+(function () {
+  "use strict";
+
+  function getJSON(url) {
+    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } }).then(function (r) {
+      if (!r.ok) throw new Error("HTTP " + r.status);
+      return r.json();
+    });
+  }
+
+  // A table cell with text ("–" for nothing) and an optional class.
+  function td(text, className) {
+    var cell = document.createElement("td");
+    cell.textContent = text === null || text === undefined ? "–" : text;
+    if (className) cell.className = className;
+    return cell;
+  }
+
+  // Pages that post put a {% csrf_token %} in a hidden form #csrf-holder.
+  function csrfToken() {
+    var input = document.querySelector("#csrf-holder input[name=csrfmiddlewaretoken]");
+    return input ? input.value : "";
+  }
+
+  window.OrchestratorDom = { getJSON: getJSON, td: td, csrfToken: csrfToken };
+})();
