@@ -175,7 +175,13 @@ DEMO_FUSION_QUERY: dict[str, Any] = {
 
 
 # And an arbitrage analysis across every exchange every 30 s, so the operations page fills as the demo runs.
-DEMO_ARBITRAGE_REQUEST: dict[str, Any] = {"symbols": ["BTC-USD", "ETH-USD", "SOL-USD"], "size": 0.5}
+# Small sizes, so executing the best opportunity each time (as a transaction) lasts the demo exchanges' balances.
+DEMO_ARBITRAGE_REQUEST: dict[str, Any] = {"symbols": ["BTC-USD", "ETH-USD", "SOL-USD"], "size": 0.05}
+DEMO_BALANCED_CALL: dict[str, Any] = {
+    "tool": "get_quote",
+    "arguments": {"symbol": "ETH-USD"},
+    "server_type": "exchange",
+}
 
 
 class DemoActivity:
@@ -200,7 +206,11 @@ class DemoActivity:
     def _run(self) -> None:
         from django.db import close_old_connections
 
-        from coordinator.arbitrage_workflow import RequestError, parse_request, run_arbitrage
+        from coordinator.arbitrage_workflow import parse_request, run_arbitrage
+        from coordinator.errors import RequestError
+        from coordinator.routing import balanced_call, parse_call
+        from coordinator.transaction_requests import parse_transaction
+        from coordinator.transactions import run_transaction
         from fusion.engine import run_query
         from fusion.query import QueryError, parse_query
 
@@ -212,9 +222,15 @@ class DemoActivity:
             try:
                 answer = run_query(query, caller="demo")
                 logger.info("demo fusion: %s", answer["error"] or f"BTC-USD {answer['value']}")
+                for _ in range(2):  # balanced calls, so the routing table has something to show
+                    balanced_call(parse_call(DEMO_BALANCED_CALL), created_by="demo")
                 if rounds % self.arbitrage_every == 0:
                     report = run_arbitrage(arbitrage, created_by="demo")
                     logger.info("demo arbitrage: %d opportunities", len(report["opportunities"]))
+                    if report["opportunities"]:
+                        orders, parameters = parse_transaction({"arbitrage": {"operation_id": report["operation_id"]}})
+                        tx = run_transaction(orders, created_by="demo", parameters=parameters)
+                        logger.info("demo transaction #%s: %s %s", tx.pk, tx.state, tx.reason)
                 rounds += 1
             except (QueryError, RequestError) as exc:  # the exchanges are not discovered yet
                 logger.info("demo activity: not yet: %s", exc)

@@ -49,11 +49,34 @@
     });
   }
 
+  function renderRouting(stats) {
+    var decisions = stats.decisions || {};
+    document.getElementById("routing-decisions").textContent = Object.keys(decisions).length
+      ? Object.keys(decisions).map(function (k) { return k.replace("_", " ") + " " + decisions[k]; }).join(" · ")
+      : "";
+    var rows = Object.keys(stats.servers || {}).sort().map(function (name) {
+      var s = stats.servers[name];
+      var tr = document.createElement("tr");
+      tr.appendChild(td(name));
+      tr.appendChild(td(s.ewma_latency_ms !== null ? s.ewma_latency_ms.toFixed(1) : null, "num"));
+      tr.appendChild(td(s.in_flight, "num col-wide"));
+      tr.appendChild(td((s.error_rate * 100).toFixed(0) + " %", "num"));
+      tr.appendChild(td(s.calls, "num col-wide"));
+      tr.appendChild(td(s.ejected ? "for " + Math.round(s.ejected_until_seconds) + " s (" + s.ejections + "×)" :
+        (s.ejections ? "no (" + s.ejections + "× before)" : "no")));
+      return tr;
+    });
+    var body = document.getElementById("routing-rows");
+    body.textContent = "";
+    rows.forEach(function (tr) { body.appendChild(tr); });
+  }
+
   var busy = false;
   function refresh() {
     if (busy) return;
     busy = true;
-    getJSON("/api/coordinator/operations/?limit=25").then(render).catch(function () {})
+    Promise.all([getJSON("/api/coordinator/operations/?limit=25").then(render),
+      getJSON("/api/coordinator/routing/").then(renderRouting)]).catch(function () {})
       .then(function () { busy = false; });
   }
 
