@@ -36,7 +36,7 @@ class ArbitrageView(APIView):
             "report: the quotes used, every ordered pair and the opportunities above the minimum, best first."
         ),
         request=OpenApiTypes.OBJECT,
-        responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT},
+        responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT},
     )
     def post(self, request: Request) -> Response:
         try:
@@ -60,7 +60,12 @@ class BalancedCallView(APIView):
             '"timeout_seconds"}. 200 with the answer and every attempt; 502 when every candidate failed.'
         ),
         request=OpenApiTypes.OBJECT,
-        responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 502: OpenApiTypes.OBJECT},
+        responses={
+            200: OpenApiTypes.OBJECT,
+            400: OpenApiTypes.OBJECT,
+            502: OpenApiTypes.OBJECT,
+            503: OpenApiTypes.OBJECT,
+        },
     )
     def post(self, request: Request) -> Response:
         try:
@@ -192,6 +197,7 @@ class TransactionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
             202: OpenApiTypes.OBJECT,
             400: OpenApiTypes.OBJECT,
             409: OpenApiTypes.OBJECT,
+            503: OpenApiTypes.OBJECT,
         },
     )
     def create(self, request: Request) -> Response:
