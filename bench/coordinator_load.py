@@ -55,8 +55,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     from registry.supervisor import start_supervisor, stop_supervisor
 
     knobs = ["--latency-ms", str(args.latency_ms), "--jitter-ms", "0", "--error-rate", "0"]
-    process, urls = start_http_exchange_fleet(args.exchanges, free_port(), *knobs, "--no-outages")
+    process = None
+    if args.transport == "http":
+        process, urls = start_http_exchange_fleet(args.exchanges, free_port(), *knobs, "--no-outages")
     result: dict[str, Any] = {
+        "transport": args.transport,
         "exchanges": args.exchanges,
         "concurrent": args.concurrent,
         "latency_ms": args.latency_ms,
@@ -64,8 +67,20 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     }
     try:
         names = [f"ex{index}" for index in range(args.exchanges)]
-        for name, url in zip(names, urls, strict=True):
-            server_create(name=name, transport="http", url=url, server_type="exchange", max_concurrency=64)
+        for index, name in enumerate(names):
+            if args.transport == "http":
+                server_create(name=name, transport="http", url=urls[index], server_type="exchange", max_concurrency=64)
+            else:
+                argv = ["-m", "exchange_fleet", "serve", "--profile", "alpha", "--seed", str(42 + index), *knobs]
+                server_create(
+                    name=name,
+                    transport="stdio",
+                    command=sys.executable,
+                    args=[*argv, "--no-outages"],
+                    cwd=str(REPO),
+                    server_type="exchange",
+                    max_concurrency=64,
+                )
         start_supervisor(fleet_runtime())
         wait(lambda: Capability.objects.filter(name="get_order_book").count() == len(names), timeout=120, step=0.2)
         request = parse_request({"symbols": args.symbols.split(","), "size": 0.5})
@@ -184,13 +199,15 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         stop_supervisor()
         shutdown_runtime()
-        stop_process(process)
+        if process is not None:
+            stop_process(process)
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.coordinator_load", description=__doc__.split("\n")[0])
     parser.add_argument("--exchanges", type=int, default=5)
+    parser.add_argument("--transport", choices=["http", "stdio"], default="http")
     parser.add_argument("--concurrent", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--alone-runs", type=int, default=20)
@@ -207,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result, indent=2))
         return 0
     print(
-        f"Arbitrage analyses: {result['exchanges']} exchanges (tools {result['latency_ms']:g} ms), "
+        f"Arbitrage analyses: {result['exchanges']} exchanges over {result['transport']} "
+        f"(tools {result['latency_ms']:g} ms), "
         f"symbols {result['symbols']}\n"
     )
     print(f"  one alone           p50 {result['alone_p50_ms']:>8.1f} ms   p95 {result['alone_p95_ms']:>8.1f} ms")

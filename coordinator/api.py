@@ -32,7 +32,7 @@ class ArbitrageView(APIView):
         summary="Run an arbitrage analysis across every exchange (or the named ones)",
         description=(
             'Body: {"symbols": ["BTC-USD"], "size": 0.5, "min_profit_bps": 0, "servers": [...] (optional), '
-            '"slippage_bps": 2, "max_age_seconds": 10, "depth": 50, "timeout_seconds": 5}. Answers the stored '
+            '"slippage_bps": 2, "max_age_seconds": 10, "depth": 10, "timeout_seconds": 5}. Answers the stored '
             "report: the quotes used, every ordered pair and the opportunities above the minimum, best first."
         ),
         request=OpenApiTypes.OBJECT,

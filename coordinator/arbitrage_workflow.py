@@ -41,7 +41,7 @@ class ArbitrageRequest:
     servers: tuple[str, ...] = ()
     slippage_bps: float = 2.0
     max_age_seconds: float = 10.0
-    depth: int = 50
+    depth: int = 10
     timeout_seconds: float = 5.0
 
     def to_json(self) -> dict[str, Any]:
@@ -105,7 +105,7 @@ def parse_request(data: Any) -> ArbitrageRequest:
     slippage = _number(data, "slippage_bps", 2.0, 0.0, 1_000.0, errors)
     max_age = _number(data, "max_age_seconds", 10.0, 0.1, 3_600.0, errors)
     timeout = _number(data, "timeout_seconds", 5.0, 0.1, 60.0, errors)
-    depth = data.get("depth", 50)
+    depth = data.get("depth", 10)
     if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 100:
         errors["depth"] = ["A whole number from 1 to 100."]
     servers = data.get("servers") or []
@@ -231,13 +231,15 @@ def run_arbitrage(request: ArbitrageRequest, *, created_by: str) -> dict[str, An
     budget = request.timeout_seconds + 5.0
     try:
         outcome = fleet_api.fleet_runtime().run(
-            run_workflow(workflow, deadline_seconds=budget, on_step=lambda record: log.record(record.to_json())),
+            run_workflow(
+                workflow, deadline_seconds=budget, on_step=lambda record: log.record(record.to_json(with_result=False))
+            ),
             timeout=budget + _HANDOFF_SLACK_SECONDS,
         )
     except Exception as exc:  # the fleet loop is gone, or the workflow broke: the operation says so
         operation_finish(operation, steps=log.steps(), result=None, error=f"the workflow could not run: {exc}")
         raise
-    steps = [record.to_json() for record in outcome.steps]
+    steps = [record.to_json(with_result=False) for record in outcome.steps]
     failures = [
         {"server": step["name"].split(":")[1], "symbol": step["name"].split(":")[2], "error": step["error"]}
         for step in steps

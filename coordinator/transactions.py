@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db import transaction as db_transaction
 from django.utils import timezone
 
@@ -86,6 +87,23 @@ def phase_step(name: str, started: datetime, outcome: CallResult) -> dict[str, A
     }
 
 
+def save_participants(participants: list[Participant], fields: list[str]) -> None:
+    """One prepared UPDATE for every participant (a transaction writes all of them at each phase): a save() each
+    cost more CPU than the participants' calls themselves."""
+    if not participants:
+        return
+    quote = connection.ops.quote_name
+    columns = [Participant._meta.get_field(name) for name in fields]
+    assignments = ", ".join(f"{quote(column.column)} = %s" for column in columns)
+    statement = f"UPDATE {quote(Participant._meta.db_table)} SET {assignments} WHERE {quote('id')} = %s"
+    rows = [
+        [*(column.get_db_prep_save(getattr(p, column.attname), connection) for column in columns), p.pk]
+        for p in participants
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(statement, rows)
+
+
 # --- phase one ------------------------------------------------------------------------------------------------
 
 
@@ -144,7 +162,7 @@ def prepare_and_decide(tx: Transaction, *, timeout_seconds: float) -> Transactio
                 participant.state = ParticipantState.UNKNOWN if outcome.unsure else ParticipantState.REFUSED
                 participant.error = outcome.error
                 reasons.append(f"{participant.server}: {outcome.error}")
-            participant.save(update_fields=["timeline", "state", "prepared", "reservation_id", "error"])
+        save_participants(participants, ["timeline", "state", "prepared", "reservation_id", "error"])
         # The decision, durably, before anything of phase two is sent: recovery follows it.
         commit = not reasons
         tx.decision = "commit" if commit else "abort"
@@ -253,7 +271,7 @@ def finish_transaction(tx: Transaction, *, deadline_seconds: float | None = None
             else:
                 participant.error = outcome.get("last_error") or participant.error
                 open_ones.append(f"{participant.server}: {participant.error}")
-            participant.save(update_fields=["state", "timeline", "outcome", "reservation_id", "error"])
+        save_participants(todo, ["state", "timeline", "outcome", "reservation_id", "error"])
         if open_ones:
             tx.state = TransactionState.IN_DOUBT
             tx.reason = f"{tx.decision} not finished on: " + "; ".join(open_ones)

@@ -158,16 +158,20 @@ class StepRecord:
     error: str = ""
     result: Any = None
 
-    def to_json(self) -> dict[str, Any]:
-        return {
+    def to_json(self, *, with_result: bool = True) -> dict[str, Any]:
+        """`with_result=False` for a step's progress (events, the operation's log): results can be large (order
+        books), and converting them costs more than the step's own work."""
+        data = {
             "name": self.name,
             "state": str(self.state),
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
             "duration_ms": self.duration_ms,
             "error": self.error,
-            "result": _jsonable(self.result),
         }
+        if with_result:
+            data["result"] = _jsonable(self.result)
+        return data
 
 
 @dataclass
