@@ -230,8 +230,11 @@ class MedianStrategy(NumericStrategy):
     )
     options = {
         "threshold": Option(3.5, 0.1, 100.0, "modified z-score above which a value is an outlier"),
+        # Sources that agree exactly make the MAD zero; then a source a few basis points off (a wider spread, a
+        # quote from the next tick) would be infinitely far. The least scale keeps those in; 50 bps off is still
+        # ten of them from the median.
         "min_scale_bps": Option(
-            1.0, 0.0, 10_000.0, "least scale, in basis points of the median, so exact agreement is not a zero scale"
+            5.0, 0.0, 10_000.0, "least scale, in basis points of the median, so exact agreement is not a zero scale"
         ),
     }
 

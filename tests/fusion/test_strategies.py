@@ -43,7 +43,9 @@ def test_median_with_most_sources_exactly_equal_still_rejects_a_distant_one_but_
     fused = strategy.fuse(candidates({"a": 100.0, "b": 100.0, "c": 100.0, "d": 100.5}), ["last"], options)
     assert set(fused.excluded) == {"d"}
     fused = strategy.fuse(candidates({"a": 100.0, "b": 100.0, "c": 100.0, "d": 100.002}), ["last"], options)
-    assert fused.excluded == {}  # 0.2 bp from the others: within the 1 bp least scale
+    assert fused.excluded == {}  # 0.2 bp from the others: well within the 5 bp least scale
+    fused = strategy.fuse(candidates({"a": 100.0, "b": 100.0, "c": 100.0, "d": 100.04}), ["last"], options)
+    assert fused.excluded == {}  # 4 bps: a wider spread or the next tick, not an outlier
 
 
 def test_two_sources_cannot_outvote_each_other():
