@@ -15,7 +15,7 @@ from fusion.fanout import Reply
 from fusion.quality import Quality, agreement, quality_of
 from fusion.query import FusionQuery
 from fusion.sources import SourcePlan
-from fusion.strategies import WHOLE_ANSWER, Candidate, Fused, get_strategy
+from fusion.strategies import WHOLE_ANSWER, Candidate, Fused, get_strategy, tidy
 from registry.connections import ToolCallResult
 
 CONFIDENCE_RULE = (
@@ -118,7 +118,7 @@ def evaluate(query: FusionQuery, plans: Sequence[SourcePlan], replies: Sequence[
             f"{query.quorum} required ({len(replies)} source{'s' if len(replies) != 1 else ''} asked)"
         )
     ok = quorum_met and not error
-    fused_values = {name: result.value for name, result in fused.fields.items()} if ok else {}
+    fused_values = {name: tidy(result.value) for name, result in fused.fields.items()} if ok else {}
     value: Any = None
     if ok:
         value = fused_values if query.fields else fused_values[WHOLE_ANSWER]

@@ -46,12 +46,17 @@ class FieldResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "value": self.value,
+            "value": tidy(self.value),
             "method": self.method,
             "used": self.used,
-            "dispersion": self.dispersion,
-            "interval": list(self.interval) if self.interval is not None else None,
+            "dispersion": tidy(self.dispersion),
+            "interval": [tidy(end) for end in self.interval] if self.interval is not None else None,
         }
+
+
+def tidy(value: Any) -> Any:
+    """A computed number without binary noise (65473.979999999996 -> 65473.98): 12 significant digits."""
+    return float(f"{value:.12g}") if isinstance(value, float) and math.isfinite(value) else value
 
 
 @dataclass
