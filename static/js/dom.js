@@ -23,5 +23,16 @@
     return input ? input.value : "";
   }
 
-  window.OrchestratorDom = { getJSON: getJSON, td: td, csrfToken: csrfToken };
+  // POST a JSON body with the page's CSRF token; resolves to {status, json} whatever the status.
+  function postJSON(url, body) {
+    return fetch(url, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
+      body: JSON.stringify(body),
+    }).then(function (r) {
+      return r.json().then(function (json) { return { status: r.status, json: json }; });
+    });
+  }
+
+  window.OrchestratorDom = { getJSON: getJSON, td: td, csrfToken: csrfToken, postJSON: postJSON };
 })();

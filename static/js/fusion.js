@@ -5,7 +5,7 @@
   "use strict";
 
   var dom = window.OrchestratorDom;
-  var getJSON = dom.getJSON, td = dom.td, csrfToken = dom.csrfToken;
+  var getJSON = dom.getJSON, td = dom.td, postJSON = dom.postJSON;
 
   function short(value) {
     if (value === null || value === undefined) return "–";
@@ -133,13 +133,7 @@
     showError("");
     var button = form.querySelector("button[type=submit]");
     button.disabled = true;
-    fetch("/api/fusion/query/", {
-      method: "POST", credentials: "same-origin",
-      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
-      body: JSON.stringify(body),
-    }).then(function (r) {
-      return r.json().then(function (json) { return { status: r.status, json: json }; });
-    }).then(function (reply) {
+    postJSON("/api/fusion/query/", body).then(function (reply) {
       if (reply.status === 200 || (reply.status === 502 && reply.json.run_id)) showAnswer(reply.json);
       else showError(errorText(reply.json));
     }).catch(function (e) { showError("The request failed: " + e.message); })

@@ -41,14 +41,11 @@
   }
 
   function execute(operationId, index, button) {
-    var token = document.querySelector("#csrf-holder input[name=csrfmiddlewaretoken]");
     var error = document.getElementById("execute-error");
     button.disabled = true;
-    fetch("/api/coordinator/transactions/", {
-      method: "POST", credentials: "same-origin",
-      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": token ? token.value : "" },
-      body: JSON.stringify({ arbitrage: { operation_id: operationId, opportunity: index } }),
-    }).then(function (r) { return r.json(); }).then(function (body) {
+    dom.postJSON("/api/coordinator/transactions/", { arbitrage: { operation_id: operationId, opportunity: index } })
+      .then(function (reply) {
+      var body = reply.json;
       if (body.operation_id) {
         window.location.href = "/coordinator/operations/" + body.operation_id + "/";
         return;

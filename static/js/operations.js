@@ -4,7 +4,7 @@
   "use strict";
 
   var dom = window.OrchestratorDom;
-  var getJSON = dom.getJSON, td = dom.td, csrfToken = dom.csrfToken;
+  var getJSON = dom.getJSON, td = dom.td, postJSON = dom.postJSON;
 
   function list(value) {
     return String(value || "").split(",").map(function (s) { return s.trim(); }).filter(Boolean);
@@ -94,13 +94,7 @@
     error.hidden = true;
     var button = form.querySelector("button[type=submit]");
     button.disabled = true;
-    fetch("/api/coordinator/arbitrage/", {
-      method: "POST", credentials: "same-origin",
-      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
-      body: JSON.stringify(body),
-    }).then(function (r) {
-      return r.json().then(function (json) { return { status: r.status, json: json }; });
-    }).then(function (reply) {
+    postJSON("/api/coordinator/arbitrage/", body).then(function (reply) {
       if (reply.status === 200) {
         window.location.href = "/coordinator/operations/" + reply.json.operation_id + "/";
         return;
