@@ -47,14 +47,14 @@ class Condition:
     value: float | None = None
 
 
-def rule_servers(rule: AlertRule, servers: list[Server]) -> list[Server]:
+def rule_servers(rule: AlertRule, servers: list[Server], tags: dict[int, tuple[str, ...]]) -> list[Server]:
     chosen = []
     for server in servers:
         if rule.servers and server.name not in rule.servers:
             continue
         if rule.server_type and server.server_type != rule.server_type:
             continue
-        if rule.tag and rule.tag not in {tag.name for tag in server.tags.all()}:
+        if rule.tag and rule.tag not in tags.get(server.pk, ()):
             continue
         chosen.append(server)
     return chosen
@@ -173,16 +173,19 @@ def evaluate(now: datetime | None = None) -> list[dict[str, Any]]:
     """One round: alerts opened, fired, resolved; notifications planned. Returns the changes, for the bus."""
     now = now or timezone.now()
     changes: list[dict[str, Any]] = []
-    servers = list(Server.objects.enabled().prefetch_related("tags"))
     rules = list(AlertRule.objects.filter(enabled=True))
     open_alerts = {
         (alert.rule_id, alert.server_id): alert
         for alert in Alert.objects.exclude(state=AlertState.RESOLVED).select_related("rule", "server")
     }
+    # Every couple of seconds over the whole fleet: the servers only when a rule needs them, their tags in one query.
+    enabled = Server.objects.enabled()
+    servers = list(enabled) if rules else []
+    tags = enabled.tag_names() if any(rule.tag for rule in rules) else {}
     for rule in rules:
-        watched = [server for server in rule_servers(rule, servers) if server.status not in NOT_WATCHED]
-        found = conditions(rule, watched, now)
-        for server in rule_servers(rule, servers):
+        chosen = rule_servers(rule, servers, tags)
+        found = conditions(rule, [server for server in chosen if server.status not in NOT_WATCHED], now)
+        for server in chosen:
             condition = found.get(server.pk, Condition(False))
             alert = open_alerts.pop((rule.pk, server.pk), None)
             change = _advance(rule, server, alert, condition, now)

@@ -193,6 +193,10 @@ SPECTACULAR_SETTINGS = {
 
 # The MCP connection layer.
 MCP_CONNECT_TIMEOUT_SECONDS = float(env_int("MCP_CONNECT_TIMEOUT_SECONDS", 20))
+# At most this many connects in their handshake at once (a restart with a thousand servers is not a thousand
+# handshakes sharing the CPU, all timing out together); a slot is held at most MCP_CONNECT_SLOT_SECONDS.
+MCP_CONNECTS_AT_ONCE = env_int("MCP_CONNECTS_AT_ONCE", 32)
+MCP_CONNECT_SLOT_SECONDS = env_float("MCP_CONNECT_SLOT_SECONDS", 2.0)
 # Reconnects back off exponentially (with jitter) from the initial delay up to the maximum.
 MCP_RECONNECT_INITIAL_SECONDS = float(env_int("MCP_RECONNECT_INITIAL_SECONDS", 1))
 MCP_RECONNECT_MAX_SECONDS = float(env_int("MCP_RECONNECT_MAX_SECONDS", 30))
@@ -228,6 +232,8 @@ FLEET_CHECK_FAILURES_TO_OFFLINE = env_int("FLEET_CHECK_FAILURES_TO_OFFLINE", 2)
 FLEET_RECONCILE_SECONDS = float(env_int("FLEET_RECONCILE_SECONDS", 30))
 # Call records (every MCP request but the routine liveness checks) are kept this long, pruned in batches.
 MCP_CALL_RECORD_RETENTION_DAYS = env_int("MCP_CALL_RECORD_RETENTION_DAYS", 7)
+# A server's "last seen" is stored when it moved forward by this much (it moves with every successful request).
+MCP_LAST_SEEN_RESOLUTION_SECONDS = env_float("MCP_LAST_SEEN_RESOLUTION_SECONDS", 30.0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Tests get a file, not Django's shared-cache in-memory database: the fleet's database thread and the test thread
     # write at once, and only a file has WAL and a busy timeout (shared cache answers "table is locked" at once).

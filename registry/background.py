@@ -75,9 +75,13 @@ class DueQueue:
         self._wakeup = asyncio.Event()
 
     def schedule(self, name: str, due: float) -> None:
+        # The waiter sleeps until the earliest item: only an item due before that one needs to wake it (a check
+        # rescheduling itself after every run would otherwise wake the loop once per check for nothing).
+        earlier = not self._heap or due < self._heap[0][0]
         self._due[name] = due
         heapq.heappush(self._heap, (due, name))
-        self._wakeup.set()
+        if earlier:
+            self._wakeup.set()
 
     def forget(self, name: str) -> None:
         self._due.pop(name, None)
@@ -92,9 +96,11 @@ class DueQueue:
                 due.append(name)
         return due
 
-    async def wait(self, now: float, idle: float) -> None:
-        """Until the next item is due (or `idle` seconds with nothing scheduled), or something is scheduled."""
+    async def wait(self, now: float, idle: float, granularity: float = 0.01) -> None:
+        """Until the next item is due (or `idle` seconds with nothing scheduled), or something is scheduled
+        earlier; at least `granularity` seconds, so items falling due close together are taken in one round."""
         wait = self._heap[0][0] - now if self._heap else idle
         self._wakeup.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), max(0.01, wait))
+            async with asyncio.timeout(max(granularity, wait)):
+                await self._wakeup.wait()

@@ -55,6 +55,7 @@ class CallRecorder:
         flush_seconds: float,
         retention: timedelta,
         prune_every_seconds: float = 600.0,
+        seen_resolution: timedelta = timedelta(seconds=30),
     ) -> None:
         self._outcomes = outcomes
         self._db = db
@@ -63,6 +64,8 @@ class CallRecorder:
         self._retention = retention
         self._prune_every = prune_every_seconds
         self._last_prune = 0.0
+        self._seen_resolution = seen_resolution
+        self._seen_written: dict[str, datetime] = {}
         self.written = 0
         self.pruned = 0
 
@@ -84,7 +87,19 @@ class CallRecorder:
         for outcome in batch:
             if outcome.ok:
                 seen[outcome.server_key] = max(seen.get(outcome.server_key, outcome.started_at), outcome.started_at)
-        self.written += await self._db.run(_write, kept, seen, self._ids_by_name())
+        # "Last seen" is written when it moved by the resolution: a thousand servers checked every few seconds
+        # would otherwise be an UPDATE per check, the largest database cost of the whole fleet. Listeners (the
+        # dashboards) still hear every batch.
+        due = {
+            name: at
+            for name, at in seen.items()
+            if name not in self._seen_written or at - self._seen_written[name] >= self._seen_resolution
+        }
+        ids_by_name = self._ids_by_name()
+        self.written += await self._db.run(_write, kept, due, ids_by_name)
+        self._seen_written.update(due)
+        if len(self._seen_written) > 2 * len(ids_by_name) + 1_000:
+            self._seen_written.clear()  # names of servers long gone: bounded, at the cost of one early write each
         if seen:
             announce_seen(seen)
         return True

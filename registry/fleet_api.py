@@ -62,11 +62,16 @@ def _hub_factory() -> ConnectionHub:
             maximum=settings.MCP_RECONNECT_MAX_SECONDS,
         ),
         outbound=OutboundPolicy.parse(settings.OUTBOUND_ALLOWED_NETWORKS),
+        connects_at_once=settings.MCP_CONNECTS_AT_ONCE,
+        connect_slot_seconds=settings.MCP_CONNECT_SLOT_SECONDS,
     )
 
 
 def fleet_runtime() -> FleetRuntime:
     """The process's fleet loop and hub, configured from settings (started on first use)."""
+    runtime = running_runtime()
+    if runtime is not None:
+        return runtime  # the common case, on every call: no locks
     with _runtime_lock:
         return get_runtime(_hub_factory)
 

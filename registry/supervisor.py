@@ -161,6 +161,7 @@ class FleetSupervisor:
             ids_by_name=lambda: dict(self._ids_by_name),
             flush_seconds=self.flush_seconds,
             retention=timedelta(days=settings.MCP_CALL_RECORD_RETENTION_DAYS),
+            seen_resolution=timedelta(seconds=settings.MCP_LAST_SEEN_RESOLUTION_SECONDS),
         )
         await self.reconcile_once()
         self._tasks = [

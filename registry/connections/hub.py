@@ -21,6 +21,7 @@ from mcp import Client
 
 from .backoff import BackoffPolicy
 from .capabilities import DiscoveredCapabilities, fetch_capabilities
+from .connect_gate import ConnectGate
 from .deadlines import NO_CONTEXT, RequestContext
 from .errors import ServerUnavailable
 from .failures import describe_exception
@@ -45,8 +46,12 @@ class ConnectionHub:
         errlog: TextIO | None = None,
         stop_timeout: float = 5.0,
         outbound: OutboundPolicy | None = None,
+        connects_at_once: int = 32,
+        connect_slot_seconds: float = 2.0,
     ) -> None:
         self.streams = SessionStreams()
+        self._gate_size = (connects_at_once, connect_slot_seconds)
+        self._gate: ConnectGate | None = None  # made on the hub's loop, at bind time
         self._backoff = backoff
         self._errlog = errlog
         self._stop_timeout = stop_timeout
@@ -57,12 +62,18 @@ class ConnectionHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
+    @property
+    def connect_gate(self) -> ConnectGate | None:
+        """The gate of this hub's connects (None until the hub first ran on its loop)."""
+        return self._gate
+
     def bind_loop(self) -> None:
         """Bind the hub to the running loop on first use; refuse use from any other loop later."""
         loop = asyncio.get_running_loop()
         if self._loop is None:
             self._loop = loop
             self._lock = asyncio.Lock()
+            self._gate = ConnectGate(*self._gate_size)
         elif self._loop is not loop:
             raise RuntimeError(
                 "ConnectionHub is bound to another event loop; use FleetRuntime.run()/arun() from other loops"
@@ -100,6 +111,7 @@ class ConnectionHub:
                 errlog=self._errlog,
                 stop_timeout=self._stop_timeout,
                 outbound=self._outbound,
+                connect_gate=self._gate,
             )
             if old is not None:
                 # The new session keeps the old one's resource subscriptions.

@@ -48,6 +48,7 @@ from . import processes
 from .backoff import BackoffPolicy
 from .capabilities import DiscoveredCapabilities, dump, era_of, fetch_capabilities
 from .client_requests import ClientRequestRecord
+from .connect_gate import ConnectGate
 from .deadlines import NO_CONTEXT, RequestContext
 from .errors import (
     ConnectionLayerError,
@@ -101,8 +102,10 @@ class ServerConnection:
         errlog: TextIO | None = None,
         stop_timeout: float = 5.0,
         outbound: OutboundPolicy | None = None,
+        connect_gate: ConnectGate | None = None,
     ) -> None:
         self._target = target
+        self._gate = connect_gate
         self._streams = streams or SessionStreams()
         self._backoff = backoff or BackoffPolicy()
         self._errlog = errlog  # None: the child's stderr is relayed, scrubbed, into our log
@@ -117,6 +120,7 @@ class ServerConnection:
         self._changed = asyncio.Event()  # replaced on every state change; waiters wait on the old one
         self._scope: anyio.CancelScope | None = None
         self._connecting = False
+        self._waiting_for_slot = False
         self._stop_requested = False
         self._status = ConnectionStatus(key=target.key, transport=target.transport, state="connecting")
         self._in_flight = 0
@@ -200,6 +204,10 @@ class ServerConnection:
         if task.done():
             return
         timeout = self._stop_timeout if timeout is None else timeout
+        if self._waiting_for_slot:
+            task.cancel()  # still waiting to connect: nothing started yet, so a plain cancellation is safe
+            await asyncio.wait({task}, timeout=timeout)
+            return
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout)
         except TimeoutError:
@@ -316,6 +324,18 @@ class ServerConnection:
     async def _run_session(self) -> None:
         """Connect, serve until stop or death, exit the Client (sets `_connected_at` once usable)."""
         target = self._target
+        # The connect timeout starts once a slot is ours: waiting behind a storm of other connects is not this
+        # server's slowness. Taken before anything is started, so a stop while waiting leaves nothing behind.
+        release_slot = _nothing
+        if self._gate is not None:
+            self._waiting_for_slot = True
+            try:
+                release_slot = await self._gate.enter()
+            finally:
+                self._waiting_for_slot = False
+            if self._stop_requested:
+                release_slot()
+                return
         self._wake = asyncio.Event()
         self._dead_reason = None
         self._stream_errors = 0
@@ -329,19 +349,23 @@ class ServerConnection:
         stdio = target.transport == "stdio"
         token = uuid.uuid4().hex
         relay = StderrRelay(self.key, self._redact) if stdio and self._errlog is None else None
-        client = build_client(
-            target,
-            message_handler=self._on_message,
-            on_transport_closed=on_transport_closed,
-            errlog=relay.writer if relay is not None else self._errlog,
-            extra_env={processes.SESSION_ENV: token} if stdio else None,
-            outbound=self._outbound,
-            http_observations=self._http,
-            on_stream_dropped=self.verify_soon,
-            on_client_request=self._record_client_request,
-        )
-        if relay is not None:
-            relay.start()
+        try:
+            client = build_client(
+                target,
+                message_handler=self._on_message,
+                on_transport_closed=on_transport_closed,
+                errlog=relay.writer if relay is not None else self._errlog,
+                extra_env={processes.SESSION_ENV: token} if stdio else None,
+                outbound=self._outbound,
+                http_observations=self._http,
+                on_stream_dropped=self.verify_soon,
+                on_client_request=self._record_client_request,
+            )
+            if relay is not None:
+                relay.start()
+        except BaseException:
+            release_slot()
+            raise
         children_before = processes.child_pids() if stdio else set()
         pid: int | None = None
         connected_at: float | None = None
@@ -355,6 +379,7 @@ class ServerConnection:
                 scope.deadline = anyio.current_time() + target.connect_timeout
                 self._connecting = True
                 async with client:
+                    release_slot()
                     self._connecting = False
                     scope.deadline = math.inf
                     connected_at = self._connected_at = time.monotonic()
@@ -399,6 +424,7 @@ class ServerConnection:
                     message += f" (the server sent {self._stream_errors} unparseable message(s))"
                 raise _ConnectTimeout(message)
         finally:
+            release_slot()
             self._connecting = False
             self._scope = None
             self._client = None
@@ -720,6 +746,10 @@ class ServerConnection:
             return ResourceReadResult.from_sdk(uri, await client.read_resource(uri))
 
         return await self.request("resources/read", uri, read, timeout, context)
+
+
+def _nothing() -> None:
+    pass
 
 
 def _being_cancelled() -> bool:
