@@ -59,6 +59,7 @@ MAX_BUFFERED_SAMPLES = 100_000
 # turns (one poll of the sockets for many answers) instead of each waking it on its own; a tenth of a second is
 # nothing against an interval of seconds.
 CHECK_ROUND_SECONDS = 0.1
+FIRST_CONNECT_RECHECK_SECONDS = 2.0
 
 
 @dataclass
@@ -227,6 +228,12 @@ class HealthMonitor:
     async def _check(self, tracked: Tracked, reschedule: bool = True) -> None:
         config = tracked.config
         started = time.monotonic()
+        if reschedule and _not_connected_yet(config.name):
+            # Its first session is still being set up (a large fleet starting connects a few dozen at a time):
+            # nothing to check yet, and no failure to count. Look again shortly.
+            tracked.checking = False
+            self._schedule(config.name, started + min(config.interval_seconds, FIRST_CONNECT_RECHECK_SECONDS))
+            return
         try:
             verdict = await self._run_check(tracked)
             self.checks_done += 1
@@ -439,6 +446,11 @@ class HealthMonitor:
             "samples_dropped": self.dropped_samples,
             "loop_errors": self.loop_errors,
         }
+
+
+def _not_connected_yet(name: str) -> bool:
+    status = fleet_api.connection_status(name)
+    return status is None or (status.state == "connecting" and status.sessions == 0)
 
 
 _live: HealthMonitor | None = None

@@ -230,6 +230,8 @@ FLEET_CHECK_INTERVAL_SECONDS = float(env_int("FLEET_CHECK_INTERVAL_SECONDS", 5))
 FLEET_CHECK_TIMEOUT_SECONDS = float(env_int("FLEET_CHECK_TIMEOUT_SECONDS", 3))
 FLEET_CHECK_FAILURES_TO_OFFLINE = env_int("FLEET_CHECK_FAILURES_TO_OFFLINE", 2)
 FLEET_RECONCILE_SECONDS = float(env_int("FLEET_RECONCILE_SECONDS", 30))
+# New sessions are discovered this many at a time (after a restart every one of them wants a discovery).
+FLEET_DISCOVERIES_AT_ONCE = env_int("FLEET_DISCOVERIES_AT_ONCE", 16)
 # Call records (every MCP request but the routine liveness checks) are kept this long, pruned in batches.
 MCP_CALL_RECORD_RETENTION_DAYS = env_int("MCP_CALL_RECORD_RETENTION_DAYS", 7)
 # A server's "last seen" is stored when it moved forward by this much (it moves with every successful request).

@@ -158,6 +158,13 @@ async def unsubscribe_resources(server: str, uris: Iterable[str]) -> None:
     await _on_fleet_loop(lambda hub: hub.unsubscribe_resources(server, gone))
 
 
+def connection_status(server: str) -> ConnectionStatus | None:
+    """One running connection's state (safe from any thread); None when the server has no connection."""
+    runtime = running_runtime()
+    connection = runtime.hub.get(server) if runtime is not None else None
+    return connection.status() if connection is not None else None
+
+
 def connection_statuses() -> dict[str, ConnectionStatus]:
     """A snapshot of every running connection's state (safe from any thread)."""
     runtime = running_runtime()

@@ -131,6 +131,9 @@ class FleetSupervisor:
         # Loops restarted when they fail; checks and status writes run as guarded steps, cancelled on stop.
         self._guard = Guard("fleet supervisor")
         self._reconcile_wanted: asyncio.Event | None = None
+        # A few discoveries at a time: after a restart every new session wants one, and hundreds of them sharing the
+        # CPU would each run out of their request timeout (the timeout starts when a discovery gets its turn).
+        self._discoveries: asyncio.Semaphore | None = None
         self._checks = DueQueue()
         self._started = False
         # Set when another component (the health monitor) decides statuses: see registry/status_decider.py.
@@ -150,6 +153,7 @@ class FleetSupervisor:
             return
         self._started = True
         self._reconcile_wanted = asyncio.Event()
+        self._discoveries = asyncio.Semaphore(settings.FLEET_DISCOVERIES_AT_ONCE)
         states = self.hub.streams.states.subscribe(name="supervisor", maxsize=10_000)
         notifications = self.hub.streams.notifications.subscribe(
             name="supervisor", maxsize=1_000, accept=lambda item: item.method in LIST_CHANGED
@@ -333,9 +337,11 @@ class FleetSupervisor:
         delay = DISCOVERY_RETRY_INITIAL_SECONDS
         while watched.session == session and self.watched.get(watched.name) is watched:
             try:
-                answer = await self.hub.discover(
-                    watched.name, wait=False, context=RequestContext(caller=SUPERVISOR, deadline=None)
-                )
+                assert self._discoveries is not None
+                async with self._discoveries:
+                    answer = await self.hub.discover(
+                        watched.name, wait=False, context=RequestContext(caller=SUPERVISOR, deadline=None)
+                    )
             except (ServerUnavailable, ConnectionLost):
                 return  # the session is gone; its state change says so
             except ConnectionLayerError as error:
