@@ -1,8 +1,8 @@
 """The health monitor at scale: CPU per check over 1,000 Streamable HTTP servers, and the health API's query time
 with 30 days of history for 100 servers.
 
-    .venv/bin/python -m bench.health_sweep                              # 10 processes x 100 exchanges
-    .venv/bin/python -m bench.health_sweep --processes 4 --per-process 50 --skip-query
+    .venv/bin/python -m bench.health_sweep                              # 4 processes x 250 exchanges
+    .venv/bin/python -m bench.health_sweep --processes 2 --per-process 100 --interval 2 --skip-query
 
 1. The real supervisor and health monitor (as `manage.py serve` runs them) on a scratch SQLite database, every
    server checked every `--interval` seconds (the era's liveness probe; its sample written in batches). Measured over
@@ -53,7 +53,11 @@ def sweep(args: argparse.Namespace) -> dict[str, Any]:
                 start_http_exchange_fleet(args.per_process, free_port(), "--tick-interval", "60", "--no-outages")
             )
         urls = [url for _, found in fleets for url in found]
-        bare_before = bare_probe_cost(urls[: args.bare_sample], rounds=10)
+        # The bare probe cycles through the same servers: with a thousand sessions in one process every probe costs
+        # more than with a hundred (measured here: about twice), so a smaller sample would flatter the baseline.
+        bare_urls = urls[: args.bare_sample] if args.bare_sample else urls
+        bare_rounds = max(2, 1_000 // len(bare_urls))
+        bare_before = bare_probe_cost(bare_urls, rounds=bare_rounds)
         for index, url in enumerate(urls):
             server_create(
                 name=f"h{index}",
@@ -94,7 +98,7 @@ def sweep(args: argparse.Namespace) -> dict[str, Any]:
         stop_monitor()
         stop_supervisor()
         # The bare probe again, now that the servers are warm and steady too: the baseline is the mean of both.
-        bare_after = bare_probe_cost(urls[: args.bare_sample], rounds=10)
+        bare_after = bare_probe_cost(bare_urls, rounds=bare_rounds)
         result["bare_cpu_per_probe_ms"] = round((bare_before + bare_after) / 2, 3)
         result["bare_before_after_ms"] = [round(bare_before, 3), round(bare_after, 3)]
         result["checks"] = checks
@@ -174,12 +178,14 @@ def query(args: argparse.Namespace) -> dict[str, Any]:
         rows = fleet_health()
         timings.append((time.perf_counter() - began) * 1000)
     assert len(rows) == 100 and rows[0]["availability"]["30d"] is not None
+    cold = timings[0]  # the first: an empty cache for the settled 7- and 30-day sums
     timings.sort()
     return {
         "servers": 100,
         "rollup_rows": HealthRollup.objects.count(),
         "raw_samples": HealthSample.objects.count(),
         "fill_seconds": round(filled, 1),
+        "cold_ms": round(cold, 1),
         "p50_ms": round(statistics.median(timings), 1),
         "p95_ms": round(timings[min(len(timings) - 1, round(0.95 * (len(timings) - 1)))], 1),
     }
@@ -187,12 +193,12 @@ def query(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.health_sweep", description=__doc__.split("\n")[0])
-    parser.add_argument("--processes", type=int, default=10)
-    parser.add_argument("--per-process", type=int, default=100)
+    parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--per-process", type=int, default=250)
     parser.add_argument("--interval", type=float, default=10.0)
     parser.add_argument("--window", type=float, default=30.0)
     parser.add_argument("--online-timeout", type=float, default=600.0, help="seconds allowed for all to come online")
-    parser.add_argument("--bare-sample", type=int, default=100)
+    parser.add_argument("--bare-sample", type=int, default=0, help="servers the bare probe cycles through (0: all)")
     parser.add_argument("--query-runs", type=int, default=20)
     parser.add_argument("--skip-sweep", action="store_true")
     parser.add_argument("--skip-query", action="store_true")
@@ -230,7 +236,10 @@ def main(argv: list[str] | None = None) -> int:
         q = report["query"]
         verdict = "PASS" if q["p95_ms"] < 200 else "FAIL"
         print(f"Health API over {q['servers']} servers, {q['rollup_rows']:,} rollups, {q['raw_samples']:,} raw samples")
-        print(f"  query p50 {q['p50_ms']} ms, p95 {q['p95_ms']} ms (target p95 < 200 ms: {verdict})")
+        print(
+            f"  query p50 {q['p50_ms']} ms, p95 {q['p95_ms']} ms (target p95 < 200 ms: {verdict}); "
+            f"the first, with nothing cached: {q['cold_ms']} ms"
+        )
     return 0
 
 

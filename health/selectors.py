@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-from datetime import datetime, timedelta
+import hashlib
+import threading
+from collections import OrderedDict, defaultdict
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import F, Max, Sum
 from django.utils import timezone
 
@@ -18,6 +21,7 @@ from registry.models import Server
 
 WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 PREDICTION_HORIZON = timedelta(hours=24)
+SETTLED_SUMS_KEPT = 64  # windows x server sets; each entry is one row per server
 
 
 class Counts:
@@ -40,19 +44,20 @@ class Counts:
         self.p99 = max(self.p99, row["p99"] or 0.0)
         self.weight += row["weight"] or 0
 
-    def add_rollup(self, row: HealthRollup) -> None:
-        self.add(
-            {
-                "checks": row.checks,
-                "ok": row.ok,
-                "calls": row.calls,
-                "calls_ok": row.calls_ok,
-                "p50_weighted": (row.latency_p50_ms or 0) * row.latency_count,
-                "p95_weighted": (row.latency_p95_ms or 0) * row.latency_count,
-                "p99": row.latency_p99_ms,
-                "weight": row.latency_count,
-            }
-        )
+
+def rollup_row(row: HealthRollup) -> dict[str, Any]:
+    """One rollup as the sums `rollup_sums` makes of many."""
+    return {
+        "server_id": row.server_id,
+        "checks": row.checks,
+        "ok": row.ok,
+        "calls": row.calls,
+        "calls_ok": row.calls_ok,
+        "p50_weighted": (row.latency_p50_ms or 0) * row.latency_count,
+        "p95_weighted": (row.latency_p95_ms or 0) * row.latency_count,
+        "p99": row.latency_p99_ms,
+        "weight": row.latency_count,
+    }
 
 
 def rollup_sums(rows: Any) -> Any:
@@ -88,38 +93,85 @@ def window_counts(
     since: datetime,
     now: datetime,
     edges: tuple[datetime | None, datetime | None] | None = None,
+    shared: dict[tuple[str, datetime, datetime], list[dict[str, Any]]] | None = None,
 ) -> dict[int, Counts]:
     """Checks and calls of each server since `since`, each stretch from the coarsest level that covers it: whole
-    hours from hour buckets, the ragged ends from minute buckets, the last moments from raw samples."""
+    hours from hour buckets, the ragged ends from minute buckets, the last moments from raw samples.
+
+    Windows that end at the same moment share their last stretches: pass the same `shared` dict to each and those
+    are read once."""
     counts: defaultdict[int, Counts] = defaultdict(Counts)
     hour_end, minute_end = edges if edges is not None else rollup_edges()
+    shared = {} if shared is None else shared
 
-    def add_sums(resolution: str, start: datetime, end: datetime) -> None:
+    def add_sums(resolution: str, start: datetime, end: datetime, *, settled: bool = False) -> None:
         if start >= end:
             return
-        rows = HealthRollup.objects.filter(
-            server_id__in=server_ids, resolution=resolution, start__gte=start, start__lt=end
-        )
-        for row in rollup_sums(rows):
+        found = shared.get((resolution, start, end))
+        if found is None:
+            rows = HealthRollup.objects.filter(
+                server_id__in=server_ids, resolution=resolution, start__gte=start, start__lt=end
+            )
+            found = _settled_sums(rows, server_ids, resolution, start, end) if settled else list(rollup_sums(rows))
+            shared[(resolution, start, end)] = found
+        for row in found:
             counts[row["server_id"]].add(row)
 
     first_whole_hour = floor_hour(since) + (timedelta(hours=1) if floor_hour(since) < since else timedelta(0))
     cursor = since
     if hour_end is not None and first_whole_hour < hour_end:
         add_sums(Resolution.MINUTE, since, first_whole_hour)
-        add_sums(Resolution.HOUR, first_whole_hour, hour_end)
+        # Hours before the last one never change again (the last may still be re-rolled with a late sample).
+        last_hour = max(first_whole_hour, hour_end - timedelta(hours=1))
+        add_sums(Resolution.HOUR, first_whole_hour, last_hour, settled=True)
+        add_sums(Resolution.HOUR, last_hour, hour_end)
         cursor = hour_end
     if minute_end is not None and cursor < minute_end:
         add_sums(Resolution.MINUTE, cursor, minute_end)
         cursor = minute_end
-    raw: defaultdict[int, list[HealthSample]] = defaultdict(list)
-    for sample in HealthSample.objects.filter(server_id__in=server_ids, at__gte=cursor, at__lt=now).only(
-        "server_id", "kind", "ok", "latency_ms", "in_maintenance"
-    ):
-        raw[sample.server_id].append(sample)
-    for server_id, samples in raw.items():
-        counts[server_id].add_rollup(minute_bucket(server_id, cursor, samples))
+    recent = shared.get(("raw", cursor, now))
+    if recent is None:
+        raw: defaultdict[int, list[HealthSample]] = defaultdict(list)
+        for sample in HealthSample.objects.filter(server_id__in=server_ids, at__gte=cursor, at__lt=now).only(
+            "server_id", "kind", "ok", "latency_ms", "in_maintenance"
+        ):
+            raw[sample.server_id].append(sample)
+        recent = [rollup_row(minute_bucket(server_id, cursor, samples)) for server_id, samples in raw.items()]
+        shared[("raw", cursor, now)] = recent
+    for row in recent:
+        counts[row["server_id"]].add(row)
     return counts
+
+
+def _settled_sums(
+    rows: Any, server_ids: list[int], resolution: str, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """Sums of rollups that no longer change (whole hours before the last), remembered by this process: the 7- and
+    30-day figures would otherwise sum thousands of rows per server on every look at the dashboard, for an answer
+    that moves once an hour. The key holds the range and the servers, so the next hour is a new entry."""
+    servers = hashlib.sha256(",".join(map(str, sorted(server_ids))).encode()).hexdigest()[:32]
+    key = (resolution, start, end, servers)
+    with _settled_lock:
+        found = _settled.get(key)
+        if found is not None:
+            _settled.move_to_end(key)
+            return found
+    found = list(rollup_sums(rows))
+    with _settled_lock:
+        _settled[key] = found
+        while len(_settled) > SETTLED_SUMS_KEPT:
+            _settled.popitem(last=False)
+    return found
+
+
+def forget_settled_sums() -> None:
+    """Drop what `_settled_sums` remembers (tests that rewrite history; an operator's repair of old rollups)."""
+    with _settled_lock:
+        _settled.clear()
+
+
+_settled: OrderedDict[tuple[str, datetime, datetime, str], list[dict[str, Any]]] = OrderedDict()
+_settled_lock = threading.Lock()
 
 
 def _ratio(part: int, whole: int) -> float | None:
@@ -127,16 +179,32 @@ def _ratio(part: int, whole: int) -> float | None:
 
 
 def trend_inputs(server_ids: list[int], now: datetime) -> dict[int, tuple[list[float], list[float]]]:
+    """Each server's successful probe latencies over the trend window, as (epoch seconds, ms) series."""
     since = now - timedelta(seconds=settings.HEALTH_TREND_WINDOW_SECONDS)
     series: defaultdict[int, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
-    rows = HealthSample.objects.filter(
-        server_id__in=server_ids, kind=SampleKind.PROBE, ok=True, at__gte=since, latency_ms__isnull=False
-    ).values_list("server_id", "at", "latency_ms")
-    for server_id, at, latency in rows.order_by("at"):
-        xs, ys = series[server_id]
-        xs.append(at.timestamp())
-        ys.append(latency)
+    rows = (
+        HealthSample.objects.filter(
+            server_id__in=server_ids, kind=SampleKind.PROBE, ok=True, at__gte=since, latency_ms__isnull=False
+        )
+        .values_list("server_id", "at", "latency_ms")
+        .order_by("at")
+    )
+    # Tens of thousands of rows for the fleet: read without the ORM's per-value converters (which made a
+    # timezone-aware datetime of every timestamp, the larger part of the health API's time), epoch seconds directly.
+    sql, params = rows.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for server_id, at, latency in cursor.fetchall():
+            xs, ys = series[server_id]
+            xs.append(_epoch(at))
+            ys.append(latency)
     return series
+
+
+def _epoch(value: datetime | str) -> float:
+    if isinstance(value, str):  # SQLite keeps UTC as text
+        return datetime.fromisoformat(value).replace(tzinfo=UTC).timestamp()
+    return value.timestamp()
 
 
 def fleet_health(servers: list[Server] | None = None, now: datetime | None = None) -> list[dict[str, Any]]:
@@ -144,7 +212,8 @@ def fleet_health(servers: list[Server] | None = None, now: datetime | None = Non
     servers = servers if servers is not None else list(Server.objects.order_by("name"))
     ids = [server.pk for server in servers]
     edges = rollup_edges()
-    windows = {label: window_counts(ids, now - span, now, edges) for label, span in WINDOWS.items()}
+    shared: dict[tuple[str, datetime, datetime], list[dict[str, Any]]] = {}
+    windows = {label: window_counts(ids, now - span, now, edges, shared) for label, span in WINDOWS.items()}
     series = trend_inputs(ids, now)
     results = []
     for server in servers:

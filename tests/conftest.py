@@ -79,6 +79,15 @@ def _close_live_sessions():
     shutdown_runtime()
 
 
+@pytest.fixture(autouse=True)
+def _forget_settled_health_sums():
+    """The health figures remember settled hour sums per process; each test writes its own history."""
+    from health.selectors import forget_settled_sums
+
+    forget_settled_sums()
+    yield
+
+
 @pytest.fixture
 def live_fleet(transactional_db, settings):
     """The fleet as `manage.py serve` runs it: the supervisor on the fleet loop deciding statuses and discovering

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from health.models import HealthRollup, HealthSample, Resolution
 from health.rollups import roll_up
-from health.selectors import fleet_health
+from health.selectors import fleet_health, forget_settled_sums
 from registry.services import server_create, server_status_transition
 
 pytestmark = pytest.mark.django_db
@@ -109,3 +111,24 @@ def test_the_health_api_per_persona_with_field_errors(server, viewer_user, opera
     window["ends_at"] = (now + timedelta(hours=1)).isoformat()
     created = client.post("/api/health/maintenance/", window, format="json").json()
     assert created["open_now"] is True and created["created_by"] == operator_user.username
+
+
+def test_settled_hours_are_summed_once_and_the_latest_hours_always_fresh(server):
+    """The 7- and 30-day figures keep the sums of hours that can no longer change; the last hour, the minutes and
+    the raw samples after it are read every time, so a new check shows at once."""
+    now = timezone.now().replace(second=30, microsecond=0)
+    start = now - timedelta(hours=5)
+    HealthSample.objects.bulk_create([sample(server, start + timedelta(seconds=10 * i)) for i in range(5 * 360)])
+    roll_up(now)
+    (first,) = fleet_health([server], now=now)
+    assert first["availability"]["24h"] == 1.0
+    with CaptureQueriesContext(connection) as again:
+        (second,) = fleet_health([server], now=now)
+    assert second["availability"] == first["availability"]
+    with CaptureQueriesContext(connection) as cold:
+        forget_settled_sums()
+        fleet_health([server], now=now)
+    assert len(again) < len(cold)  # the settled hours came from memory
+    HealthSample.objects.create(server=server, at=now - timedelta(seconds=1), kind="probe", ok=False)
+    (after,) = fleet_health([server], now=now)
+    assert after["availability"]["24h"] < 1.0  # a failed check just now counts at once
