@@ -95,6 +95,7 @@ def sweep(args: argparse.Namespace) -> dict[str, Any]:
             )
         checks = monitor.checks_done - checks_before
         cpu_used, wall = cpu_seconds() - cpu_before, time.monotonic() - wall_before
+        result["status_changes_in_window"] = StatusChange.objects.count() - changes_before
         stop_monitor()
         stop_supervisor()
         # The bare probe again, now that the servers are warm and steady too: the baseline is the mean of both.
@@ -102,7 +103,6 @@ def sweep(args: argparse.Namespace) -> dict[str, Any]:
         result["bare_cpu_per_probe_ms"] = round((bare_before + bare_after) / 2, 3)
         result["bare_before_after_ms"] = [round(bare_before, 3), round(bare_after, 3)]
         result["checks"] = checks
-        result["status_changes_in_window"] = StatusChange.objects.count() - changes_before
         result["checks_per_second"] = round(checks / wall, 1)
         result["cpu_per_check_ms"] = round(cpu_used * 1000 / max(1, checks), 3)
         result["ratio_to_bare"] = round(result["cpu_per_check_ms"] / result["bare_cpu_per_probe_ms"], 3)
