@@ -17,6 +17,7 @@ with 30 days of history for 100 servers.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import random
 import statistics
@@ -35,10 +36,27 @@ def setup_django() -> None:
     setup_scratch_django("health_sweep", keep_redis=True)
 
 
+def watch_full_collections() -> list[float]:
+    """The durations (ms) of the interpreter's full garbage collections from now on: each one stops every thread."""
+    durations: list[float] = []
+    began = [0.0]
+
+    def note(phase: str, info: dict[str, Any]) -> None:
+        if info["generation"] == 2:
+            if phase == "start":
+                began[0] = time.perf_counter()
+            else:
+                durations.append((time.perf_counter() - began[0]) * 1000)
+
+    gc.callbacks.append(note)
+    return durations
+
+
 def sweep(args: argparse.Namespace) -> dict[str, Any]:
     from bench.supervisor_scale import bare_probe_cost, cpu_seconds, rss_mb, wait
     from exchange_fleet.launcher import free_port, start_http_exchange_fleet, stop_process
     from health.monitor import live_monitor, start_monitor, stop_monitor
+    from orchestrator_site.garbage_collection import tune_for_fleet
     from registry.connections import shutdown_runtime
     from registry.fleet_api import fleet_runtime
     from registry.models import Server, ServerStatus, StatusChange
@@ -67,6 +85,7 @@ def sweep(args: argparse.Namespace) -> dict[str, Any]:
                 metadata={"health": {"interval_seconds": args.interval}},
             )
         runtime = fleet_runtime()
+        tune_for_fleet()  # as `manage.py serve` does
         started = time.monotonic()
         start_supervisor(runtime, before_start=lambda supervisor: start_monitor(runtime, supervisor))
         monitor = live_monitor()
@@ -78,8 +97,9 @@ def sweep(args: argparse.Namespace) -> dict[str, Any]:
         # every server still online), so the window measures checking, not starting.
         settled = monitor.checks_done + len(urls)
         wait(lambda: monitor.checks_done >= settled, timeout=args.interval * 5, step=0.2)
-        wait(lambda: online.count() == len(urls), timeout=args.interval * 5, step=0.5)
+        result["online_at_window_start"] = online.count()
         changes_before = StatusChange.objects.count()
+        full_collections = watch_full_collections()
         if args.profile:
             import yappi
 
@@ -96,6 +116,9 @@ def sweep(args: argparse.Namespace) -> dict[str, Any]:
         checks = monitor.checks_done - checks_before
         cpu_used, wall = cpu_seconds() - cpu_before, time.monotonic() - wall_before
         result["status_changes_in_window"] = StatusChange.objects.count() - changes_before
+        result["online_at_window_end"] = online.count()
+        result["full_collections_in_window"] = [round(ms) for ms in full_collections]
+        gc.callbacks.clear()
         stop_monitor()
         stop_supervisor()
         # The bare probe again, now that the servers are warm and steady too: the baseline is the mean of both.
@@ -221,7 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  all online after {s['online_after_seconds']} s; resident memory {s['rss_mb']:.0f} MB")
         print(
             f"  {s['checks']} checks in the window ({s['checks_per_second']}/s), "
-            f"{s['status_changes_in_window']} status changes, {s['samples_dropped']} samples dropped"
+            f"{s['status_changes_in_window']} status changes, {s['samples_dropped']} samples dropped; online at its "
+            f"start and end: {s['online_at_window_start']} and {s['online_at_window_end']}; full garbage "
+            f"collections (ms): {s['full_collections_in_window'] or 'none'}"
         )
         print(
             f"  CPU per check {s['cpu_per_check_ms']:.3f} ms vs bare SDK probe {s['bare_cpu_per_probe_ms']:.3f} ms: "

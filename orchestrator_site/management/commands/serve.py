@@ -43,12 +43,14 @@ class Command(BaseCommand):
             demo_login,
             demo_register,
         )
+        from orchestrator_site.garbage_collection import tune_for_fleet
         from pipeline.delivery import bind_delivery_loop
         from pipeline.service import start_pipeline, stop_pipeline
         from registry.connections import shutdown_runtime
         from registry.fleet_api import fleet_runtime
         from registry.supervisor import start_supervisor, stop_supervisor
 
+        tune_for_fleet()
         host, port = options["host"], options["port"]
         # Fail before starting the fleet, with a message that says what to do, rather than after.
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
