@@ -130,6 +130,7 @@ class HealthMonitor:
         self._checks = DueQueue()
         self._tasks: list[asyncio.Task[None]] = []
         self._outcomes: Any = None
+        self._alert_round: asyncio.Future[list[dict[str, Any]]] | None = None
 
     # -- life ------------------------------------------------------------------------------------------------------
 
@@ -162,6 +163,13 @@ class HealthMonitor:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._alert_round is not None and not self._alert_round.done():
+            # Bounded by the webhooks' own timeout (they are sent concurrently), and a little for the database.
+            await asyncio.wait({self._alert_round}, timeout=settings.HEALTH_WEBHOOK_TIMEOUT_SECONDS + 5)
+            if not self._alert_round.done():
+                self._alert_round.cancel()
+            elif not self._alert_round.cancelled() and self._alert_round.exception() is not None:
+                logger.error("health monitor: the last alert round failed: %s", self._alert_round.exception())
         await self._guard.cancel_spawned()
         if self._outcomes is not None:
             self._outcomes.close()
@@ -410,8 +418,11 @@ class HealthMonitor:
     async def _alert_loop(self) -> None:
         while True:
             await asyncio.sleep(self.alert_seconds)
+            # Shielded: a stop lets the round finish (see _stop), so a webhook that was sent is also recorded as
+            # sent, and a restart does not send it again.
+            self._alert_round = asyncio.ensure_future(self.alert_round())
             try:
-                await self.alert_round()
+                await asyncio.shield(self._alert_round)
             except asyncio.CancelledError:
                 raise
             except Exception:
