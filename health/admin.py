@@ -5,6 +5,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils.timezone import localtime
 
 from health.alerts_api import ChannelSerializer
 from health.models import (
@@ -57,8 +58,27 @@ class HealthRollupAdmin(ReadOnlyAdmin):
 
 @admin.register(AlertRule)
 class AlertRuleAdmin(admin.ModelAdmin):
-    list_display = ["name", "kind", "threshold", "severity", "for_seconds", "server_type", "tag", "enabled"]
+    list_display = [
+        "name",
+        "kind",
+        "threshold",
+        "severity",
+        "for_seconds",
+        "server_type",
+        "tag",
+        "enabled",
+        "evaluation",
+    ]
     list_filter = ["kind", "severity", "enabled"]
+    readonly_fields = ["last_evaluated_at", "last_error", "last_error_at"]
+
+    @admin.display(description="Evaluation")
+    def evaluation(self, rule: AlertRule) -> str:
+        # Escaped by the admin like any text: the error may quote a server's name or metadata.
+        if rule.last_error:
+            since = f" since {localtime(rule.last_error_at):%Y-%m-%d %H:%M:%S}" if rule.last_error_at else ""
+            return f"failing{since}: {rule.last_error}"
+        return "ok" if rule.last_evaluated_at else "not evaluated yet"
 
 
 @admin.register(Alert)

@@ -9,6 +9,7 @@ same transaction), so a restart neither loses nor repeats a notification. Synchr
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,6 +37,8 @@ from health.selectors import trend_inputs
 from health.trends import fit, predict_crossing
 from registry.models import CapabilitySnapshot, Server, ServerStatus
 
+logger = logging.getLogger(__name__)
+
 SEVERITY_ORDER = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 NOT_WATCHED = {ServerStatus.MAINTENANCE, ServerStatus.DISABLED}
 
@@ -62,9 +65,15 @@ def rule_servers(rule: AlertRule, servers: list[Server], tags: dict[int, tuple[s
 
 def conditions(rule: AlertRule, servers: list[Server], now: datetime) -> dict[int, Condition]:
     """Each server's condition under one rule, from one query per rule (not one per server)."""
+    if rule.kind not in RuleKind.values:
+        # Only a row written around the API and the admin (which check the kind) gets here; it is reported on the
+        # rule rather than silently never firing.
+        raise ValueError(f"unknown rule kind {rule.kind!r}")
+    found: dict[int, Condition] = {}
+    if not servers:
+        return found  # an empty scope is valid: it matches nothing, and needs no query
     ids = [server.pk for server in servers]
     since = now - timedelta(seconds=rule.window_seconds)
-    found: dict[int, Condition] = {}
     if rule.kind == RuleKind.DOWN:
         for server in servers:
             down = server.status in (ServerStatus.OFFLINE, ServerStatus.UNHEALTHY)
@@ -170,31 +179,101 @@ def _silenced(alert: Alert, silences: list[Silence]) -> bool:
 
 
 def evaluate(now: datetime | None = None) -> list[dict[str, Any]]:
-    """One round: alerts opened, fired, resolved; notifications planned. Returns the changes, for the bus."""
+    """One round: alerts opened, fired, resolved; notifications planned. Returns the changes, for the bus.
+
+    Each rule on its own: a rule that cannot be evaluated is reported on the rule (`last_error`) and in the changes
+    (`rule_error`, once per new error), its alerts are left as they were, and the other rules go on."""
     now = now or timezone.now()
     changes: list[dict[str, Any]] = []
     rules = list(AlertRule.objects.filter(enabled=True))
-    open_alerts = {
-        (alert.rule_id, alert.server_id): alert
-        for alert in Alert.objects.exclude(state=AlertState.RESOLVED).select_related("rule", "server")
-    }
+    open_alerts: defaultdict[int, dict[int, Alert]] = defaultdict(dict)  # rule id -> server id -> alert
+    for alert in Alert.objects.exclude(state=AlertState.RESOLVED).select_related("rule", "server"):
+        open_alerts[alert.rule_id][alert.server_id] = alert
     # Every couple of seconds over the whole fleet: the servers only when a rule needs them, their tags in one query.
     enabled = Server.objects.enabled()
     servers = list(enabled) if rules else []
     tags = enabled.tag_names() if any(rule.tag for rule in rules) else {}
     for rule in rules:
-        chosen = rule_servers(rule, servers, tags)
-        found = conditions(rule, [server for server in chosen if server.status not in NOT_WATCHED], now)
-        for server in chosen:
-            condition = found.get(server.pk, Condition(False))
-            alert = open_alerts.pop((rule.pk, server.pk), None)
-            change = _advance(rule, server, alert, condition, now)
-            if change is not None:
-                changes.append(change)
-    for alert in open_alerts.values():  # its rule was disabled or deleted, or its server left the rule's scope
-        changes.append(_resolve(alert, now, "no longer watched by this rule"))
+        mine = open_alerts.pop(rule.pk, {})
+        try:
+            found = _evaluate_rule(rule, servers, tags, mine, now)
+        except Exception as error:  # noqa: BLE001 - whatever one rule raises must not stop the others
+            changes.extend(_rule_failed(rule, error, now))
+            continue
+        changes.extend(found)
+        if rule.last_error:
+            changes.append(_rule_recovered(rule))
+    for alerts in open_alerts.values():  # their rule was disabled or deleted
+        for alert in alerts.values():
+            changes.append(_resolve(alert, now, "no longer watched by this rule"))
+    if rules:
+        AlertRule.objects.filter(pk__in=[rule.pk for rule in rules]).update(last_evaluated_at=now)
     plan_notifications(now)
     return changes
+
+
+def _evaluate_rule(
+    rule: AlertRule,
+    servers: list[Server],
+    tags: dict[int, tuple[str, ...]],
+    open_alerts: dict[int, Alert],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """One rule's round. Raises whatever its evaluation raises, having written nothing (see `evaluate`)."""
+    chosen = rule_servers(rule, servers, tags)
+    found = conditions(rule, [server for server in chosen if server.status not in NOT_WATCHED], now)
+    if not open_alerts and not any(condition.holds for condition in found.values()):
+        return []  # nothing to write, so no transaction (on SQLite each one takes the write lock)
+    changes: list[dict[str, Any]] = []
+    # All of the rule's writes or none: a failure halfway leaves no alert changed without its event.
+    with transaction.atomic():
+        for server in chosen:
+            condition = found.get(server.pk, Condition(False))
+            change = _advance(rule, server, open_alerts.pop(server.pk, None), condition, now)
+            if change is not None:
+                changes.append(change)
+        for alert in open_alerts.values():  # its server left the rule's scope
+            changes.append(_resolve(alert, now, "no longer watched by this rule"))
+    return changes
+
+
+def _rule_failed(rule: AlertRule, error: Exception, now: datetime) -> list[dict[str, Any]]:
+    """Keep the error on the rule. A new one (the rule had none, or one of another kind) is logged with its
+    traceback and told once; the same failure round after round is not, so the log and the bus do not fill up."""
+    kind = type(error).__name__
+    text = (f"{kind}: {error}" if str(error) else kind)[:500]
+    new = not rule.last_error or rule.last_error.split(":", 1)[0] != kind
+    if new:
+        logger.warning("alert rule %r cannot be evaluated (the other rules go on): %s", rule.name, text, exc_info=True)
+        rule.last_error_at = now
+    else:
+        logger.debug("alert rule %r still cannot be evaluated: %s", rule.name, text)
+    if new or text != rule.last_error:
+        rule.last_error = text
+        AlertRule.objects.filter(pk=rule.pk).update(last_error=rule.last_error, last_error_at=rule.last_error_at)
+    return [rule_event(rule, "rule_error")] if new else []
+
+
+def _rule_recovered(rule: AlertRule) -> dict[str, Any]:
+    logger.info("alert rule %r evaluates again (it failed since %s)", rule.name, rule.last_error_at)
+    rule.last_error, rule.last_error_at = "", None
+    AlertRule.objects.filter(pk=rule.pk).update(last_error="", last_error_at=None)
+    return rule_event(rule, "rule_ok")
+
+
+def rule_event(rule: AlertRule, what: str) -> dict[str, Any]:
+    """A rule's evaluation failing (`rule_error`) or working again (`rule_ok`), for `health.alerts`; `server` is
+    None: it is about the rule, not about one server."""
+    return {
+        "what": what,
+        "rule_id": rule.pk,
+        "rule": rule.name,
+        "kind": rule.kind,
+        "severity": rule.severity,
+        "server": None,
+        "error": rule.last_error,
+        "error_at": rule.last_error_at.isoformat() if rule.last_error_at else None,
+    }
 
 
 def _advance(rule: AlertRule, server: Server, alert: Alert | None, condition: Condition, now: datetime) -> dict | None:

@@ -87,9 +87,21 @@ class AlertRuleSerializer(serializers.ModelSerializer):
 
 
 class AlertRuleViewSet(viewsets.ModelViewSet):
+    """Rules, each with `last_evaluated_at` and, while the alert rounds cannot evaluate it, `last_error` and
+    `last_error_at` (read-only). `?failing=true` lists only those, `?failing=false` the others."""
+
     serializer_class = AlertRuleSerializer
     permission_classes = [ReadForViewersWriteForAdmins]
     queryset = AlertRule.objects.all()
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        rows = super().get_queryset()
+        failing = self.request.query_params.get("failing")
+        if failing is not None:
+            if failing not in ("true", "false"):
+                raise serializers.ValidationError({"failing": "true or false"})
+            rows = rows.exclude(last_error="") if failing == "true" else rows.filter(last_error="")
+        return rows
 
 
 class SilenceSerializer(serializers.ModelSerializer):

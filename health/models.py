@@ -132,6 +132,15 @@ class AlertRule(models.Model):
     group_interval_seconds = models.FloatField(default=60.0)
     repeat_interval_seconds = models.FloatField(default=4 * 3600.0)
     enabled = models.BooleanField(default=True)
+    # Written by the alert rounds only (never through the API or the admin): a rule that cannot be evaluated is
+    # reported here while the other rules go on.
+    last_evaluated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_error = models.CharField(
+        max_length=500, blank=True, editable=False, help_text="Why the last round could not evaluate this rule."
+    )
+    last_error_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="Since when the rule fails (cleared once it evaluates)."
+    )
 
     class Meta:
         ordering = ["name"]

@@ -182,6 +182,11 @@ def trend_inputs(server_ids: list[int], now: datetime) -> dict[int, tuple[list[f
     """Each server's successful probe latencies over the trend window, as (epoch seconds, ms) series."""
     since = now - timedelta(seconds=settings.HEALTH_TREND_WINDOW_SECONDS)
     series: defaultdict[int, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
+    if not server_ids:
+        # No servers, no series. And the guard is needed: Django compiles `__in=[]` to "matches nothing" by raising
+        # EmptyResultSet from the compiler, which the ORM catches for its own queries but `sql_with_params()` below
+        # hands to us (one alert rule whose scope matched no server used to fail every alert round with it).
+        return series
     rows = (
         HealthSample.objects.filter(
             server_id__in=server_ids, kind=SampleKind.PROBE, ok=True, at__gte=since, latency_ms__isnull=False

@@ -133,17 +133,65 @@
       .catch(function () {});
   }
 
+  // Rules the alert rounds cannot evaluate (their `last_error`), live from `rule_error` / `rule_ok` events.
+  var ruleErrors = {}; // rule name -> {rule, kind, error, error_at}
+
+  function renderRuleErrors() {
+    var names = Object.keys(ruleErrors).sort();
+    document.getElementById("rule-errors").hidden = !names.length;
+    var list = document.getElementById("rule-error-list");
+    list.textContent = "";
+    names.forEach(function (name) {
+      var rule = ruleErrors[name];
+      var li = document.createElement("li");
+      li.className = "alert-item alert-firing severity-warning rule-error";
+      li.dataset.rule = name;
+      var head = document.createElement("strong");
+      head.textContent = "CANNOT EVALUATE · " + rule.kind + " · " + name;
+      li.appendChild(head);
+      var text = document.createElement("div");
+      text.textContent = rule.error;
+      li.appendChild(text);
+      if (rule.error_at) {
+        var when = document.createElement("div");
+        when.className = "muted";
+        when.textContent = "since " + new Date(rule.error_at).toLocaleTimeString();
+        li.appendChild(when);
+      }
+      list.appendChild(li);
+    });
+  }
+
+  function loadRuleErrors() {
+    getJSON("/api/alerts/rules/?failing=true")
+      .then(function (page) {
+        ruleErrors = {};
+        page.results.forEach(function (r) {
+          ruleErrors[r.name] = { kind: r.kind, error: r.last_error, error_at: r.last_error_at };
+        });
+        renderRuleErrors();
+      })
+      .catch(function () {});
+  }
+
   function fleetPage() {
     function load() {
       getJSON("/api/health/").then(renderFleet).catch(function () {});
     }
     load();
     loadAlerts();
+    loadRuleErrors();
     window.setInterval(load, 5000);
     window.OrchestratorEvents.connect({
       streams: ["health.alerts"],
       onEvent: function (event) {
         if (event.payload.what === "pending") return;
+        if (event.payload.what === "rule_error" || event.payload.what === "rule_ok") {
+          if (event.payload.what === "rule_ok") delete ruleErrors[event.payload.rule];
+          else ruleErrors[event.payload.rule] = event.payload;
+          renderRuleErrors();
+          return;
+        }
         alerts[event.payload.id] = event.payload;
         renderAlerts();
       },
