@@ -1,9 +1,9 @@
 """The OpenAPI schema documents every error an operation can answer, not only its success.
 
 A drf-spectacular postprocessing hook: every operation can answer 401 (no credentials), 403 (role), 429 (throttled);
-those with a path parameter 404; those with a body or filters 400; the ones that talk to MCP servers 502 (the server
-answered wrongly), 503 (it cannot be reached now) and 504 (no answer in time). Each as `{"detail": "..."}` unless the
-view documents its own shape.
+those with a path parameter 404; those with a body or filters 400; those with a body 413 (too large); the ones that
+talk to MCP servers 502 (the server answered wrongly), 503 (it cannot be reached now) and 504 (no answer in time).
+Each as `{"detail": "..."}` unless the view documents its own shape.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ DESCRIPTIONS = {
     "401": "No credentials, or credentials that are not valid.",
     "403": "The user's role does not allow this.",
     "404": "No such server (or resource).",
+    "413": "The request body is larger than the limit (API_MAX_BODY_BYTES).",
     "429": "Too many requests; see Retry-After.",
     "502": "The MCP server answered with an error or an invalid response.",
     "503": "The MCP server cannot be reached now (connecting, reconnecting, or refused).",
@@ -51,6 +52,8 @@ def document_errors(result: dict[str, Any], generator: Any, request: Any, public
                 codes.append("404")
             if method in ("post", "put", "patch") or operation.get("parameters"):
                 codes.append("400")
+            if method in ("post", "put", "patch"):
+                codes.append("413")
             if path.endswith(FLEET_ACTIONS):
                 codes += ["502", "503", "504"]
             for code in codes:

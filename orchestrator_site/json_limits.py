@@ -1,4 +1,4 @@
-"""The API's JSON parser, with a size limit and a nesting-depth limit that answer 400 instead of a 500.
+"""The API's JSON parser, with a size limit (413) and a nesting-depth limit (400) instead of a 500.
 
 Python's json module recurses per nesting level: a body of 100,000 '[' raised RecursionError (a 500, reachable
 without logging in through the token endpoint). The depth is checked first by a linear scan that does not recurse.
@@ -11,8 +11,17 @@ from collections.abc import Mapping
 from typing import IO, Any
 
 from django.conf import settings
-from rest_framework.exceptions import ParseError
+from rest_framework import status
+from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser
+
+from orchestrator_site.oversized_requests import too_large_message
+
+
+class RequestBodyTooLarge(APIException):
+    # The same answer as a body over DATA_UPLOAD_MAX_MEMORY_SIZE (orchestrator_site/oversized_requests.py).
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "request_too_large"
 
 
 def json_depth_exceeds(text: str, limit: int) -> bool:
@@ -47,7 +56,7 @@ class LimitedJSONParser(JSONParser):
         limit = settings.API_MAX_BODY_BYTES
         raw = stream.read(limit + 1)
         if len(raw) > limit:
-            raise ParseError(f"The request body is larger than {limit} bytes.")
+            raise RequestBodyTooLarge(too_large_message(limit))
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
             text = raw.decode(encoding)

@@ -20,7 +20,7 @@ class ThrottledLoginView(auth_views.LoginView):
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         username = str(request.POST.get("username", ""))
         address = login_throttle.client_address(request)
-        refusal = login_throttle.blocked(username, address)
+        refusal = login_throttle.admit(username, address)
         if refusal is not None:
             form = self.get_form()
             form.errors.clear()
@@ -31,8 +31,7 @@ class ThrottledLoginView(auth_views.LoginView):
         response = super().post(request, *args, **kwargs)
         if response.status_code == 302:
             login_throttle.record_success(username, address)
-        else:
-            login_throttle.record_failure(username, address)
+        # Anything else was counted as a failure by admit().
         return response
 
 
@@ -43,7 +42,7 @@ class ThrottledObtainAuthToken(ObtainAuthToken):
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         username = str(request.data.get("username", "")) if hasattr(request.data, "get") else ""
         address = login_throttle.client_address(request)
-        refusal = login_throttle.blocked(username, address)
+        refusal = login_throttle.admit(username, address)
         if refusal is not None:
             return Response(
                 {"detail": refusal.message},
@@ -52,7 +51,7 @@ class ThrottledObtainAuthToken(ObtainAuthToken):
             )
         serializer = self.get_serializer(data=request.data)
         if not serializer.is_valid():
-            login_throttle.record_failure(username, address)
+            # Counted as a failure by admit().
             return Response(serializer.errors, status=status.HTTP_400_BAD_REQUEST)
         login_throttle.record_success(username, address)
         token, _ = Token.objects.get_or_create(user=serializer.validated_data["user"])

@@ -25,7 +25,10 @@ SECRET_KEY = env_str("SECRET_KEY", "dev-insecure-mcp-orchestrator-key-change-me"
 if not SECRET_KEY:
     raise RuntimeError("SECRET_KEY must be set when DEBUG is off (or run with DEBUG=1 for development)")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
-CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", ["http://127.0.0.1:8000", "http://localhost:8000"])
+# Origins trusted for forms and WebSockets besides the page's own (e.g. https://orchestrator.example behind a TLS
+# proxy). `serve` adds those of the host and port it listens on (orchestrator_site/trusted_origins.py); no fixed
+# port here, or a page of whatever else runs on that port would be trusted.
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 # HTTPS deployments (behind a TLS-terminating proxy): secure cookies by default outside DEBUG; HSTS and the redirect
 # when asked for. `manage.py check --deploy` is clean with SECURE_SSL_REDIRECT=1 SECURE_HSTS_SECONDS=31536000
@@ -74,6 +77,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # An API body over DATA_UPLOAD_MAX_MEMORY_SIZE answers a JSON 413 (it handles the view's exception).
+    "orchestrator_site.oversized_requests.OversizedRequestAsJSONMiddleware",
 ]
 
 ROOT_URLCONF = "orchestrator_site.urls"
@@ -168,8 +173,11 @@ API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 5 * 1024 * 1024)
 API_MAX_JSON_DEPTH = env_int("API_MAX_JSON_DEPTH", 64)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 
-# Failed logins (login page and token endpoint) per account and per client address within the window.
+# Failed logins (login page and token endpoint) within the window: per account from one client address, per account
+# from all addresses together (larger: a guesser at one address must not lock the owner out from another), and per
+# client address over all accounts. See orchestrator_site/login_throttle.py.
 LOGIN_THROTTLE_FAILURES_PER_ACCOUNT = env_int("LOGIN_THROTTLE_FAILURES_PER_ACCOUNT", 10)
+LOGIN_THROTTLE_FAILURES_PER_ACCOUNT_TOTAL = env_int("LOGIN_THROTTLE_FAILURES_PER_ACCOUNT_TOTAL", 100)
 LOGIN_THROTTLE_FAILURES_PER_ADDRESS = env_int("LOGIN_THROTTLE_FAILURES_PER_ADDRESS", 50)
 LOGIN_THROTTLE_WINDOW_SECONDS = env_int("LOGIN_THROTTLE_WINDOW_SECONDS", 15 * 60)
 

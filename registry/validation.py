@@ -133,6 +133,13 @@ def url_errors(url: str) -> str | None:
         return "The URL has no host."
     if parts.username or parts.password:
         return "Credentials do not belong in the URL (it is shown to viewers); put them in headers."
+    # Checked here, or a port like 99999 passes and every connect fails later with OverflowError.
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or above 65535
+        port = -1
+    if port is not None and not 1 <= port <= 65_535:
+        return "The URL's port must be a number from 1 to 65535."
     try:
         outbound_policy().check_url(url)
     except OutboundRefused as refused:

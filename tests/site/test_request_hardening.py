@@ -9,6 +9,7 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.core.cache import cache
 from django.test import Client
+from rest_framework.authtoken.models import Token
 
 from orchestrator_site.asgi import application
 from orchestrator_site.json_limits import json_depth_exceeds
@@ -87,10 +88,28 @@ def test_deeply_nested_json_is_a_400_even_anonymously(path, admin_api):
 
 
 @pytest.mark.django_db
-def test_an_oversized_body_is_a_400(admin_api, settings):
+def test_an_oversized_body_is_a_413(admin_api, settings):
     settings.API_MAX_BODY_BYTES = 10_000
     response = admin_api.post("/api/servers/", '{"name": "' + "x" * 20_000 + '"}', content_type="application/json")
-    assert response.status_code == 400 and "larger than" in response.json()["detail"]
+    assert response.status_code == 413 and "larger than 10000 bytes" in response.json()["detail"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/servers/", "/api/auth/token/", "/api/registry/import/"])
+def test_a_body_over_the_upload_limit_answers_json_413_not_an_html_page(path, admin_user, settings):
+    """Django's own limit (DATA_UPLOAD_MAX_MEMORY_SIZE) refuses the body when it is read: JSON, form or multipart."""
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    token = Token.objects.create(user=admin_user)
+    client = Client(HTTP_AUTHORIZATION=f"Token {token.key}")
+    big = "x" * 20_000
+    for response in (
+        client.post(path, '{"name": "' + big + '"}', content_type="application/json"),
+        client.post(path, f"name={big}", content_type="application/x-www-form-urlencoded"),
+        client.post(path, {"name": big}),  # multipart
+    ):
+        assert response.status_code == 413, response.content[:200]
+        assert response["Content-Type"] == "application/json"
+        assert response.json() == {"detail": "The request body is larger than 10000 bytes."}
 
 
 @pytest.mark.django_db
@@ -140,7 +159,8 @@ def _cookie(user) -> str:
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_websocket_origins_must_match_exactly(viewer_user):
+async def test_websocket_origins_must_match_exactly(viewer_user, settings):
+    settings.CSRF_TRUSTED_ORIGINS = ["http://localhost:8000"]  # as set explicitly (the default trusts none)
     cookie = await sync_to_async(_cookie)(viewer_user)
     assert await _connect(cookie, b"http://127.0.0.1:8000")
     assert not await _connect(cookie, b"http://127.0.0.1:9999")  # another port of the same host

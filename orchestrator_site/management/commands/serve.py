@@ -44,6 +44,7 @@ class Command(BaseCommand):
             demo_register,
         )
         from orchestrator_site.garbage_collection import tune_for_fleet
+        from orchestrator_site.trusted_origins import trust_served_origins
         from pipeline.delivery import bind_delivery_loop
         from pipeline.service import start_pipeline, stop_pipeline
         from registry.connections import shutdown_runtime
@@ -52,6 +53,9 @@ class Command(BaseCommand):
 
         tune_for_fleet()
         host, port = options["host"], options["port"]
+        # Before the first request: forms and sockets from this address's other names (localhost for 127.0.0.1)
+        # are trusted on the port actually served, never on a fixed one.
+        trust_served_origins(host, port)
         # Fail before starting the fleet, with a message that says what to do, rather than after.
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
