@@ -215,7 +215,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Every record of every logger (the SDK's, httpx2's, daphne's included) is scrubbed of the secret values the
+    # MCP connection layer knows; the filter also hooks record creation, so handlers added elsewhere see it scrubbed.
+    "filters": {"secrets": {"()": "registry.connections.redaction.SecretsFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["secrets"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "mcp": {"level": "WARNING"},

@@ -67,7 +67,7 @@ def _status_text(status: int) -> str:
 
 
 def diagnose_connect_failure(
-    exc: BaseException, *, command: str = "", http: HttpObservations | None = None
+    exc: BaseException, *, command: str = "", cwd: str | None = None, http: HttpObservations | None = None
 ) -> Diagnosis:
     """Why a connect attempt failed, in words a person can act on."""
     found = list(leaves(exc))
@@ -77,6 +77,9 @@ def diagnose_connect_failure(
             if isinstance(candidate, OutboundRefused):
                 return Diagnosis(f"refused: {candidate}", needs_attention=True)
     for leaf in found:
+        directory = _missing_directory(leaf, command, cwd)
+        if directory is not None:
+            return directory
         if isinstance(leaf, FileNotFoundError):
             return Diagnosis(f"command not found: {command or leaf.filename}", needs_attention=True)
         if isinstance(leaf, PermissionError):
@@ -92,6 +95,29 @@ def diagnose_connect_failure(
     if has_connection_closed(exc):
         return Diagnosis("the server closed the connection during the handshake (did it exit?)")
     return Diagnosis(describe_exception(exc))
+
+
+def _missing_directory(leaf: BaseException, command: str, cwd: str | None) -> Diagnosis | None:
+    """A stdio server's working directory that could not be entered, if that is what failed.
+
+    Spawning changes into the working directory before it runs the command, and the OS error names whichever
+    failed (subprocess reports the directory when the chdir failed, the executable otherwise): an error naming
+    something other than the command (or naming the given cwd) is about the directory.
+    """
+    if not isinstance(leaf, OSError) or leaf.filename is None:
+        return None
+    filename = str(leaf.filename)
+    if cwd is not None and filename != str(cwd):
+        return None
+    if cwd is None and (not command or filename == command):
+        return None
+    if isinstance(leaf, FileNotFoundError):
+        return Diagnosis(f"working directory not found: {filename}", needs_attention=True)
+    if isinstance(leaf, NotADirectoryError):
+        return Diagnosis(f"working directory is not a directory: {filename}", needs_attention=True)
+    if isinstance(leaf, PermissionError):
+        return Diagnosis(f"working directory not accessible (permission denied): {filename}", needs_attention=True)
+    return None
 
 
 def _http_status_of(exc: BaseException) -> int | None:

@@ -287,7 +287,10 @@ class ServerConnection:
                     if isinstance(exc, BaseExceptionGroup) and _being_cancelled():
                         raise
                     if self._connected_at is None:
-                        diagnosis = diagnose_connect_failure(exc, command=self._target.command, http=self._http)
+                        target = self._target
+                        diagnosis = diagnose_connect_failure(
+                            exc, command=target.command, cwd=target.cwd, http=self._http
+                        )
                     else:
                         diagnosis = Diagnosis(describe_exception(exc))
                 if self._stop_requested:

@@ -21,6 +21,26 @@ MAX_LINES_PER_SECOND = 20
 MAX_LINE_LENGTH = 500
 
 
+async def _next_line(stream: asyncio.StreamReader) -> bytes:
+    """The next line (b"" at the end). Of a line longer than the buffer only its beginning: the rest is skipped, not
+    logged as lines of its own, since a piece that starts mid-line can start in the middle of a secret, where no
+    redaction would recognise it (only the first MAX_LINE_LENGTH characters of a line are logged anyway)."""
+    try:
+        return await stream.readuntil(b"\n")
+    except asyncio.IncompleteReadError as exc:
+        return exc.partial  # the last line, without its newline
+    except asyncio.LimitOverrunError as exc:
+        head = await stream.read(exc.consumed)  # left in the buffer by readuntil
+    while True:
+        try:
+            await stream.readuntil(b"\n")
+            return head
+        except asyncio.IncompleteReadError:
+            return head
+        except asyncio.LimitOverrunError as exc:
+            await stream.read(exc.consumed)
+
+
 class StderrRelay:
     def __init__(self, server: str, redact: Redactor) -> None:
         self._server = server
@@ -42,10 +62,7 @@ class StderrRelay:
         window_start, in_window = time.monotonic(), 0
         try:
             while True:
-                try:
-                    raw = await stream.readline()
-                except ValueError:  # a line longer than the buffer: take what is there
-                    raw = await stream.read(64 * 1024)
+                raw = await _next_line(stream)
                 if not raw:
                     return
                 now = time.monotonic()
