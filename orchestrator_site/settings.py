@@ -210,6 +210,15 @@ MCP_RECONNECT_INITIAL_SECONDS = float(env_int("MCP_RECONNECT_INITIAL_SECONDS", 1
 MCP_RECONNECT_MAX_SECONDS = float(env_int("MCP_RECONNECT_MAX_SECONDS", 30))
 # Call outcomes are buffered and written in batches so SQLite is not hit once per MCP call.
 MCP_CALL_RECORD_FLUSH_SECONDS = float(env_int("MCP_CALL_RECORD_FLUSH_SECONDS", 2))
+# What one server may send (registry/connections/limits.py): a message over MCP_MAX_MESSAGE_BYTES is refused while it
+# streams in (never held whole) and a result whose content is over MCP_MAX_RESULT_BYTES is refused once parsed; the
+# call fails with "answer too large (N bytes, limit M)" and the session goes on. Notifications (and requests a server
+# sends on its own) beyond MCP_MAX_NOTIFICATIONS_PER_SECOND, after a burst of MCP_NOTIFICATION_BURST, are dropped and
+# counted, with one log line per window.
+MCP_MAX_MESSAGE_BYTES = env_int("MCP_MAX_MESSAGE_BYTES", 8 * 1024 * 1024)
+MCP_MAX_RESULT_BYTES = env_int("MCP_MAX_RESULT_BYTES", 4 * 1024 * 1024)
+MCP_MAX_NOTIFICATIONS_PER_SECOND = env_float("MCP_MAX_NOTIFICATIONS_PER_SECOND", 200.0)
+MCP_NOTIFICATION_BURST = env_int("MCP_NOTIFICATION_BURST", 1000)
 
 LOGGING = {
     "version": 1,

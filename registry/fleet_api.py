@@ -44,6 +44,7 @@ from registry.connections import (
     get_runtime,
     running_runtime,
 )
+from registry.connections.limits import Limits
 from registry.connections.outbound import OutboundPolicy
 from registry.models import Server
 
@@ -90,6 +91,17 @@ def server_target(server: Server) -> ServerTarget:
         request_timeout=server.request_timeout_seconds,
         connect_timeout=settings.MCP_CONNECT_TIMEOUT_SECONDS,
         max_concurrency=server.max_concurrency,
+        inbound_limits=inbound_limits(),
+    )
+
+
+def inbound_limits() -> Limits:
+    """What a server may send (message and result sizes, notification rate), from settings."""
+    return Limits(
+        max_message_bytes=settings.MCP_MAX_MESSAGE_BYTES,
+        max_result_bytes=settings.MCP_MAX_RESULT_BYTES,
+        notifications_per_second=settings.MCP_MAX_NOTIFICATIONS_PER_SECOND,
+        notification_burst=settings.MCP_NOTIFICATION_BURST,
     )
 
 

@@ -21,6 +21,10 @@ that breaks makes the connection check the server at once.
 
 Everything that leaves a connection as text (statuses, errors, outcomes, log lines) goes through the target's
 redactor: no secret value and no piece of a server's reply body travels further.
+
+What the server sends passes the connection's `InboundGuard` (limits.py, the target's `inbound_limits`): an answer
+too large for a message or for a result fails its request as InvalidResponse ("answer too large (N bytes, limit
+M)") and the session goes on; notifications beyond the rate are dropped before they cost a task.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ from .errors import (
     ServerUnavailable,
 )
 from .failures import Diagnosis, HttpObservations, describe_exception, diagnose_connect_failure
+from .limits import AnswerTooLarge, InboundGuard
 from .notifications import NotificationChannel, send_subscribe
 from .outbound import OutboundPolicy
 from .outcomes import CallOutcome, ErrorKind
@@ -112,6 +117,8 @@ class ServerConnection:
         self._stop_timeout = stop_timeout
         self._outbound = outbound
         self._redact = target.redactor()
+        # What the server may send (sizes, notification rate): one guard for the connection, across its sessions.
+        self._inbound = InboundGuard(target.key, target.inbound_limits)
         self._semaphore = asyncio.Semaphore(target.max_concurrency)
         self._task: asyncio.Task[None] | None = None
         self._client: Client | None = None
@@ -162,6 +169,11 @@ class ServerConnection:
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
+
+    @property
+    def inbound(self) -> InboundGuard:
+        """The limits on what the server sends, with what they refused and dropped so far."""
+        return self._inbound
 
     @property
     def subscriptions(self) -> frozenset[str]:
@@ -363,6 +375,7 @@ class ServerConnection:
                 http_observations=self._http,
                 on_stream_dropped=self.verify_soon,
                 on_client_request=self._record_client_request,
+                guard=self._inbound,
             )
             if relay is not None:
                 relay.start()
@@ -625,7 +638,12 @@ class ServerConnection:
             if exc.code == CONNECTION_CLOSED:
                 self._session_died(client, "connection closed")
                 raise ConnectionLost(self.key, operation, "connection closed") from None
+            too_large = AnswerTooLarge.from_error(exc.code, exc.data)
+            if too_large is not None:  # our stand-in for an answer refused while it streamed in (limits.py)
+                raise InvalidResponse(self.key, operation, str(too_large)) from None
             raise ServerError(self.key, exc.code, self._redact(exc.message), exc.data, operation) from None
+        except AnswerTooLarge as exc:  # a result's content over MCP_MAX_RESULT_BYTES (results.py)
+            raise InvalidResponse(self.key, operation, str(exc)) from None
         except ValidationError as exc:
             raise InvalidResponse(self.key, operation, self._redact(_first_line(exc))) from None
         except asyncio.CancelledError:
@@ -692,7 +710,8 @@ class ServerConnection:
             # The SDK's own read timeout matches ours, so a timed-out call is also cancelled on the server.
             remaining = max(0.001, deadline - asyncio.get_running_loop().time())
             return ToolCallResult.from_sdk(
-                await client.call_tool(name, arguments or {}, read_timeout_seconds=remaining)
+                await client.call_tool(name, arguments or {}, read_timeout_seconds=remaining),
+                max_bytes=self._inbound.limits.max_result_bytes,
             )
 
         allowed = self._target.request_timeout if timeout is None else timeout
@@ -746,7 +765,9 @@ class ServerConnection:
         context: RequestContext = NO_CONTEXT,
     ) -> Answer[ResourceReadResult]:
         async def read(client: Client) -> ResourceReadResult:
-            return ResourceReadResult.from_sdk(uri, await client.read_resource(uri))
+            return ResourceReadResult.from_sdk(
+                uri, await client.read_resource(uri), max_bytes=self._inbound.limits.max_result_bytes
+            )
 
         return await self.request("resources/read", uri, read, timeout, context)
 

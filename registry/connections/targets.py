@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
+from .limits import Limits
 from .redaction import Redactor
 
 TransportKind = Literal["stdio", "http", "sse"]
@@ -76,6 +77,8 @@ class ServerTarget:
     # "auto" probes server/discover (2026-07-28) and falls back to the initialize handshake; "legacy" skips
     # the probe, which saves a round trip (and the probe's timeout) on servers known to be handshake-only.
     mode: ConnectMode = "auto"
+    # What the server may send: the size of one message and of a result's content, the rate of its notifications.
+    inbound_limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
         # Normalise first (frozen dataclass: object.__setattr__), then validate the normalised values.
