@@ -66,6 +66,12 @@ class TransactionAdmin(admin.ModelAdmin):
         "created_at",
         "finished_at",
         "operation",
+        # What keeps a request to one run is the log's, not an admin's to edit.
+        "idempotency_key",
+        "request_digest",
+        "analysis",
+        "opportunity",
+        "holds_opportunity",
     ]
     inlines = [ParticipantInline]
     actions = ["finish_now"]

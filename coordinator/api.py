@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,9 +16,9 @@ from coordinator.arbitrage_workflow import parse_request, run_arbitrage
 from coordinator.errors import RequestError
 from coordinator.models import Operation, OperationKind, OperationState, Transaction, TransactionState
 from coordinator.routing import balanced_call, parse_call, routing_stats
-from coordinator.sagas import run_saga
-from coordinator.transaction_requests import parse_transaction
-from coordinator.transactions import run_transaction, transaction_json
+from coordinator.submissions import RefusalReason, SubmissionRefused, transaction_submit
+from coordinator.transaction_requests import KEY_FIELD, KEY_HEADER, MAX_KEY_LENGTH, idempotency_key_of
+from coordinator.transactions import transaction_json
 from registry.permissions import IsOperator, IsViewer
 
 logger = logging.getLogger(__name__)
@@ -152,6 +152,41 @@ TRANSACTION_STATUS = {
     TransactionState.COMMITTED: status.HTTP_200_OK,
     TransactionState.ABORTED: status.HTTP_409_CONFLICT,  # a participant refused: nothing was done anywhere
 }
+REFUSAL_STATUS = {
+    RefusalReason.IN_PROGRESS: status.HTTP_409_CONFLICT,
+    RefusalReason.KEY_REUSED: status.HTTP_422_UNPROCESSABLE_ENTITY,
+    RefusalReason.ALREADY_EXECUTED: status.HTTP_409_CONFLICT,
+}
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+def refusal_response(refusal: SubmissionRefused) -> Response:
+    tx = refusal.transaction
+    if refusal.reason == RefusalReason.ALREADY_EXECUTED:
+        error = (
+            f"This arbitrage opportunity was already executed by transaction #{tx.pk} ({tx.state}); an opportunity "
+            "executes at most once (again only after an execution aborted with nothing moved)."
+        )
+    elif refusal.reason == RefusalReason.IN_PROGRESS:
+        error = (
+            f"Transaction #{tx.pk} for this {KEY_HEADER} is still in progress; ask again with the same key, or read "
+            f"/api/coordinator/transactions/{tx.pk}/."
+        )
+    else:
+        error = f"This {KEY_HEADER} was used for a different request (transaction #{tx.pk}); use a new key."
+    body: dict[str, Any] = {
+        "error": error,
+        "code": str(refusal.reason),
+        "transaction_id": tx.pk,
+        "operation_id": tx.operation_id,
+        "state": tx.state,
+    }
+    if refusal.reason == RefusalReason.KEY_REUSED:
+        body[KEY_FIELD] = [error]  # the field to blame, as every other 4xx names it
+    response = Response(body, status=REFUSAL_STATUS[refusal.reason])
+    if refusal.reason == RefusalReason.IN_PROGRESS:
+        response["Retry-After"] = "1"
+    return response
 
 
 class TransactionSerializer(serializers.ModelSerializer):
@@ -189,25 +224,64 @@ class TransactionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
             'an analysed opportunity, or {"protocol": "saga", "participants": [{"server", "action": {"tool", '
             '"arguments"}, "compensation": {"tool", "arguments"}}]} (compensation arguments may name '
             '"$result.<field>" of the action). 200 committed, 409 aborted (nothing was done anywhere), 202 in doubt '
-            "(phase two still retrying; recovery finishes it)."
+            "(phase two still retrying; recovery finishes it). "
+            f"Idempotency: an `{KEY_HEADER}` header (or an `{KEY_FIELD}` field; 1 to {MAX_KEY_LENGTH} visible ASCII "
+            "characters, a random UUID per request will do). The same key from the same user with the same body "
+            f"answers the first transaction again (same id, its state now, header `{REPLAYED_HEADER}: true`) "
+            'without running anything; while that one is still running, 409 `{"code": '
+            f'"{RefusalReason.IN_PROGRESS}", "transaction_id"}}` with Retry-After; the same key with another body, '
+            f'422 `{{"code": "{RefusalReason.KEY_REUSED}", "{KEY_FIELD}": [...]}}`. An arbitrage opportunity '
+            'executes at most once: a second request for it answers 409 `{"code": '
+            f'"{RefusalReason.ALREADY_EXECUTED}", "error", "transaction_id"}}` naming the execution, whatever its '
+            "key; only an execution that aborted (nothing moved) lets it be tried again."
         ),
         request=OpenApiTypes.OBJECT,
+        parameters=[
+            OpenApiParameter(
+                KEY_HEADER,
+                # "!" to "~": visible ASCII, the same class the request check accepts.
+                {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": "^[!-~]+$"},
+                location=OpenApiParameter.HEADER,
+                description=(
+                    f"Optional; 1 to {MAX_KEY_LENGTH} visible ASCII characters. A retry with the same key and body "
+                    f"answers the first transaction instead of running again (the `{KEY_FIELD}` body field does "
+                    "the same; give one, or both equal)."
+                ),
+            )
+        ],
         responses={
-            200: OpenApiTypes.OBJECT,
-            202: OpenApiTypes.OBJECT,
-            400: OpenApiTypes.OBJECT,
-            409: OpenApiTypes.OBJECT,
-            503: OpenApiTypes.OBJECT,
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="Committed (or a replay of a committed one)."),
+            202: OpenApiResponse(OpenApiTypes.OBJECT, description="In doubt: phase two still retrying."),
+            400: OpenApiResponse(OpenApiTypes.OBJECT, description="A bad field, named (the key's too)."),
+            409: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description=(
+                    "Aborted (the transaction, nothing done anywhere); or refused: "
+                    f'`{{"code": "{RefusalReason.ALREADY_EXECUTED}"|"{RefusalReason.IN_PROGRESS}", "error", '
+                    '"transaction_id", "operation_id", "state"}`.'
+                ),
+            ),
+            422: OpenApiResponse(
+                OpenApiTypes.OBJECT, description=f"The {KEY_HEADER} was used for a different request."
+            ),
+            503: OpenApiResponse(OpenApiTypes.OBJECT, description="The fleet is not running in this process."),
         },
     )
     def create(self, request: Request) -> Response:
         try:
-            orders, parameters = parse_transaction(request.data)
-            run = run_saga if parameters.get("protocol") == "saga" else run_transaction
-            tx = run(orders, created_by=request.user.get_username(), parameters=parameters)
+            key = idempotency_key_of(request.headers.get(KEY_HEADER), request.data)
+            submitted = transaction_submit(
+                data=request.data, created_by=request.user.get_username(), idempotency_key=key
+            )
         except RequestError as exc:
             raise serializers.ValidationError(exc.errors) from None
+        except SubmissionRefused as refusal:
+            return refusal_response(refusal)
         except RuntimeError as exc:
             logger.warning("coordinator: cannot run a transaction: %s", exc)
             return Response({"error": "the fleet is not running here"}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
-        return Response(transaction_json(tx), status=TRANSACTION_STATUS.get(tx.state, status.HTTP_202_ACCEPTED))
+        tx = submitted.transaction
+        response = Response(transaction_json(tx), status=TRANSACTION_STATUS.get(tx.state, status.HTTP_202_ACCEPTED))
+        if submitted.replayed:
+            response[REPLAYED_HEADER] = "true"
+        return response

@@ -60,10 +60,31 @@ class Transaction(models.Model):
     created_at = models.DateTimeField(db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     operation = models.OneToOneField(Operation, null=True, blank=True, on_delete=models.SET_NULL)
+    # A client's retry of the same request finds this row by its key (per user) instead of running again; the
+    # digest tells a true retry from the key reused for another request.
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    request_digest = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the request body, key left out.")
+    # The arbitrage opportunity this transaction executes. `holds_opportunity` is the claim the database keeps
+    # unique, so that no two requests (sequential or concurrent) can both execute it: set on creation, cleared only
+    # when the transaction aborts with nothing moved, which lets an operator try that opportunity again.
+    analysis = models.ForeignKey(Operation, null=True, blank=True, on_delete=models.SET_NULL, related_name="executions")
+    opportunity = models.PositiveIntegerField(null=True, blank=True)
+    holds_opportunity = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["state"])]
+        constraints = [
+            # NULL keys (no Idempotency-Key given) never collide, on SQLite and PostgreSQL alike.
+            models.UniqueConstraint(
+                fields=["created_by", "idempotency_key"], name="unique_transaction_idempotency_key"
+            ),
+            models.UniqueConstraint(
+                fields=["analysis", "opportunity"],
+                condition=models.Q(holds_opportunity=True),
+                name="one_execution_per_opportunity",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"transaction #{self.pk} {self.state}"

@@ -73,8 +73,12 @@ async def _compensate(participant: Participant, deadline: Deadline) -> tuple[boo
 
 
 def run_saga(steps: list[dict[str, Any]], *, created_by: str, parameters: dict[str, Any]) -> Transaction:
-    tx = create_transaction(steps, created_by=created_by, parameters=parameters, protocol="saga")
-    timeout = float(parameters.get("timeout_seconds") or settings.COORDINATOR_CALL_TIMEOUT_SECONDS)
+    return execute_saga(create_transaction(steps, created_by=created_by, parameters=parameters, protocol="saga"))
+
+
+def execute_saga(tx: Transaction) -> Transaction:
+    """The actions of a logged saga, one after the other, then its end (compensating on a failure)."""
+    timeout = float(tx.parameters.get("timeout_seconds") or settings.COORDINATOR_CALL_TIMEOUT_SECONDS)
     failure = ""
     for participant in tx.participants.all():
         started = timezone.now()

@@ -1,8 +1,12 @@
-"""A transaction request checked field by field: explicit orders, or an arbitrage opportunity to execute."""
+"""A transaction request checked field by field: explicit orders, or an arbitrage opportunity to execute; its
+idempotency key and the digest that tells a client's retry from another request under the same key."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,7 +16,49 @@ from coordinator.models import Operation, OperationKind
 from registry.models import Capability, CapabilityKind
 
 MAX_PARTICIPANTS = 10
-KNOWN = {"participants", "arbitrage", "timeout_seconds", "max_slippage_bps", "protocol"}
+KNOWN = {"participants", "arbitrage", "timeout_seconds", "max_slippage_bps", "protocol", "idempotency_key"}
+KEY_FIELD = "idempotency_key"
+KEY_HEADER = "Idempotency-Key"
+MAX_KEY_LENGTH = 200
+# Visible ASCII only: a key is compared byte for byte and shown back, so no spaces, controls or look-alikes.
+_KEY = re.compile(rf"[\x21-\x7e]{{1,{MAX_KEY_LENGTH}}}")
+
+
+def idempotency_key_of(header: str | None, data: Any) -> str | None:
+    """The request's idempotency key, from the Idempotency-Key header or the body's field (None: no key)."""
+    field = data.get(KEY_FIELD) if isinstance(data, Mapping) else None
+    if header is not None and field is not None and header != field:
+        raise RequestError({KEY_FIELD: [f"The {KEY_HEADER} header and the {KEY_FIELD} field differ; give one."]})
+    key = header if header is not None else field
+    if key is None:
+        return None
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
+        raise RequestError(
+            {KEY_FIELD: [f"1 to {MAX_KEY_LENGTH} visible ASCII characters, no spaces (a random UUID will do)."]}
+        )
+    return key
+
+
+def _canonical(value: Any) -> Any:
+    # JSON has one number type: a client that re-serialises 5 as 5.0 sends the same request.
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, Mapping):
+        return {str(key): _canonical(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(item) for item in value]
+    return value
+
+
+def request_digest(data: Any) -> str:
+    """SHA-256 of the body as canonical JSON, its key left out: a retry sent with other spacing, key order or
+    number spelling is the same request; any other value is not."""
+    if hasattr(data, "dict"):  # a form body (QueryDict): its plain values
+        data = data.dict()
+    if isinstance(data, Mapping):
+        data = {key: value for key, value in data.items() if key != KEY_FIELD}
+    canonical = json.dumps(_canonical(data), sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _saga_steps(raw: Any, errors: dict[str, list[str]]) -> list[dict[str, Any]]:
@@ -54,7 +100,12 @@ def _finite(value: Any) -> bool:
 
 
 def _orders_from_arbitrage(spec: Any, slippage_bps: float, errors: dict[str, list[str]]) -> list[dict[str, Any]]:
-    if not isinstance(spec, Mapping) or not isinstance(spec.get("operation_id"), int):
+    if (
+        not isinstance(spec, Mapping)
+        or isinstance(spec.get("operation_id"), bool)
+        or not isinstance(spec.get("operation_id"), int)
+        or set(spec) - {"operation_id", "opportunity"}
+    ):
         errors["arbitrage"] = ['{"operation_id": <an arbitrage analysis>, "opportunity": <its index, default 0>}.']
         return []
     operation = Operation.objects.filter(pk=spec["operation_id"], kind=OperationKind.ARBITRAGE).first()
@@ -159,5 +210,9 @@ def parse_transaction(data: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         raise RequestError(errors)
     parameters = {"orders": orders, "timeout_seconds": float(timeout), "max_slippage_bps": float(slippage)}
     if "arbitrage" in data:
-        parameters["arbitrage"] = dict(data["arbitrage"])
+        # Spelled out (the default index too): the transaction's claim on the opportunity is made from these.
+        parameters["arbitrage"] = {
+            "operation_id": data["arbitrage"]["operation_id"],
+            "opportunity": data["arbitrage"].get("opportunity", 0),
+        }
     return orders, parameters

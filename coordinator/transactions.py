@@ -108,18 +108,33 @@ def save_participants(participants: list[Participant], fields: list[str]) -> Non
 
 
 def create_transaction(
-    orders: list[dict[str, Any]], *, created_by: str, parameters: dict[str, Any], protocol: str = "two_phase"
+    orders: list[dict[str, Any]],
+    *,
+    created_by: str,
+    parameters: dict[str, Any],
+    protocol: str = "two_phase",
+    idempotency_key: str | None = None,
+    request_digest: str = "",
 ) -> Transaction:
-    """The log's first entry: the transaction and its participants, committed before anything is sent."""
+    """The log's first entry: the transaction and its participants, committed before anything is sent.
+
+    The row carries the request's idempotency key and, for an arbitrage opportunity, the claim on it: the unique
+    constraints refuse a second one with IntegrityError, before anything is written or published."""
+    spec = parameters.get("arbitrage")
     with db_transaction.atomic():
-        operation = operation_start(kind=OperationKind.TRANSACTION, parameters=parameters, created_by=created_by)
         tx = Transaction.objects.create(
             protocol=protocol,
             parameters=parameters,
             created_by=created_by[:150],
             created_at=timezone.now(),
-            operation=operation,
+            idempotency_key=idempotency_key,
+            request_digest=request_digest,
+            analysis_id=spec["operation_id"] if spec else None,
+            opportunity=spec.get("opportunity", 0) if spec else None,
+            holds_opportunity=bool(spec),
         )
+        tx.operation = operation_start(kind=OperationKind.TRANSACTION, parameters=parameters, created_by=created_by)
+        tx.save(update_fields=["operation"])
         Participant.objects.bulk_create(
             Participant(
                 transaction=tx,
@@ -278,7 +293,11 @@ def finish_transaction(tx: Transaction, *, deadline_seconds: float | None = None
         else:
             tx.state = TransactionState.COMMITTED if commit else TransactionState.ABORTED
             tx.finished_at = timezone.now()
-        tx.save(update_fields=["state", "reason", "finished_at"])
+        if tx.state == TransactionState.ABORTED:
+            # Every reservation was cancelled or never made: nothing moved, so the opportunity may be tried again.
+            # A commit, or an abort still in doubt, keeps it.
+            tx.holds_opportunity = False
+        tx.save(update_fields=["state", "reason", "finished_at", "holds_opportunity"])
     if tx.operation_id and tx.state != TransactionState.IN_DOUBT:
         operation_finish(
             tx.operation,
@@ -289,11 +308,15 @@ def finish_transaction(tx: Transaction, *, deadline_seconds: float | None = None
     return tx
 
 
-def run_transaction(orders: list[dict[str, Any]], *, created_by: str, parameters: Mapping[str, Any]) -> Transaction:
-    timeout = float(parameters.get("timeout_seconds") or settings.COORDINATOR_CALL_TIMEOUT_SECONDS)
-    tx = create_transaction(orders, created_by=created_by, parameters=dict(parameters))
+def execute_transaction(tx: Transaction) -> Transaction:
+    """Both phases of a logged transaction."""
+    timeout = float(tx.parameters.get("timeout_seconds") or settings.COORDINATOR_CALL_TIMEOUT_SECONDS)
     prepare_and_decide(tx, timeout_seconds=timeout)
     return finish_transaction(tx)
+
+
+def run_transaction(orders: list[dict[str, Any]], *, created_by: str, parameters: Mapping[str, Any]) -> Transaction:
+    return execute_transaction(create_transaction(orders, created_by=created_by, parameters=dict(parameters)))
 
 
 # --- recovery ---------------------------------------------------------------------------------------------------
@@ -333,6 +356,7 @@ def transaction_json(tx: Transaction) -> dict[str, Any]:
         "created_at": tx.created_at.isoformat(),
         "finished_at": tx.finished_at.isoformat() if tx.finished_at else None,
         "operation_id": tx.operation_id,
+        "idempotency_key": tx.idempotency_key,
         "parameters": tx.parameters,
         "participants": [
             {

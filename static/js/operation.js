@@ -40,12 +40,37 @@
     return tr;
   }
 
+  // One key per click: the API answers a resent request with the transaction the first one ran, never a second.
+  // getRandomValues, not randomUUID: the latter exists only on https or localhost.
+  function idempotencyKey() {
+    var bytes = window.crypto.getRandomValues(new Uint8Array(16));
+    return "op-" + Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
+
+  // A refusal (409: the opportunity already executed, or this request still running) names the transaction.
+  function showRefusal(error, body) {
+    error.textContent = body.error + " ";
+    if (body.operation_id) {
+      var link = document.createElement("a");
+      link.href = "/coordinator/operations/" + body.operation_id + "/";
+      link.textContent = "Open transaction #" + body.transaction_id;
+      error.appendChild(link);
+    }
+    error.hidden = false;
+  }
+
   function execute(operationId, index, button) {
     var error = document.getElementById("execute-error");
     button.disabled = true;
-    dom.postJSON("/api/coordinator/transactions/", { arbitrage: { operation_id: operationId, opportunity: index } })
-      .then(function (reply) {
+    error.hidden = true;
+    dom.postJSON("/api/coordinator/transactions/", {
+      arbitrage: { operation_id: operationId, opportunity: index }, idempotency_key: idempotencyKey(),
+    }).then(function (reply) {
       var body = reply.json;
+      if (body.transaction_id) {
+        showRefusal(error, body);
+        return;
+      }
       if (body.operation_id) {
         window.location.href = "/coordinator/operations/" + body.operation_id + "/";
         return;
