@@ -219,6 +219,12 @@ MCP_MAX_MESSAGE_BYTES = env_int("MCP_MAX_MESSAGE_BYTES", 8 * 1024 * 1024)
 MCP_MAX_RESULT_BYTES = env_int("MCP_MAX_RESULT_BYTES", 4 * 1024 * 1024)
 MCP_MAX_NOTIFICATIONS_PER_SECOND = env_float("MCP_MAX_NOTIFICATIONS_PER_SECOND", 200.0)
 MCP_NOTIFICATION_BURST = env_int("MCP_NOTIFICATION_BURST", 1000)
+# What a discovery keeps of a server's tool, resource, template and prompt lists: at most this many entries per list,
+# no entry whose JSON is over MCP_MAX_CAPABILITY_BYTES (dropped, with the reason), at most this much JSON per list.
+# A server listing more is shown truncated ("showing 1,000 of more than 5,000 tools"), never stored whole.
+MCP_MAX_CAPABILITIES_PER_LIST = env_int("MCP_MAX_CAPABILITIES_PER_LIST", 1_000)
+MCP_MAX_CAPABILITY_BYTES = env_int("MCP_MAX_CAPABILITY_BYTES", 64 * 1024)
+MCP_MAX_CAPABILITY_LIST_BYTES = env_int("MCP_MAX_CAPABILITY_LIST_BYTES", 4 * 1024 * 1024)
 
 LOGGING = {
     "version": 1,

@@ -55,6 +55,8 @@ DiscoveryOutcomeSerializer = inline_serializer(
         "ok": serializers.BooleanField(),
         "changed": serializers.BooleanField(required=False),
         "snapshot_id": serializers.IntegerField(required=False),
+        # List -> what discovery's limits left out of it (MCP_MAX_CAPABILITIES_PER_LIST...); absent lists are whole.
+        "truncated": serializers.DictField(child=serializers.CharField(), required=False),
         "error": serializers.CharField(required=False),
     },
 )

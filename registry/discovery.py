@@ -28,7 +28,8 @@ def capability_counts(discovered: DiscoveredCapabilities) -> dict[str, int]:
 def discover_and_record(*, server: Server, caller: str = "") -> dict[str, Any]:
     """Discover now (a server waiting to reconnect is tried again at once) and record what it offers.
 
-    Returns {"ok": True, "changed", "snapshot_id", "protocol_version", "counts"} or {"ok": False, "error"}.
+    Returns {"ok": True, "changed", "snapshot_id", "protocol_version", "counts", "truncated"} or
+    {"ok": False, "error"}.
     """
     try:
         answer = fleet_api.discover_sync(server, caller=caller)
@@ -43,6 +44,8 @@ def discover_and_record(*, server: Server, caller: str = "") -> dict[str, Any]:
         "snapshot_id": recorded.snapshot.pk,
         "protocol_version": answer.result.protocol_version,
         "counts": capability_counts(answer.result),
+        # What the limits left out, list by list (absent lists were kept whole).
+        "truncated": {listing: report.message for listing, report in answer.result.truncation.items()},
     }
 
 

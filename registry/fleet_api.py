@@ -44,6 +44,7 @@ from registry.connections import (
     get_runtime,
     running_runtime,
 )
+from registry.connections.capabilities import CapabilityLimits
 from registry.connections.limits import Limits
 from registry.connections.outbound import OutboundPolicy
 from registry.models import Server
@@ -91,6 +92,7 @@ def server_target(server: Server) -> ServerTarget:
         request_timeout=server.request_timeout_seconds,
         connect_timeout=settings.MCP_CONNECT_TIMEOUT_SECONDS,
         max_concurrency=server.max_concurrency,
+        capability_limits=capability_limits(),
         inbound_limits=inbound_limits(),
     )
 
@@ -102,6 +104,15 @@ def inbound_limits() -> Limits:
         max_result_bytes=settings.MCP_MAX_RESULT_BYTES,
         notifications_per_second=settings.MCP_MAX_NOTIFICATIONS_PER_SECOND,
         notification_burst=settings.MCP_NOTIFICATION_BURST,
+    )
+
+
+def capability_limits() -> CapabilityLimits:
+    """How much of a server's lists a discovery keeps, from settings."""
+    return CapabilityLimits(
+        max_items=settings.MCP_MAX_CAPABILITIES_PER_LIST,
+        max_item_bytes=settings.MCP_MAX_CAPABILITY_BYTES,
+        max_list_bytes=settings.MCP_MAX_CAPABILITY_LIST_BYTES,
     )
 
 

@@ -156,6 +156,9 @@ class CapabilitySnapshot(models.Model):
     resources = models.JSONField(default=list, blank=True)
     resource_templates = models.JSONField(default=list, blank=True)
     prompts = models.JSONField(default=list, blank=True)
+    # The lists that discovery's limits cut short or took entries out of, by field name ("tools"...): kept, seen,
+    # more, reason, limit, setting, dropped..., message. Empty when everything the server listed was kept.
+    truncation = models.JSONField(default=dict, blank=True)
     content_hash = models.CharField(max_length=64)
 
     objects = CapabilitySnapshotQuerySet.as_manager()

@@ -12,7 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.paginator import Paginator
 from django.db.models import Count, OuterRef, Q, Subquery
+from django.http import QueryDict
 
 from registry.models import (
     CallRecord,
@@ -30,6 +32,12 @@ from registry.page_sections import server_section_scripts, server_sections
 CAPABILITY_HISTORY_LIMIT = 20
 STATUS_HISTORY_LIMIT = 30
 RECENT_CALLS_LIMIT = 20
+# The server page shows each capability list a page at a time (a server may list up to
+# MCP_MAX_CAPABILITIES_PER_LIST of each), and names at most this many added/removed entries per history row.
+CAPABILITY_PAGE_SIZE = 50
+CHANGED_NAMES_SHOWN = 10
+# The error for an unknown tool names at most this many of the server's tools.
+KNOWN_TOOLS_NAMED = 50
 
 
 # --- the overview -------------------------------------------------------------------------------------------------
@@ -190,7 +198,10 @@ _SNAPSHOT_KEYS: dict[str, tuple[str, ...]] = {
 
 
 def snapshot_changes(snapshot: CapabilitySnapshot, previous: CapabilitySnapshot | None) -> dict[str, Any]:
-    """What a snapshot added and removed compared with the one before it, per kind, by name (URI for resources)."""
+    """What a snapshot added and removed compared with the one before it, per kind, by name (URI for resources).
+
+    The first CHANGED_NAMES_SHOWN names each way, and how many more: a server that swapped its thousand tools
+    makes one line, not a page of names."""
     if previous is None:
         return {"first": True, "kinds": [], "other": False}
     kinds = []
@@ -198,7 +209,17 @@ def snapshot_changes(snapshot: CapabilitySnapshot, previous: CapabilitySnapshot 
         now, before = _names(getattr(snapshot, field), *keys), _names(getattr(previous, field), *keys)
         added, removed = sorted(now - before), sorted(before - now)
         if added or removed:
-            kinds.append({"kind": field.replace("_", " "), "added": added, "removed": removed})
+            change: dict[str, Any] = {
+                "kind": field.replace("_", " "),
+                "added": added[:CHANGED_NAMES_SHOWN],
+                "removed": removed[:CHANGED_NAMES_SHOWN],
+            }
+            # Counts of the names left out, only where some were.
+            if len(added) > CHANGED_NAMES_SHOWN:
+                change["added_more"] = len(added) - CHANGED_NAMES_SHOWN
+            if len(removed) > CHANGED_NAMES_SHOWN:
+                change["removed_more"] = len(removed) - CHANGED_NAMES_SHOWN
+            kinds.append(change)
     # Same names but a new hash: a description, schema or server info changed.
     other = not kinds and snapshot.content_hash != previous.content_hash
     return {"first": False, "kinds": kinds, "other": other}
@@ -225,39 +246,105 @@ def capability_history(server: Server, limit: int = CAPABILITY_HISTORY_LIMIT) ->
     return history
 
 
-def latest_capabilities(snapshot: CapabilitySnapshot | None) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class CapabilityList:
+    """One list of the server page, one page of it: the entries shown, where they sit in the list, the pager's
+    links (query strings that keep the other lists' pages), and what discovery's limits left out of it."""
+
+    field: str
+    items: list[dict[str, Any]]
+    raw: list[Mapping[str, Any]]  # the shown entries as stored
+    count: int  # entries kept by discovery
+    number: int
+    pages: int
+    start: int
+    end: int
+    first_url: str
+    previous_url: str
+    next_url: str
+    last_url: str
+    truncated: str
+
+    @property
+    def paginated(self) -> bool:
+        return self.pages > 1
+
+
+# Each list of a snapshot: its page parameter, its anchor on the page, and how an entry is shown.
+_CAPABILITY_LISTS: dict[str, tuple[str, str, Any]] = {
+    "tools": ("tools_page", "tools", _tool_view),
+    "resources": ("resources_page", "resources", _resource_view),
+    "resource_templates": ("templates_page", "resource-templates", _resource_template_view),
+    "prompts": ("prompts_page", "prompts", _prompt_view),
+}
+
+
+def _page_url(query: QueryDict, parameter: str, number: int, anchor: str) -> str:
+    changed = query.copy()
+    changed[parameter] = str(number)
+    return f"?{changed.urlencode()}#{anchor}"
+
+
+def capability_list(
+    snapshot: CapabilitySnapshot, field: str, query: QueryDict, page_size: int = CAPABILITY_PAGE_SIZE
+) -> CapabilityList:
+    """One page of one list (`?tools_page=N`...). A page number that is not one (or past the end) shows the
+    nearest page, as a pager link would, rather than an error."""
+    parameter, anchor, view = _CAPABILITY_LISTS[field]
+    entries = getattr(snapshot, field) or []
+    page = Paginator(entries, page_size).get_page(query.get(parameter))
+    raw = [entry for entry in page.object_list if isinstance(entry, Mapping)]
+    pages = page.paginator.num_pages
+    report = (snapshot.truncation or {}).get(field) or {}
+    return CapabilityList(
+        field=field,
+        items=[view(entry) for entry in raw],
+        raw=raw,
+        count=len(entries),
+        number=page.number,
+        pages=pages,
+        start=page.start_index(),
+        end=page.end_index(),
+        first_url=_page_url(query, parameter, 1, anchor),
+        previous_url=_page_url(query, parameter, page.previous_page_number(), anchor) if page.has_previous() else "",
+        next_url=_page_url(query, parameter, page.next_page_number(), anchor) if page.has_next() else "",
+        last_url=_page_url(query, parameter, pages, anchor),
+        truncated=str(report.get("message", "")),
+    )
+
+
+def latest_capabilities(snapshot: CapabilitySnapshot | None, query: QueryDict | None = None) -> dict[str, Any] | None:
+    """The latest discovery as the server page shows it: each list one page at a time."""
     if snapshot is None:
         return None
+    query = query if query is not None else QueryDict()
     return {
         "snapshot": snapshot,
         "server_info": pretty_json(snapshot.server_info) if snapshot.server_info else "",
         "capabilities": pretty_json(snapshot.capabilities) if snapshot.capabilities else "",
-        "tools": [_tool_view(tool) for tool in snapshot.tools],
-        "resources": [_resource_view(resource) for resource in snapshot.resources],
-        "resource_templates": [_resource_template_view(template) for template in snapshot.resource_templates],
-        "prompts": [_prompt_view(prompt) for prompt in snapshot.prompts],
+        **{field: capability_list(snapshot, field, query) for field in _CAPABILITY_LISTS},
     }
 
 
-def tool_schemas(snapshot: CapabilitySnapshot | None) -> dict[str, Any]:
-    """Each tool's input schema, for the call forms the page builds."""
-    if snapshot is None:
-        return {}
-    return {tool["name"]: _pick(tool, "inputSchema", "input_schema") or {} for tool in snapshot.tools}
+def tool_schemas(tools: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Each tool's input schema, for the call forms the page builds (only the tools on the page)."""
+    return {tool["name"]: _pick(tool, "inputSchema", "input_schema") or {} for tool in tools if "name" in tool}
 
 
-def server_detail_context(server: Server, *, can_call: bool = False) -> dict[str, Any]:
-    """Everything the server page shows. Secrets stay out: only the names of env variables and headers."""
+def server_detail_context(server: Server, *, can_call: bool = False, query: QueryDict | None = None) -> dict[str, Any]:
+    """Everything the server page shows. Secrets stay out: only the names of env variables and headers.
+    `query` is the page's GET parameters: which page of each capability list to show."""
     snapshot = CapabilitySnapshot.objects.latest_for(server)
+    latest = latest_capabilities(snapshot, query)
     return {
         "server": server,
         "can_call": can_call,
-        "tool_schemas": tool_schemas(snapshot) if can_call else {},
+        "tool_schemas": tool_schemas(latest["tools"].raw) if can_call and latest is not None else {},
         "status_history": list(StatusChange.objects.recent_for(server, STATUS_HISTORY_LIMIT)),
         "env_keys": sorted(server.env or {}),
         "header_keys": sorted(server.headers or {}),
         "metadata_json": pretty_json(server.metadata) if server.metadata else "",
-        "latest": latest_capabilities(snapshot),
+        "latest": latest,
         "history": capability_history(server),
         "recent_calls": list(CallRecord.objects.recent_for(server, RECENT_CALLS_LIMIT)),
         "sections": server_sections(),
@@ -326,8 +413,11 @@ def tool_input_schema(server: Server, tool: str) -> tuple[bool, dict[str, Any] |
 
 
 def known_tools_message(server: Server, tool: str) -> str:
-    names = sorted(Capability.objects.filter(server=server, kind=CapabilityKind.TOOL).values_list("name", flat=True))
+    tools = Capability.objects.filter(server=server, kind=CapabilityKind.TOOL)
+    names = list(tools.order_by("name").values_list("name", flat=True)[:KNOWN_TOOLS_NAMED])
     shown = tool if len(tool) <= 60 else tool[:57] + "..."
     if not names:
         return f"{server.name} offers no tools (or has not been discovered yet), so it has no tool {shown!r}."
-    return f"{server.name} has no tool {shown!r}. Its tools: {', '.join(names)}."
+    more = tools.count() - len(names) if len(names) == KNOWN_TOOLS_NAMED else 0
+    listed = ", ".join(names) + (f" and {more:,} more" if more else "")
+    return f"{server.name} has no tool {shown!r}. Its tools: {listed}."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from registry.models import DEFAULT_MAX_CONCURRENCY, Capability, CapabilitySnapshot, Server, Transport
@@ -150,8 +151,16 @@ class ServerSerializer(ServerDefinitionSerializer):
         return counts
 
 
+def truncation_messages(snapshot: CapabilitySnapshot) -> dict[str, str]:
+    return {listing: str(report.get("message", "")) for listing, report in (snapshot.truncation or {}).items()}
+
+
 class CapabilitySnapshotSerializer(serializers.ModelSerializer):
+    """The latest discovery in full. `truncated` says, in words, what discovery's limits left out of each list
+    (absent lists were kept whole); `truncation` has the same as figures."""
+
     server = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    truncated = serializers.SerializerMethodField()
 
     class Meta:
         model = CapabilitySnapshot
@@ -168,16 +177,28 @@ class CapabilitySnapshotSerializer(serializers.ModelSerializer):
             "resources",
             "resource_templates",
             "prompts",
+            "truncated",
+            "truncation",
             "content_hash",
         ]
+
+    @extend_schema_field(serializers.DictField(child=serializers.CharField()))
+    def get_truncated(self, snapshot: CapabilitySnapshot) -> dict[str, str]:
+        """List -> what the limits left out of it, in words ("showing 1,000 of more than 5,000 tools; ...")."""
+        return truncation_messages(snapshot)
 
 
 class CapabilitySnapshotSummarySerializer(serializers.ModelSerializer):
     counts = serializers.SerializerMethodField()
+    truncated = serializers.SerializerMethodField()
 
     class Meta:
         model = CapabilitySnapshot
-        fields = ["id", "discovered_at", "last_confirmed_at", "protocol_version", "content_hash", "counts"]
+        fields = ["id", "discovered_at", "last_confirmed_at", "protocol_version", "content_hash", "counts", "truncated"]
+
+    @extend_schema_field(serializers.DictField(child=serializers.CharField()))
+    def get_truncated(self, snapshot: CapabilitySnapshot) -> dict[str, str]:
+        return truncation_messages(snapshot)
 
     def get_counts(self, snapshot: CapabilitySnapshot) -> dict[str, int]:
         return {

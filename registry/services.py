@@ -140,6 +140,9 @@ def _content_hash(discovered: DiscoveredCapabilities) -> str:
         "resource_templates": discovered.resource_templates,
         "prompts": discovered.prompts,
     }
+    if discovered.truncation:
+        # Only when something was cut, so snapshots of servers within the limits keep the hash they always had.
+        material["truncation"] = discovered.truncation_dict()
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -190,6 +193,13 @@ def capabilities_record(
     row = Server.objects.select_for_update().filter(pk=server_id).first()
     if row is None:
         return None
+    if discovered.truncation:
+        # One line per discovery, whichever lists were cut: the server is not trusted to fill the log either.
+        logger.warning(
+            "MCP server %r: discovery kept only part of what it listed: %s",
+            row.name,
+            " | ".join(report.message for report in discovered.truncation.values()),
+        )
     content_hash = _content_hash(discovered)
     latest = CapabilitySnapshot.objects.latest_for(row)
     Server.objects.filter(pk=server_id).update(
@@ -211,6 +221,7 @@ def capabilities_record(
         resources=discovered.resources,
         resource_templates=discovered.resource_templates,
         prompts=discovered.prompts,
+        truncation=discovered.truncation_dict(),
         content_hash=content_hash,
     )
     row.capabilities.all().delete()

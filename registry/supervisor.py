@@ -379,6 +379,7 @@ class FleetSupervisor:
                     "snapshot_id": recorded.snapshot.pk,
                     "protocol_version": discovered.protocol_version,
                     "counts": counts,
+                    "truncated": {listing: report.message for listing, report in discovered.truncation.items()},
                 },
             )
             return

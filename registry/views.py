@@ -52,7 +52,8 @@ def fleet_overview(request: HttpRequest) -> HttpResponse:
 def server_detail(request: HttpRequest, name: str) -> HttpResponse:
     server = get_object_or_404(Server.objects.for_dashboard(), name=name)
     can_call = role_of(request.user) >= Role.OPERATOR
-    return render(request, "registry/server_detail.html", selectors.server_detail_context(server, can_call=can_call))
+    context = selectors.server_detail_context(server, can_call=can_call, query=request.GET)
+    return render(request, "registry/server_detail.html", context)
 
 
 @require_POST
@@ -70,6 +71,8 @@ def server_discover(request: HttpRequest, name: str) -> HttpResponse:
             counts = ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in outcome["counts"].items())
             news = "capabilities changed" if outcome["changed"] else "nothing changed"
             messages.success(request, f"Discovered {server.name}: {counts} ({news}).")
+            for note in outcome["truncated"].values():
+                messages.warning(request, f"{server.name}: {note}.")
         else:
             messages.error(request, f"Could not discover {server.name}: {outcome['error']}")
     return redirect("registry:server_detail", name=server.name)

@@ -298,4 +298,4 @@ async def discover_once(target: ServerTarget, *, errlog: TextIO | None = None) -
     """Connect, discover everything, disconnect. Bounded by connect_timeout + request_timeout."""
     async with open_client(target, errlog=errlog) as client:
         with anyio.fail_after(target.request_timeout):
-            return await fetch_capabilities(client)
+            return await fetch_capabilities(client, limits=target.capability_limits)

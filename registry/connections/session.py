@@ -725,8 +725,9 @@ class ServerConnection:
         timeout: float | None = None,  # noqa: ASYNC109
         context: RequestContext = NO_CONTEXT,
     ) -> Answer[DiscoveredCapabilities]:
-        """All tools, resources, templates and prompts, all pages, fresh from the server."""
-        return await self.request("discover", "", fetch_capabilities, timeout, context)
+        """All tools, resources, templates and prompts, fresh from the server, within the target's capability limits."""
+        discover = partial(fetch_capabilities, limits=self._target.capability_limits)
+        return await self.request("discover", "", discover, timeout, context)
 
     async def probe(
         self,

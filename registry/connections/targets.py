@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
+from .capabilities import CapabilityLimits
 from .limits import Limits
 from .redaction import Redactor
 
@@ -77,6 +78,8 @@ class ServerTarget:
     # "auto" probes server/discover (2026-07-28) and falls back to the initialize handshake; "legacy" skips
     # the probe, which saves a round trip (and the probe's timeout) on servers known to be handshake-only.
     mode: ConnectMode = "auto"
+    # How much of the server's tool, resource, template and prompt lists a discovery keeps.
+    capability_limits: CapabilityLimits = field(default_factory=CapabilityLimits)
     # What the server may send: the size of one message and of a result's content, the rate of its notifications.
     inbound_limits: Limits = field(default_factory=Limits)
 

@@ -35,6 +35,7 @@ from registry.connections.capabilities import DiscoveredCapabilities
 from registry.connections.outbound import OutboundPolicy
 from registry.connections.outcomes import SERVER_REQUEST_OPERATIONS
 from registry.connections.transports import default_errlog
+from registry.fleet_api import capability_limits
 
 CALLER = "mcp_probe"
 
@@ -100,6 +101,7 @@ class Command(BaseCommand):
                 request_timeout=options["timeout"],
                 connect_timeout=options["timeout"],
                 mode="legacy" if options["legacy"] else "auto",
+                capability_limits=capability_limits(),
             )
         except ValueError as error:
             raise CommandError(str(error)) from error
@@ -181,6 +183,8 @@ class Command(BaseCommand):
                     params = list((item.get("inputSchema") or {}).get("properties", {}))
                     extra = f"({', '.join(params)})"
                 write(f"  - {label(item)}{extra}" + (f": {description[:100]}" if description else ""))
+        for truncation in (report.get("truncation") or {}).values():
+            write(f"Not kept: {truncation['message']}")
         for request in report.get("server_requests", []):
             write(f"Server asked {request['method']}: {request['answer']}")
         call = report.get("call")
