@@ -1,4 +1,4 @@
-/* Small helpers every page script shares: JSON from the API, table cells, the CSRF token of the page. */
+/* Small helpers every page script shares: JSON from the API, table cells, the CSRF token of the page, chart text. */
 (function () {
   "use strict";
 
@@ -34,5 +34,14 @@
     });
   }
 
-  window.OrchestratorDom = { getJSON: getJSON, td: td, csrfToken: csrfToken, postJSON: postJSON };
+  // Plotly reads every string it draws (trace names, hover text, tick labels, titles) as HTML-like markup: <b>, <i>,
+  // <a href>, <br>, entities. Text that comes from servers goes through this first, so it shows as written and a
+  // hostile server cannot style a label or plant a link in it. Plotly decodes &amp; &lt; &gt; and numeric entities.
+  var PLOT_ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;" };
+  function plotText(value) {
+    if (value === null || value === undefined) return "";
+    return String(value).replace(/[&<>"']/g, function (c) { return PLOT_ESCAPES[c]; });
+  }
+
+  window.OrchestratorDom = { getJSON: getJSON, td: td, csrfToken: csrfToken, postJSON: postJSON, plotText: plotText };
 })();

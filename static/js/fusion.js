@@ -5,7 +5,7 @@
   "use strict";
 
   var dom = window.OrchestratorDom;
-  var getJSON = dom.getJSON, td = dom.td, postJSON = dom.postJSON;
+  var getJSON = dom.getJSON, td = dom.td, postJSON = dom.postJSON, plotText = dom.plotText;
 
   function short(value) {
     if (value === null || value === undefined) return "–";
@@ -62,11 +62,13 @@
     var figures = answer.fields[field];
     var colors = { used: "#1f9d55", excluded: "#d97706" };
     Plotly.react(target, [{
-      x: rows.map(function (row) { return row.server; }), y: rows.map(pick), mode: "markers", type: "scatter",
+      x: rows.map(function (row) { return plotText(row.server); }), y: rows.map(pick), mode: "markers", type: "scatter",
       marker: { size: 11, color: rows.map(function (row) { return colors[row.state] || "#d64545"; }) },
-      text: rows.map(function (row) { return row.state + (row.reason ? ": " + row.reason : ""); }), name: field,
+      text: rows.map(function (row) { return plotText(row.state + (row.reason ? ": " + row.reason : "")); }),
+      name: plotText(field),
     }], {
-      margin: { t: 10, r: 10, b: 40, l: 70 }, showlegend: false, yaxis: { title: { text: field }, tickformat: ",.6~g" },
+      margin: { t: 10, r: 10, b: 40, l: 70 }, showlegend: false,
+      yaxis: { title: { text: plotText(field) }, tickformat: ",.6~g" },
       shapes: [
         { type: "rect", xref: "paper", x0: 0, x1: 1, y0: figures.interval[0], y1: figures.interval[1],
           fillcolor: "rgba(37,99,235,0.12)", line: { width: 0 } },

@@ -6,7 +6,7 @@
   "use strict";
 
   var dom = window.OrchestratorDom;
-  var getJSON = dom.getJSON, td = dom.td, csrfToken = dom.csrfToken;
+  var getJSON = dom.getJSON, td = dom.td, csrfToken = dom.csrfToken, plotText = dom.plotText;
 
   var LABELS = { online: "Online", degraded: "Degraded", pending: "Pending", unhealthy: "Unhealthy",
     offline: "Offline", maintenance: "Maintenance", unknown: "Unknown", disabled: "Disabled" };
@@ -243,7 +243,8 @@
         var slope = health.trend.slope_ms_per_hour / 3600000;
         var end = health.prediction ? Date.parse(health.prediction.at) : xs[xs.length - 1];
         traces.push({ x: [new Date(xs[0]), new Date(end)], y: [ym + slope * (xs[0] - xm), ym + slope * (end - xm)],
-          name: "trend (" + health.trend.direction + ")", mode: "lines", type: "scatter", line: { dash: "dot" } });
+          name: "trend (" + plotText(health.trend.direction) + ")", mode: "lines", type: "scatter",
+          line: { dash: "dot" } });
         if (health.prediction) {
           layout.shapes = [{ type: "rect", xref: "x", yref: "paper", x0: health.prediction.earliest,
             x1: health.prediction.latest || health.prediction.at, y0: 0, y1: 1, fillcolor: "rgba(220,80,60,0.12)",
@@ -271,7 +272,9 @@
       plot("timeline-chart", [{ x: all.map(function (s) { return s.at; }),
         y: all.map(function (s) { return s.kind; }), mode: "markers", type: "scatter",
         marker: { color: all.map(function (s) { return s.ok ? "#1f9d55" : "#d64545"; }), size: 7 },
-        text: all.map(function (s) { return s.error || (s.latency_ms !== null ? s.latency_ms + " ms" : ""); }) }],
+        text: all.map(function (s) {
+          return plotText(s.error || (s.latency_ms !== null ? s.latency_ms + " ms" : ""));
+        }) }],
         { margin: { t: 10, r: 10, b: 30, l: 70 } }, { responsive: true, displayModeBar: false });
 
       // The status over time, as steps between its levels (newest change last), up to now.
@@ -281,7 +284,7 @@
         var xs = changes.map(function (c) { return c.at; }).concat([new Date().toISOString()]);
         var ys = changes.map(function (c) { return c.to; }).concat([changes[changes.length - 1].to]);
         plot("status-chart", [{ x: xs, y: ys, type: "scatter", mode: "lines+markers", line: { shape: "hv" },
-          text: changes.map(function (c) { return c.reason; }).concat([""]), name: "status" }],
+          text: changes.map(function (c) { return plotText(c.reason); }).concat([""]), name: "status" }],
           { margin: { t: 10, r: 10, b: 30, l: 90 }, yaxis: { categoryorder: "array", categoryarray: levels } },
           { responsive: true, displayModeBar: false });
       }

@@ -4,7 +4,7 @@
   "use strict";
 
   var dom = window.OrchestratorDom;
-  var td = dom.td;
+  var td = dom.td, plotText = dom.plotText;
 
   function money(value, digits) {
     return value === null || value === undefined ? "–" : Number(value).toFixed(digits === undefined ? 2 : digits);
@@ -102,10 +102,10 @@
     var traces = [];
     (tx.participants || []).forEach(function (p) {
       p.timeline.forEach(function (s) {
-        traces.push({ type: "bar", orientation: "h", y: [p.server], base: [s.started_at],
-          x: [Math.max(1, s.duration_ms)], name: s.phase, showlegend: false,
+        traces.push({ type: "bar", orientation: "h", y: [plotText(p.server)], base: [s.started_at],
+          x: [Math.max(1, s.duration_ms)], name: plotText(s.phase), showlegend: false,
           marker: { color: s.ok ? colors[s.phase] || "#2563eb" : "#d64545" },
-          text: [s.phase + (s.error ? ": " + s.error : "")], hoverinfo: "text" });
+          text: [plotText(s.phase + (s.error ? ": " + s.error : ""))], hoverinfo: "text" });
       });
     });
     var shapes = tx.decided_at ? [{ type: "line", xref: "x", yref: "paper", x0: tx.decided_at, x1: tx.decided_at,
@@ -187,13 +187,13 @@
       var traces = servers.map(function (server) {
         var own = views.filter(function (v) { return v.server === server; });
         return {
-          name: server, type: "scatter", mode: "markers",
-          x: own.map(function (v) { return v.symbol; }),
+          name: plotText(server), type: "scatter", mode: "markers",
+          x: own.map(function (v) { return plotText(v.symbol); }),
           y: own.map(function (v) { return ((v.bid + v.ask) / 2 - mids[v.symbol]) / mids[v.symbol] * 10000; }),
           error_y: { type: "data", symmetric: false,
             array: own.map(function (v) { return (v.ask - (v.bid + v.ask) / 2) / mids[v.symbol] * 10000; }),
             arrayminus: own.map(function (v) { return ((v.bid + v.ask) / 2 - v.bid) / mids[v.symbol] * 10000; }) },
-          text: own.map(function (v) { return "bid " + v.bid + " / ask " + v.ask; }),
+          text: own.map(function (v) { return plotText("bid " + v.bid + " / ask " + v.ask); }),
         };
       });
       Plotly.react("quote-chart", traces, {

@@ -14,6 +14,8 @@
   var previous = null; // last metrics snapshot, for rates
   var chartReady = false;
   var families = []; // trace order
+  // Stream names reach the chart's legend: shown as written, never as Plotly markup.
+  var plotText = window.OrchestratorDom.plotText;
 
   function list(value) {
     return value
@@ -102,12 +104,14 @@
     Object.keys(rates).forEach(function (name) {
       if (families.indexOf(name) >= 0) return;
       families.push(name);
-      if (chartReady) Plotly.addTraces(chart, { x: [], y: [], name: name, mode: "lines", type: "scatter" });
+      if (chartReady) Plotly.addTraces(chart, { x: [], y: [], name: plotText(name), mode: "lines", type: "scatter" });
     });
     if (!chartReady) {
       Plotly.newPlot(
         chart,
-        families.map(function (name) { return { x: [], y: [], name: name, mode: "lines", type: "scatter" }; }),
+        families.map(function (name) {
+          return { x: [], y: [], name: plotText(name), mode: "lines", type: "scatter" };
+        }),
         {
           margin: { t: 10, r: 10, b: 30, l: 40 },
           yaxis: { title: { text: "events/s" }, rangemode: "tozero" },
