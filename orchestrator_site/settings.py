@@ -172,6 +172,11 @@ REST_FRAMEWORK = {
 }
 # Request bodies: a JSON body above this size or nested deeper answers 400 (an import of 1,000 servers is ~1 MB).
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 5 * 1024 * 1024)
+# The serving path (tool calls, resource reads) answers who is calling from a per-process cache for this long: a
+# revoked token or a changed role takes effect within it in other processes (at once in the one where it changed).
+API_CALLER_CACHE_SECONDS = env_float("API_CALLER_CACHE_SECONDS", 5.0)
+# ...and the server definition and tool schemas it calls from a cache of this age (cleared in-process on change).
+API_SERVER_CACHE_SECONDS = env_float("API_SERVER_CACHE_SECONDS", 2.0)
 API_MAX_JSON_DEPTH = env_int("API_MAX_JSON_DEPTH", 64)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 

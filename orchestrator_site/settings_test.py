@@ -8,3 +8,12 @@ import os
 os.environ.setdefault("SECRET_KEY", "test-only-insecure-key-for-the-suite")
 
 from orchestrator_site.settings import *  # noqa: E402, F403
+from orchestrator_site.settings import CACHES, CHANNEL_LAYERS, REDIS_URL  # noqa: E402
+
+# Parallel test workers (pytest-xdist) share one Redis: each gets its own channel-layer and cache namespace, so one
+# worker's group messages and throttle counts never reach another's tests. (Databases are per worker already:
+# pytest-django suffixes PostgreSQL's test database, and SQLite's test file is per process.)
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if REDIS_URL and _WORKER:
+    CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"test-{_WORKER}"
+    CACHES["default"]["KEY_PREFIX"] = f"test-{_WORKER}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
@@ -15,33 +14,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from registry import fleet_api
-from registry.connections import (
-    Answer,
-    ConnectionLayerError,
-    RequestTimedOut,
-    ResourceReadResult,
-    ServerUnavailable,
-    ToolCallResult,
-)
 from registry.discovery import discover_and_record, first_discovery, registry_changed
 from registry.filters import ServerFilter
 from registry.models import CapabilitySnapshot, Server, Transport
 from registry.permissions import IsAdmin, IsOperator, ReadForViewersWriteForOperators, Role, role_of
-from registry.selectors import known_tools_message, tool_input_schema
 from registry.serializers import (
     CapabilitySnapshotSerializer,
     CapabilitySnapshotSummarySerializer,
-    FleetErrorSerializer,
-    ResourceReadRequestSerializer,
-    ResourceReadResponseSerializer,
     ServerDefinitionSerializer,
     ServerSerializer,
-    ToolCallRequestSerializer,
-    ToolCallResponseSerializer,
 )
 from registry.services import server_create, server_delete, server_update
-from registry.tool_arguments import argument_errors
 from registry.transfer import ImportDocumentError, registry_export, registry_import
 
 STDIO_NEEDS_ADMIN = (
@@ -60,49 +43,6 @@ DiscoveryOutcomeSerializer = inline_serializer(
         "error": serializers.CharField(required=False),
     },
 )
-
-
-def _fleet_error(error: ConnectionLayerError) -> Response:
-    """A failed MCP request as an HTTP answer: 503 when the server cannot be reached now, 504 when it did not answer in
-    time, 502 when it answered wrongly; always with the reason and the call's outcome."""
-    if isinstance(error, ServerUnavailable):
-        code = status.HTTP_503_SERVICE_UNAVAILABLE
-    elif isinstance(error, RequestTimedOut):
-        code = status.HTTP_504_GATEWAY_TIMEOUT
-    else:
-        code = status.HTTP_502_BAD_GATEWAY
-    body: dict[str, Any] = {"detail": str(error)}
-    if error.outcome is not None:
-        body["outcome"] = error.outcome.to_dict()
-    return Response(body, status=code)
-
-
-def _answered(
-    ask: Callable[[dict[str, Any]], Answer[ToolCallResult] | Answer[ResourceReadResult]],
-    request: Request,
-    body: dict[str, Any],
-) -> Response:
-    """Ask the fleet on behalf of the requesting user; the answer with its outcome, or the failure as an HTTP error."""
-    context = {
-        "timeout": body.get("timeout_seconds"),
-        "correlation_id": body.get("correlation_id", ""),
-        "caller": request.user.get_username(),
-    }
-    try:
-        answer = ask(context)
-    except ConnectionLayerError as error:
-        return _fleet_error(error)
-    return Response({"result": answer.result.to_dict(), "outcome": answer.outcome.to_dict()})
-
-
-FLEET_ERRORS = {
-    400: OpenApiTypes.OBJECT,
-    403: OpenApiTypes.OBJECT,
-    404: OpenApiTypes.OBJECT,
-    502: FleetErrorSerializer,
-    503: FleetErrorSerializer,
-    504: FleetErrorSerializer,
-}
 
 
 def _flag(request: Request, name: str, default: bool = False) -> bool:
@@ -205,44 +145,6 @@ class ServerViewSet(viewsets.ModelViewSet):
             raise ValidationError({"enabled": ["The server is disabled; enable it before discovering."]})
         outcome = discover_and_record(server=server, caller=request.user.get_username())
         return Response(outcome, status=status.HTTP_200_OK if outcome["ok"] else status.HTTP_502_BAD_GATEWAY)
-
-    @extend_schema(request=ToolCallRequestSerializer, responses={200: ToolCallResponseSerializer, **FLEET_ERRORS})
-    @action(detail=True, methods=["post"], permission_classes=[IsOperator])
-    def call(self, request: Request, name: str | None = None) -> Response:
-        """Call one of the server's tools. The arguments are checked against the tool's input schema first (400
-        naming each wrong field); the answer carries the result (content, structured content, is_error) and the
-        call's outcome (latency, error kind and message). Every call is recorded with who made it."""
-        server = self.get_object()
-        body = ToolCallRequestSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        if not server.enabled:
-            raise ValidationError({"enabled": ["The server is disabled; enable it before calling its tools."]})
-        tool, arguments = body.validated_data["tool"], body.validated_data["arguments"]
-        known, schema = tool_input_schema(server, tool)
-        if not known:
-            raise ValidationError({"tool": [known_tools_message(server, tool)]})
-        problems = argument_errors(schema, arguments)
-        if problems:
-            raise ValidationError({"arguments": problems})
-        return _answered(
-            lambda context: fleet_api.call_tool_sync(server, tool, arguments, **context), request, body.validated_data
-        )
-
-    @extend_schema(
-        request=ResourceReadRequestSerializer, responses={200: ResourceReadResponseSerializer, **FLEET_ERRORS}
-    )
-    @action(detail=True, methods=["post"], permission_classes=[IsOperator])
-    def read(self, request: Request, name: str | None = None) -> Response:
-        """Read one of the server's resources by URI; recorded with who read it."""
-        server = self.get_object()
-        body = ResourceReadRequestSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        if not server.enabled:
-            raise ValidationError({"enabled": ["The server is disabled; enable it before reading its resources."]})
-        uri = body.validated_data["uri"]
-        return _answered(
-            lambda context: fleet_api.read_resource_sync(server, uri, **context), request, body.validated_data
-        )
 
     @extend_schema(responses=CapabilitySnapshotSerializer)
     @action(detail=True, methods=["get"])

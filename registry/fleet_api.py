@@ -243,6 +243,25 @@ def reconnect_now(server: str) -> bool:
     return bool(runtime.run(lambda hub: hub.reconnect_now(server), timeout=5))
 
 
+async def on_server(
+    target: ServerTarget,
+    work: Callable[[ConnectionHub, RequestContext], Awaitable[T]],
+    *,
+    deadline: Deadline | None,
+    correlation_id: str = "",
+    caller: str = "",
+) -> T:
+    """`work(hub, context)` on the fleet loop for a server given by its definition, whose session is opened on demand
+    (a no-op when the supervisor already runs this exact definition): what the API's views await."""
+    context = _context(deadline, correlation_id, caller)
+
+    async def run(hub: ConnectionHub) -> T:
+        await hub.ensure(target)
+        return await work(hub, context)
+
+    return await _on_fleet_loop(run)
+
+
 # -- sync wrappers for views and commands (Server rows) --------------------------------------------------------
 
 

@@ -133,6 +133,10 @@ class _GuardedReadStream:
             self._closed()
 
 
+# Connections beyond the requests in flight: the notification stream (GET or subscriptions/listen), a discovery.
+_STREAM_CONNECTIONS = 4
+
+
 @dataclass(frozen=True)
 class HttpOptions:
     """How a session's HTTP client is built: the outbound address policy every connection must pass, and what the
@@ -144,6 +148,10 @@ class HttpOptions:
     guard: InboundGuard | None = None
     # The largest event an SSE stream may carry, when the SDK's parser has a lower bound of its own than our limit.
     event_limit: int | None = None
+    # Requests the session lets run at once (the server's max_concurrency): the connection pool holds that many
+    # connections, kept alive, plus the long-lived streams. httpx's default (100 connections, 20 kept alive) made a
+    # burst of concurrent calls wait for the pool, and every call past the 20th open and close a TCP connection.
+    concurrent_requests: int | None = None
 
     def client(
         self,
@@ -152,8 +160,14 @@ class HttpOptions:
         auth: httpx2.Auth | None = None,
     ) -> httpx2.AsyncClient:
         """An httpx2 client for one session (also usable as the SDK's `httpx_client_factory`)."""
+        limits = httpx2.Limits(max_connections=100, max_keepalive_connections=20)
+        if self.concurrent_requests is not None:
+            pool = self.concurrent_requests + _STREAM_CONNECTIONS
+            limits = httpx2.Limits(max_connections=pool, max_keepalive_connections=pool)
         inner: httpx2.AsyncBaseTransport = (
-            self.outbound.transport() if self.outbound is not None else httpx2.AsyncHTTPTransport()
+            self.outbound.transport(limits=limits)
+            if self.outbound is not None
+            else httpx2.AsyncHTTPTransport(limits=limits)
         )
         limited = LimitingTransport(inner, self.guard or InboundGuard("unnamed server"), event_limit=self.event_limit)
         transport = WatchingTransport(limited, self.observations or HttpObservations(), self.on_stream_dropped)
@@ -303,7 +317,7 @@ def build_transport(
     `extra_env` is added to a stdio child's environment (the layer tags each child with a session token).
     """
     guard = guard or InboundGuard(target.key, target.inbound_limits)
-    http = replace(http or HttpOptions(), guard=guard)
+    http = replace(http or HttpOptions(), guard=guard, concurrent_requests=target.max_concurrency)
     if target.transport == "stdio":
         params = StdioServerParameters(
             command=target.command,

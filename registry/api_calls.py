@@ -1,0 +1,216 @@
+"""The REST API's serving path: `POST /api/servers/<name>/call/` and `/read/`, answered on the event loop.
+
+A call needs the server's definition (to open its session on demand) and the tool's input schema (to name wrong
+arguments before anything is sent). Both come from a per-process cache (`API_SERVER_CACHE_SECONDS`, cleared in this
+process whenever a server or a capability snapshot is saved or deleted), so a call makes no database round trip;
+the fleet call is awaited on the fleet loop through the fleet API, and its record is written later, in batches, by
+the supervisor's call recorder (the outcome stream), with the caller's name.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db.models.signals import post_delete, post_save
+from django.http import HttpRequest, JsonResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, status
+
+from orchestrator_site.async_api import AsyncAPIView, Caller, json_answer
+from registry import fleet_api
+from registry.connections import ConnectionLayerError, Deadline, RequestTimedOut, ServerTarget, ServerUnavailable
+from registry.models import CapabilitySnapshot, Server
+from registry.permissions import Role
+from registry.selectors import known_tools_message
+from registry.serializers import (
+    FleetErrorSerializer,
+    ResourceReadRequestSerializer,
+    ResourceReadResponseSerializer,
+    ToolCallRequestSerializer,
+    ToolCallResponseSerializer,
+)
+from registry.tool_arguments import argument_errors
+
+FLEET_ERRORS = {
+    400: OpenApiTypes.OBJECT,
+    403: OpenApiTypes.OBJECT,
+    404: OpenApiTypes.OBJECT,
+    502: FleetErrorSerializer,
+    503: FleetErrorSerializer,
+    504: FleetErrorSerializer,
+}
+
+
+@dataclass(frozen=True)
+class CallableServer:
+    """What the serving path needs of a server row and its latest discovery."""
+
+    name: str
+    enabled: bool
+    target: ServerTarget | None  # None when the stored definition cannot be used (the call then says why)
+    target_problem: str
+    request_timeout_seconds: float
+    tools: dict[str, dict[str, Any] | None] | None  # tool name -> input schema; None before the first discovery
+
+
+def _load(name: str) -> CallableServer | None:
+    server = Server.objects.filter(name=name).first()
+    if server is None:
+        return None
+    try:
+        target, problem = fleet_api.server_target(server), ""
+    except ValueError as error:
+        target, problem = None, str(error)
+    snapshot = CapabilitySnapshot.objects.latest_for(server)
+    tools: dict[str, dict[str, Any] | None] | None = None
+    if snapshot is not None:
+        tools = {}
+        for item in snapshot.tools:
+            schema = item.get("inputSchema", item.get("input_schema"))
+            tools[str(item.get("name"))] = schema if isinstance(schema, dict) else None
+    return CallableServer(
+        name=server.name,
+        enabled=server.enabled,
+        target=target,
+        target_problem=problem,
+        request_timeout_seconds=server.request_timeout_seconds,
+        tools=tools,
+    )
+
+
+class _ServerCache:
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[CallableServer | None, float]] = {}
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    async def get(self, name: str) -> CallableServer | None:
+        entry = self._entries.get(name)
+        if entry is not None and entry[1] > time.monotonic():
+            return entry[0]
+        generation = self._generation
+        loaded = await sync_to_async(_load)(name)
+        with self._lock:
+            # A change while we loaded may not be in what we read: use it for this call, keep it for none.
+            if generation == self._generation:
+                if len(self._entries) >= 10_000:
+                    self._entries.clear()
+                self._entries[name] = (loaded, time.monotonic() + settings.API_SERVER_CACHE_SECONDS)
+        return loaded
+
+    def clear(self, **_: Any) -> None:
+        with self._lock:
+            self._generation += 1
+            self._entries.clear()
+
+
+servers = _ServerCache()
+for _model in (Server, CapabilitySnapshot):
+    post_save.connect(servers.clear, sender=_model, dispatch_uid=f"serving-cache-save-{_model.__name__}")
+    post_delete.connect(servers.clear, sender=_model, dispatch_uid=f"serving-cache-delete-{_model.__name__}")
+
+
+def _fleet_error(error: ConnectionLayerError) -> JsonResponse:
+    """A failed MCP request as an HTTP answer: 503 when the server cannot be reached now, 504 when it did not answer in
+    time, 502 when it answered wrongly; always with the reason and the call's outcome."""
+    if isinstance(error, ServerUnavailable):
+        code = status.HTTP_503_SERVICE_UNAVAILABLE
+    elif isinstance(error, RequestTimedOut):
+        code = status.HTTP_504_GATEWAY_TIMEOUT
+    else:
+        code = status.HTTP_502_BAD_GATEWAY
+    body: dict[str, Any] = {"detail": str(error)}
+    if error.outcome is not None:
+        body["outcome"] = error.outcome.to_dict()
+    return json_answer(body, code)
+
+
+async def _callable(name: str, *, doing: str) -> CallableServer:
+    server = await servers.get(name)
+    if server is None:
+        raise exceptions.NotFound("No Server matches the given query.")
+    if not server.enabled:
+        raise exceptions.ValidationError({"enabled": [f"The server is disabled; enable it before {doing}."]})
+    if server.target is None:
+        raise exceptions.ValidationError({"server": [server.target_problem]})
+    return server
+
+
+def _validated(serializer_class: type, body: Any) -> dict[str, Any]:
+    serializer = serializer_class(data=body if body is not None else {})
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+async def _ask(server: CallableServer, caller: Caller, body: dict[str, Any], work: Any) -> JsonResponse:
+    """Run `work(hub, context)` for the server on the fleet loop, opening its session if it has none."""
+    timeout = body.get("timeout_seconds")
+    deadline = Deadline.within(timeout if timeout is not None else server.request_timeout_seconds)
+    try:
+        answer = await fleet_api.on_server(
+            server.target,  # type: ignore[arg-type]
+            work,
+            deadline=deadline,
+            correlation_id=body.get("correlation_id", ""),
+            caller=caller.username,
+        )
+    except ConnectionLayerError as error:
+        return _fleet_error(error)
+    return json_answer({"result": answer.result.to_dict(), "outcome": answer.outcome.to_dict()})
+
+
+@extend_schema(tags=["servers"])
+class ServerToolCallView(AsyncAPIView):
+    """Call one of the server's tools. The arguments are checked against the tool's input schema first (400 naming
+    each wrong field); the answer carries the result (content, structured content, is_error) and the call's outcome
+    (latency, error kind and message). Every call is recorded with who made it."""
+
+    required_role = Role.OPERATOR
+
+    @extend_schema(
+        operation_id="servers_call_create",
+        request=ToolCallRequestSerializer,
+        responses={200: ToolCallResponseSerializer, **FLEET_ERRORS},
+    )
+    async def post(self, request: HttpRequest, caller: Caller, body: Any, name: str) -> JsonResponse:
+        server = await _callable(name, doing="calling its tools")
+        call = _validated(ToolCallRequestSerializer, body)
+        tool, arguments = call["tool"], call["arguments"]
+        if server.tools is None or tool not in server.tools:
+            message = await sync_to_async(_unknown_tool_message)(name, tool)
+            raise exceptions.ValidationError({"tool": [message]})
+        problems = argument_errors(server.tools[tool], arguments)
+        if problems:
+            raise exceptions.ValidationError({"arguments": problems})
+        return await _ask(
+            server, caller, call, lambda hub, context: hub.call_tool(name, tool, arguments, context=context)
+        )
+
+
+@extend_schema(tags=["servers"])
+class ServerResourceReadView(AsyncAPIView):
+    """Read one of the server's resources by URI; recorded with who read it."""
+
+    required_role = Role.OPERATOR
+
+    @extend_schema(
+        operation_id="servers_read_create",
+        request=ResourceReadRequestSerializer,
+        responses={200: ResourceReadResponseSerializer, **FLEET_ERRORS},
+    )
+    async def post(self, request: HttpRequest, caller: Caller, body: Any, name: str) -> JsonResponse:
+        server = await _callable(name, doing="reading its resources")
+        read = _validated(ResourceReadRequestSerializer, body)
+        uri = read["uri"]
+        return await _ask(server, caller, read, lambda hub, context: hub.read_resource(name, uri, context=context))
+
+
+def _unknown_tool_message(name: str, tool: str) -> str:
+    server = Server.objects.get(name=name)
+    return known_tools_message(server, tool)
