@@ -284,12 +284,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     orchestrator = Orchestrator(free_port(), args.keep_services)
     try:
         port = free_port()
-        children.append(start_http_exchange("alpha", port, "--latency-ms", str(args.latency_ms), quiet=True))
+        children.append(
+            start_http_exchange("alpha", port, "--latency-ms", str(args.latency_ms), "--jitter-ms", "0", quiet=True)
+        )
         upstream = f"http://127.0.0.1:{port}/mcp"
         fusion_urls = []
         for latency in (10, 20, 30):
             fusion_port = free_port()
-            children.append(start_http_exchange("alpha", fusion_port, "--latency-ms", str(latency), quiet=True))
+            children.append(
+                start_http_exchange("alpha", fusion_port, "--latency-ms", str(latency), "--jitter-ms", "0", quiet=True)
+            )
             fusion_urls.append(f"http://127.0.0.1:{fusion_port}/mcp")
         orchestrator.start()
         token = await api_token(orchestrator.base)

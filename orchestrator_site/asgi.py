@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP goes to Django, WebSockets to Channels behind origin validation and session auth."""
+"""ASGI entry point: HTTP goes to Django (the serving path's token calls by a shorter way in), WebSockets to Channels
+behind origin validation and session auth."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ django_asgi_application = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from orchestrator_site.api_fast_lane import ApiFastLane  # noqa: E402
 from orchestrator_site.routing import websocket_urlpatterns  # noqa: E402
 from orchestrator_site.websocket_origin import SameOriginWebSocketValidator  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_application,
+        # Token-authenticated calls of the serving path skip Django's middleware (see api_fast_lane.py).
+        "http": ApiFastLane(django_asgi_application),
         "websocket": SameOriginWebSocketValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

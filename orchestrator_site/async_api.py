@@ -180,6 +180,7 @@ class AsyncAPIView(APIView):
             return await handler_view.serve(request, **kwargs)
 
         view.cls = cls  # type: ignore[attr-defined]  # what drf-spectacular introspects
+        view.view_instance = handler_view  # type: ignore[attr-defined]  # what the API fast lane calls
         view.initkwargs = initkwargs  # type: ignore[attr-defined]
         view.csrf_exempt = True  # type: ignore[attr-defined]  # CSRF is enforced below, for sessions only
         return markcoroutinefunction(view)
@@ -257,7 +258,8 @@ class AsyncAPIView(APIView):
         content_type = request.content_type or ""
         if content_type != "application/json":
             raise exceptions.UnsupportedMediaType(content_type or "none")
-        return LimitedJSONParser().parse(io.BytesIO(raw), content_type, {"encoding": request.encoding or settings.DEFAULT_CHARSET})
+        encoding = request.encoding or settings.DEFAULT_CHARSET
+        return LimitedJSONParser().parse(io.BytesIO(raw), content_type, {"encoding": encoding})
 
 
 def json_answer(body: Any, code: int = status.HTTP_200_OK) -> JsonResponse:

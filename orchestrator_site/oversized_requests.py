@@ -6,11 +6,10 @@ which DRF does not handle: it became Django's HTML "Bad Request (400)" page (the
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.deprecation import MiddlewareMixin
 
 API_PREFIX = "/api/"
 
@@ -19,12 +18,9 @@ def too_large_message(limit: int) -> str:
     return f"The request body is larger than {limit} bytes."
 
 
-class OversizedRequestAsJSONMiddleware:
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
+class OversizedRequestAsJSONMiddleware(MiddlewareMixin):
+    """Sync and async (MiddlewareMixin is both): a sync-only middleware would put every request, the async serving
+    path's too, through a thread hop and the shared thread of sync views."""
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, RequestDataTooBig) and request.path_info.startswith(API_PREFIX):
