@@ -7,16 +7,17 @@ import sys
 
 from django.conf import settings
 
-from registry.models import Capability, CapabilityKind
+from registry.discovery import discover_and_record
+from registry.models import Capability, CapabilityKind, Server
 from registry.services import server_create
 from tests.waiting import wait_for
 
 
 def register_exchange(
     name: str, *extra: str, profile: str = "alpha", server_type: str = "exchange", priority: int = 100
-) -> None:
+) -> Server:
     """A demo exchange without its profile's outages and random failures (unless `extra` asks for them)."""
-    server_create(
+    return server_create(
         name=name,
         transport="stdio",
         command=sys.executable,
@@ -25,6 +26,13 @@ def register_exchange(
         server_type=server_type,
         priority=priority,
     )
+
+
+def discovered_exchange(name: str = "exchange-alpha", *extra: str, profile: str = "alpha") -> Server:
+    """A demo exchange registered and discovered now, without the supervisor (the session opens on demand)."""
+    server = register_exchange(name, *extra, profile=profile)
+    assert discover_and_record(server=server)["ok"]
+    return server
 
 
 def wait_discovered(live_fleet, *names: str, tool: str = "get_quote") -> None:  # type: ignore[no-untyped-def]

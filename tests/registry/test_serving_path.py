@@ -3,10 +3,7 @@ called come from per-process caches, which every change that could revoke, demot
 
 from __future__ import annotations
 
-import sys
-
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.db import connection
 from django.test import Client
@@ -18,6 +15,7 @@ from registry.models import Server
 from registry.permissions import OPERATOR_GROUP
 from registry.services import server_update
 from tests.conftest import PASSWORD
+from tests.exchanges import discovered_exchange
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,18 +25,7 @@ CALL = "/api/servers/exchange-alpha/call/"
 
 @pytest.fixture
 def exchange() -> Server:
-    from registry.services import server_create
-
-    server = server_create(
-        name="exchange-alpha",
-        transport="stdio",
-        command=sys.executable,
-        args=["-m", "exchange_fleet", "serve", "--profile", "alpha"],
-        cwd=str(settings.BASE_DIR),
-        request_timeout_seconds=5,
-    )
-    assert discover_and_record(server=server)["ok"]
-    return server
+    return discovered_exchange()
 
 
 @pytest.fixture

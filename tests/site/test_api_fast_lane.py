@@ -4,35 +4,20 @@ headers that middleware would have added; everything else still goes through Dja
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import HttpCommunicator
-from django.conf import settings
 from rest_framework.authtoken.models import Token
 
 from orchestrator_site import api_fast_lane
 from orchestrator_site.asgi import application
-from registry.discovery import discover_and_record
-from registry.services import server_create
+from tests.exchanges import discovered_exchange
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 QUOTE = json.dumps({"tool": "get_quote", "arguments": {"symbol": "BTC-USD"}}).encode()
 CALL = "/api/servers/exchange-alpha/call/"
-
-
-def _exchange() -> None:
-    server = server_create(
-        name="exchange-alpha",
-        transport="stdio",
-        command=sys.executable,
-        args=["-m", "exchange_fleet", "serve", "--profile", "alpha"],
-        cwd=str(settings.BASE_DIR),
-        request_timeout_seconds=5,
-    )
-    assert discover_and_record(server=server)["ok"]
 
 
 async def post(path: str, body: bytes, *headers: tuple[bytes, bytes]) -> tuple[int, dict[str, str], dict]:
@@ -61,7 +46,7 @@ def spy(monkeypatch):
 
 
 async def test_a_token_call_is_served_by_the_view_with_the_middlewares_headers(operator_user, spy):
-    await sync_to_async(_exchange)()
+    await sync_to_async(discovered_exchange)()
     token = await sync_to_async(Token.objects.create)(user=operator_user)
     code, headers, body = await post(CALL, QUOTE, (b"authorization", f"Token {token.key}".encode()))
     assert code == 200, body
