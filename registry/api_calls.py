@@ -27,7 +27,7 @@ from registry import fleet_api
 from registry.connections import ConnectionLayerError, Deadline, RequestTimedOut, ServerTarget, ServerUnavailable
 from registry.models import CapabilitySnapshot, Server
 from registry.permissions import Role
-from registry.selectors import known_tools_message
+from registry.selectors import known_tools_message, tool_input_schemas
 from registry.serializers import (
     FleetErrorSerializer,
     ResourceReadRequestSerializer,
@@ -67,20 +67,13 @@ def _load(name: str) -> CallableServer | None:
         target, problem = fleet_api.server_target(server), ""
     except ValueError as error:
         target, problem = None, str(error)
-    snapshot = CapabilitySnapshot.objects.latest_for(server)
-    tools: dict[str, dict[str, Any] | None] | None = None
-    if snapshot is not None:
-        tools = {}
-        for item in snapshot.tools:
-            schema = item.get("inputSchema", item.get("input_schema"))
-            tools[str(item.get("name"))] = schema if isinstance(schema, dict) else None
     return CallableServer(
         name=server.name,
         enabled=server.enabled,
         target=target,
         target_problem=problem,
         request_timeout_seconds=server.request_timeout_seconds,
-        tools=tools,
+        tools=tool_input_schemas(server),
     )
 
 

@@ -402,14 +402,17 @@ def tool_schemas_for(servers: Iterable[Server], tool: str) -> dict[int, ToolSche
     return found
 
 
-def tool_input_schema(server: Server, tool: str) -> tuple[bool, dict[str, Any] | None]:
-    """(whether the server's latest discovery offers `tool`, its input schema)."""
+def tool_input_schemas(server: Server) -> dict[str, dict[str, Any] | None] | None:
+    """Tool name -> input schema (None when the tool declares none usable) from the server's latest discovery; None
+    when it was never discovered."""
     snapshot = CapabilitySnapshot.objects.latest_for(server)
-    for item in snapshot.tools if snapshot is not None else []:
-        if item.get("name") == tool:
-            schema = _pick(item, "inputSchema", "input_schema")
-            return True, schema if isinstance(schema, dict) else None
-    return False, None
+    if snapshot is None:
+        return None
+    schemas: dict[str, dict[str, Any] | None] = {}
+    for item in snapshot.tools:
+        schema = _pick(item, "inputSchema", "input_schema")
+        schemas[str(item.get("name"))] = schema if isinstance(schema, dict) else None
+    return schemas
 
 
 def known_tools_message(server: Server, tool: str) -> str:

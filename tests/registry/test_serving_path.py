@@ -10,8 +10,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 
-from registry.discovery import discover_and_record
-from registry.models import Server
+from registry.models import CapabilitySnapshot, Server
 from registry.permissions import OPERATOR_GROUP
 from registry.services import server_update
 from tests.conftest import PASSWORD
@@ -82,12 +81,16 @@ def test_a_server_disabled_or_deleted_is_refused_at_once(exchange, token):
     assert call(token)[0] == 404
 
 
-def test_a_tool_learnt_by_a_new_discovery_is_callable_at_once(exchange, token):
-    code, body, _ = call(token, {"tool": "get_reservation", "arguments": {"reservation_id": "nope"}})
-    assert code in (200, 400)  # a known tool either way; then the discovery replaces what is known
-    exchange.refresh_from_db()
-    assert discover_and_record(server=exchange)["ok"]
-    assert call(token)[0] == 200
+def test_a_new_capability_snapshot_is_used_at_once(exchange, token):
+    assert call(token)[0] == 200  # the server and its schemas are now known to the cache
+    snapshot = CapabilitySnapshot.objects.latest_for(exchange)
+    for tool in snapshot.tools:
+        if tool["name"] == "get_quote":  # a newer discovery says the symbol is a number now
+            schema = tool.get("inputSchema") or tool["input_schema"]
+            schema["properties"]["symbol"] = {"type": "integer"}
+    snapshot.save()
+    code, body, _ = call(token)
+    assert code == 400 and "symbol" in body["arguments"]
 
 
 def test_no_credentials_answer_401_with_the_scheme_and_a_bad_header_401(exchange):
