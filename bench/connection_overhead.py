@@ -41,7 +41,7 @@ from typing import Any
 from mcp import Client, StdioServerParameters
 
 from exchange_fleet.launcher import free_port, stop_process, wait_for_port
-from registry.connections import (
+from mcp_client import (
     CallOutcome,
     ConnectionHub,
     FleetRuntime,

@@ -47,12 +47,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     from coordinator.arbitrage_workflow import parse_request, run_arbitrage
     from coordinator.balancer import Balancer, Candidate, call_with_failover
     from exchange_fleet.launcher import free_port, start_http_exchange_fleet, stop_process
-    from registry import fleet_api
-    from registry.connections import Deadline, shutdown_runtime
-    from registry.fleet_api import fleet_runtime
+    from fleet import calls as fleet_calls
+    from fleet.calls import fleet_runtime
+    from fleet.supervisor import start_supervisor, stop_supervisor
+    from mcp_client import Deadline, shutdown_runtime
     from registry.models import Capability
     from registry.services import server_create
-    from registry.supervisor import start_supervisor, stop_supervisor
 
     knobs = ["--latency-ms", str(args.latency_ms), "--jitter-ms", "0", "--error-rate", "0"]
     process = None
@@ -134,7 +134,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             direct_cpu = balanced_cpu = 0.0
             for _ in range(args.calls):
                 started, cpu_started = time.perf_counter(), time.process_time()
-                await fleet_api.call_tool(names[0], "get_quote", arguments, caller="bench")
+                await fleet_calls.call_tool(names[0], "get_quote", arguments, caller="bench")
                 direct.append((time.perf_counter() - started) * 1000)
                 direct_cpu += time.process_time() - cpu_started
                 started, cpu_started = time.perf_counter(), time.process_time()

@@ -97,8 +97,8 @@ async def measure_transport(transport: str, args: argparse.Namespace, report: Re
     from mcp import Client, StdioServerParameters
 
     from exchange_fleet.launcher import free_port, start_http_exchange, stop_process
-    from registry import fleet_api
-    from registry.connections import ServerTarget
+    from fleet import calls as fleet_calls
+    from mcp_client import ServerTarget
 
     knobs = ["--latency-ms", str(args.latency_ms), "--jitter-ms", "0", "--no-outages", "--tick-interval", "30"]
     process = None
@@ -122,15 +122,15 @@ async def measure_transport(transport: str, args: argparse.Namespace, report: Re
         bare_server = StdioServerParameters(command=sys.executable, args=argv, cwd=str(REPO))
     arguments = {"symbol": "BTC-USD"}
     try:
-        await fleet_api.ensure_running(target)
-        await fleet_api.fleet_runtime().arun(lambda hub: hub.wait_connected(name, 60))
+        await fleet_calls.ensure_running(target)
+        await fleet_calls.fleet_runtime().arun(lambda hub: hub.wait_connected(name, 60))
         async with Client(bare_server, read_timeout_seconds=30, cache=None) as bare:
 
             async def bare_call() -> Any:
                 return await bare.call_tool("get_quote", arguments)
 
             async def fleet_call() -> Any:
-                return await fleet_api.call_tool(name, "get_quote", arguments, caller="bench")
+                return await fleet_calls.call_tool(name, "get_quote", arguments, caller="bench")
 
             for call in (bare_call, fleet_call):  # warm-up: output schemas fetched, pools filled
                 await drive(call, 10, 100)
@@ -142,7 +142,7 @@ async def measure_transport(transport: str, args: argparse.Namespace, report: Re
                     samples["fleet"].append(await drive(fleet_call, concurrency, total))
                 report.levels.append(summarise(transport, concurrency, total, samples))
     finally:
-        await fleet_api.stop_running(name)
+        await fleet_calls.stop_running(name)
         if process is not None:
             await asyncio.to_thread(stop_process, process)
 
@@ -235,7 +235,7 @@ async def run(args: argparse.Namespace) -> Report:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_django()
-    from registry.connections import shutdown_runtime
+    from mcp_client import shutdown_runtime
 
     try:
         report = asyncio.run(run(args))

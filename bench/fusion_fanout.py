@@ -82,15 +82,15 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
     from bench.supervisor_scale import wait
     from exchange_fleet.launcher import free_port, start_http_exchange_fleet, stop_process
+    from fleet import calls as fleet_calls
+    from fleet.calls import fleet_runtime
+    from fleet.supervisor import start_supervisor, stop_supervisor
     from fusion.engine import run_query
     from fusion.models import FusionRun
     from fusion.query import parse_query
-    from registry import fleet_api
-    from registry.connections import shutdown_runtime
-    from registry.fleet_api import fleet_runtime
+    from mcp_client import shutdown_runtime
     from registry.models import Capability, Server
     from registry.services import server_create
-    from registry.supervisor import start_supervisor, stop_supervisor
 
     result: dict[str, Any] = {
         "sources": args.sources,
@@ -135,7 +135,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         for _ in range(3):  # warm-up: sessions, schemas, the ORM's first queries
             run_query(query, caller="bench")
             for name in names:
-                fleet_api.call_tool_sync(rows[name], "get_quote", {"symbol": "BTC-USD"}, caller="bench")
+                fleet_calls.call_tool_sync(rows[name], "get_quote", {"symbol": "BTC-USD"}, caller="bench")
 
         if os.environ.get("FUSION_PROFILE"):
             import cProfile
@@ -153,7 +153,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             singles = []
             for name in names:
                 started = time.perf_counter()
-                fleet_api.call_tool_sync(rows[name], "get_quote", {"symbol": "BTC-USD"}, caller="bench")
+                fleet_calls.call_tool_sync(rows[name], "get_quote", {"symbol": "BTC-USD"}, caller="bench")
                 singles.append((time.perf_counter() - started) * 1000)
             slowest.append(max(singles))
             started, cpu = time.perf_counter(), time.process_time()

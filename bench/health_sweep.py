@@ -55,13 +55,13 @@ def watch_full_collections() -> list[float]:
 def sweep(args: argparse.Namespace) -> dict[str, Any]:
     from bench.supervisor_scale import bare_probe_cost, cpu_seconds, rss_mb, wait
     from exchange_fleet.launcher import free_port, start_http_exchange_fleet, stop_process
+    from fleet.calls import fleet_runtime
+    from fleet.supervisor import start_supervisor, stop_supervisor
     from health.monitor import live_monitor, start_monitor, stop_monitor
+    from mcp_client import shutdown_runtime
     from orchestrator_site.garbage_collection import tune_for_fleet
-    from registry.connections import shutdown_runtime
-    from registry.fleet_api import fleet_runtime
     from registry.models import Server, ServerStatus, StatusChange
     from registry.services import server_create
-    from registry.supervisor import start_supervisor, stop_supervisor
 
     fleets: list[tuple[Any, list[str]]] = []
     result: dict[str, Any] = {"servers": args.processes * args.per_process, "interval_seconds": args.interval}

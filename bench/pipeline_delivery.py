@@ -6,7 +6,7 @@
 Each layer runs in a process of its own: daphne serves the real ASGI application on 127.0.0.1 (as `serve` does),
 the pipeline runs on the fleet loop, and 20 WebSocket clients (the `websockets` library, over TCP, logged in with a
 session cookie) subscribe to `bench.*`. A publisher publishes 2,000 events per second (in ticks of 10 ms) through
-`pipeline.service.publish`; every client records, for every event, the time from publish to receipt.
+`pipeline.running.publish`; every client records, for every event, the time from publish to receipt.
 Reported: p50, p95 and p99 latency, events delivered of those expected, frames per second per client, and as the
 baseline measured in the same run, the WebSocket ping round trip on the same connections under the same load (the
 floor a delivery cannot beat). Target: p99 under 250 ms. With --soak-seconds, resident memory sampled every 10 s
@@ -125,7 +125,7 @@ def clients_process() -> int:
 
 def publish_load(port: int, cookie: str, args: argparse.Namespace) -> dict[str, Any]:
     """In the server process: start the browsers, publish at the rate, sample memory, collect their numbers."""
-    from pipeline.service import publish
+    from pipeline.running import publish
 
     env = {**os.environ, "BENCH_PORT": str(port), "BENCH_COOKIE": cookie, "BENCH_CLIENTS": str(args.clients)}
     browsers = subprocess.Popen(
@@ -206,11 +206,11 @@ def one_layer(args: argparse.Namespace) -> int:
     from twisted.internet import reactor
 
     from exchange_fleet.launcher import free_port
+    from fleet.calls import fleet_runtime
+    from mcp_client import shutdown_runtime
     from orchestrator_site.asgi import application
     from pipeline.delivery import bind_delivery_loop
-    from pipeline.service import start_pipeline, stop_pipeline
-    from registry.connections import shutdown_runtime
-    from registry.fleet_api import fleet_runtime
+    from pipeline.running import start_pipeline, stop_pipeline
 
     port = free_port()
     outcome: dict[str, Any] = {}

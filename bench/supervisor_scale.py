@@ -112,11 +112,11 @@ def main(argv: list[str] | None = None) -> int:
 
     setup_django()
     from exchange_fleet.launcher import free_port, start_http_exchange_fleet, stop_process
-    from registry.connections import shutdown_runtime
-    from registry.fleet_api import fleet_runtime
+    from fleet.calls import fleet_runtime
+    from fleet.supervisor import start_supervisor, stop_supervisor
+    from mcp_client import shutdown_runtime
     from registry.models import Server, ServerStatus
     from registry.services import server_create
-    from registry.supervisor import start_supervisor, stop_supervisor
 
     report = Report(
         servers=args.processes * args.per_process,

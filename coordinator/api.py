@@ -13,9 +13,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from coordinator.arbitrage_workflow import parse_request, run_arbitrage
+from coordinator.balanced_calls import balanced_call, parse_call, routing_stats
 from coordinator.errors import RequestError
 from coordinator.models import Operation, OperationKind, OperationState, Transaction, TransactionState
-from coordinator.routing import balanced_call, parse_call, routing_stats
 from coordinator.submissions import RefusalReason, SubmissionRefused, transaction_submit
 from coordinator.transaction_requests import KEY_FIELD, KEY_HEADER, MAX_KEY_LENGTH, idempotency_key_of
 from coordinator.transactions import transaction_json

@@ -22,8 +22,8 @@ from coordinator.errors import RequestError
 from coordinator.models import OperationKind
 from coordinator.services import StepLog, operation_finish, operation_start
 from coordinator.workflows import Step, StepContext, Workflow, run_workflow
-from registry import fleet_api
-from registry.connections import Deadline
+from fleet import calls as fleet_calls
+from mcp_client import Deadline
 from registry.models import Capability, CapabilityKind, Server
 
 SYMBOL = re.compile(r"^[A-Z0-9]{2,10}-[A-Z0-9]{2,10}$")
@@ -164,8 +164,8 @@ def _fetch_step(server: str, symbol: str, request: ArbitrageRequest) -> Any:
     async def fetch(context: StepContext) -> dict[str, Any]:
         deadline = Deadline.within(request.timeout_seconds)
         quote, book = await asyncio.gather(
-            fleet_api.call_tool(server, "get_quote", {"symbol": symbol}, deadline=deadline, caller=CALLER),
-            fleet_api.call_tool(
+            fleet_calls.call_tool(server, "get_quote", {"symbol": symbol}, deadline=deadline, caller=CALLER),
+            fleet_calls.call_tool(
                 server, "get_order_book", {"symbol": symbol, "depth": request.depth}, deadline=deadline, caller=CALLER
             ),
         )
@@ -230,7 +230,7 @@ def run_arbitrage(request: ArbitrageRequest, *, created_by: str) -> dict[str, An
     workflow = build_workflow(request, servers)
     budget = request.timeout_seconds + 5.0
     try:
-        outcome = fleet_api.fleet_runtime().run(
+        outcome = fleet_calls.fleet_runtime().run(
             run_workflow(
                 workflow, deadline_seconds=budget, on_step=lambda record: log.record(record.to_json(with_result=False))
             ),

@@ -28,8 +28,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from registry import fleet_api
-from registry.connections import (
+from fleet import calls as fleet_calls
+from mcp_client import (
     Answer,
     ConnectionLayerError,
     ConnectionLost,
@@ -397,7 +397,7 @@ async def call_with_failover(
     does not act twice on a server that honours it. Other exceptions (cancellation, a request we could not build)
     propagate.
     """
-    call_tool = call or fleet_api.call_tool
+    call_tool = call or fleet_calls.call_tool
     args = dict(arguments or {})
     if idempotency_key is not None:
         args.setdefault(IDEMPOTENCY_ARGUMENT, idempotency_key)

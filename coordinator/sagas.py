@@ -25,8 +25,8 @@ from coordinator.transactions import (
     phase_step,
     transaction_json,
 )
-from registry import fleet_api
-from registry.connections import Deadline
+from fleet import calls as fleet_calls
+from mcp_client import Deadline
 
 RESULT_PREFIX = "$result."
 
@@ -82,7 +82,7 @@ def execute_saga(tx: Transaction) -> Transaction:
     failure = ""
     for participant in tx.participants.all():
         started = timezone.now()
-        outcome = fleet_api.fleet_runtime().run(_act(participant, timeout), timeout=timeout + _HANDOFF_SLACK_SECONDS)
+        outcome = fleet_calls.fleet_runtime().run(_act(participant, timeout), timeout=timeout + _HANDOFF_SLACK_SECONDS)
         participant.timeline = [*participant.timeline, phase_step("action", started, outcome)]
         if outcome.ok:
             participant.state, participant.outcome = ParticipantState.CONFIRMED, outcome.result
@@ -115,7 +115,7 @@ def finish_saga(tx: Transaction, *, deadline_seconds: float | None = None) -> Tr
         deadline = Deadline.within(deadline_seconds or settings.COORDINATOR_PHASE_TWO_SECONDS)
         open_ones: list[str] = []
         for participant in to_undo:  # one at a time, in reverse: a saga's compensations are ordered
-            done, steps = fleet_api.fleet_runtime().run(
+            done, steps = fleet_calls.fleet_runtime().run(
                 _compensate(participant, deadline), timeout=deadline.remaining() + _HANDOFF_SLACK_SECONDS
             )
             participant.timeline = [*participant.timeline, *steps]

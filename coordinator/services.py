@@ -9,7 +9,7 @@ from typing import Any
 from django.utils import timezone
 
 from coordinator.models import Operation, OperationState
-from pipeline.service import publish
+from pipeline.running import publish
 
 EVENT_STREAM = "coordinator.operations"
 

@@ -30,8 +30,8 @@ from django.utils import timezone
 
 from coordinator.models import OperationKind, Participant, ParticipantState, Transaction, TransactionState
 from coordinator.services import operation_finish, operation_start
-from registry import fleet_api
-from registry.connections import (
+from fleet import calls as fleet_calls
+from mcp_client import (
     ConnectionLayerError,
     ConnectionLost,
     Deadline,
@@ -59,7 +59,7 @@ class CallResult:
 
 async def call_participant(server: str, tool: str, arguments: dict[str, Any], seconds: float, key: str) -> CallResult:
     try:
-        answer = await fleet_api.call_tool(
+        answer = await fleet_calls.call_tool(
             server, tool, arguments, deadline=Deadline.within(seconds), caller=CALLER, correlation_id=key
         )
     except (RequestTimedOut, ConnectionLost, InvalidResponse) as exc:
@@ -162,7 +162,7 @@ async def _prepare_all(participants: list[Participant], seconds: float) -> list[
 
 def prepare_and_decide(tx: Transaction, *, timeout_seconds: float) -> Transaction:
     participants = list(tx.participants.all())
-    outcomes = fleet_api.fleet_runtime().run(
+    outcomes = fleet_calls.fleet_runtime().run(
         _prepare_all(participants, timeout_seconds), timeout=timeout_seconds + _HANDOFF_SLACK_SECONDS
     )
     reasons: list[str] = []
@@ -271,7 +271,7 @@ def finish_transaction(tx: Transaction, *, deadline_seconds: float | None = None
     done = {ParticipantState.CONFIRMED, ParticipantState.CANCELLED, ParticipantState.REFUSED}
     todo = [p for p in tx.participants.all() if p.state not in done]
     results = (
-        fleet_api.fleet_runtime().run(_finish_all(todo, commit, seconds), timeout=seconds + _HANDOFF_SLACK_SECONDS)
+        fleet_calls.fleet_runtime().run(_finish_all(todo, commit, seconds), timeout=seconds + _HANDOFF_SLACK_SECONDS)
         if todo
         else []
     )

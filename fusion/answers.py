@@ -18,7 +18,7 @@ from jsonschema import exceptions as schema_exceptions
 
 from fusion.query import FusionQuery
 from fusion.strategies import WHOLE_ANSWER, is_number
-from registry.connections import ResourceReadResult, ToolCallResult
+from mcp_client import ResourceReadResult, ToolCallResult
 from registry.tool_arguments import compiled_validator
 
 CLOCK_SKEW_SECONDS = 5.0

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from fleet.calls import fleet_runtime
 from fusion import caching
 from fusion.evaluation import evaluate
 from fusion.fanout import fan_out
@@ -20,8 +21,7 @@ from fusion.models import FusionRun
 from fusion.query import FusionQuery, QueryError
 from fusion.services import record_run
 from fusion.sources import plan_sources
-from pipeline.service import publish
-from registry.fleet_api import fleet_runtime
+from pipeline.running import publish
 
 EVENT_STREAM = "fusion.runs"
 # The fleet loop hands the replies back at the deadline; this much longer is the thread's own safety net.

@@ -16,7 +16,7 @@ from fusion.quality import Quality, agreement, quality_of
 from fusion.query import FusionQuery
 from fusion.sources import SourcePlan
 from fusion.strategies import WHOLE_ANSWER, Candidate, Fused, get_strategy, tidy
-from registry.connections import ToolCallResult
+from mcp_client import ToolCallResult
 
 CONFIDENCE_RULE = (
     "the quality weight of the valid answers that agree with the result (within {bps:g} bps, or equal), "

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from fleet import calls as fleet_calls
 from fusion.query import FusionQuery
 from fusion.sources import SourcePlan
-from registry import fleet_api
-from registry.connections import (
+from mcp_client import (
     ConnectionLayerError,
     Deadline,
     InvalidResponse,
@@ -45,7 +45,7 @@ async def _ask(query: FusionQuery, plan: SourcePlan, overall: Deadline, correlat
     started = time.perf_counter()
     try:
         if query.tool:
-            answer = await fleet_api.call_tool(
+            answer = await fleet_calls.call_tool(
                 plan.server,
                 query.tool,
                 dict(query.arguments),
@@ -54,7 +54,7 @@ async def _ask(query: FusionQuery, plan: SourcePlan, overall: Deadline, correlat
                 caller=FUSION_CALLER,
             )
         else:
-            answer = await fleet_api.read_resource(
+            answer = await fleet_calls.read_resource(
                 plan.server, query.resource, deadline=deadline, correlation_id=correlation_id, caller=FUSION_CALLER
             )
     except RequestTimedOut as exc:

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 
 from health.alerting import acknowledge, alert_event, alert_json
 from health.models import Alert, AlertRule, AlertState, NotificationChannel, NotificationDelivery, Silence
-from pipeline.service import publish
+from pipeline.running import publish
 from registry.models import Server
 from registry.permissions import IsAdmin, IsOperator, IsViewer, Role, role_of
 from registry.validation import url_errors

@@ -25,6 +25,12 @@ from typing import Any
 
 from django.conf import settings
 
+from fleet import calls as fleet_calls
+from fleet.background import DueQueue, Guard
+from fleet.call_recorder import HEALTH_CALLER, STREAMING_CALLER, SUPERVISOR
+from fleet.orm_worker import OrmWorker
+from fleet.status_decider import SESSION, StatusObservation
+from fleet.supervisor import FleetSupervisor
 from health.alerting import evaluate
 from health.config import CheckConfig, check_config
 from health.damping import CheckVerdict, DampedStatus
@@ -33,18 +39,12 @@ from health.models import MaintenanceWindow, SampleKind
 from health.notify import deliver_due
 from health.rollups import roll_up
 from health.samples import PendingSample, samples_record
+from mcp_client import ConnectionLayerError, FleetRuntime
+from mcp_client.deadlines import Deadline
 from pipeline.routes import parse_content
-from pipeline.service import publish
-from registry import fleet_api
-from registry.background import DueQueue, Guard
-from registry.call_recorder import HEALTH_CALLER, STREAMING_CALLER, SUPERVISOR
-from registry.connections import ConnectionLayerError, FleetRuntime
-from registry.connections.deadlines import Deadline
+from pipeline.running import publish
 from registry.models import Server, ServerStatus
-from registry.orm_worker import OrmWorker
 from registry.services import StatusTransition, server_status_transition
-from registry.status_decider import SESSION, StatusObservation
-from registry.supervisor import FleetSupervisor
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ class HealthMonitor:
     async def _start(self) -> None:
         await self.refresh()
         self.supervisor.hand_status_to(self)
-        self._outcomes = fleet_api.subscribe_outcomes(name="health-passive", maxsize=50_000)
+        self._outcomes = fleet_calls.subscribe_outcomes(name="health-passive", maxsize=50_000)
         self._tasks = [
             self._guard.loop("checks", self._check_loop),
             self._guard.loop("refresh", self._refresh_loop),
@@ -270,7 +270,7 @@ class HealthMonitor:
         in_maintenance = bool(tracked.maintenance)
         timeout = min(config.synthetic.timeout_seconds if config.synthetic else 5.0, config.interval_seconds)
         try:
-            answer = await fleet_api.check_liveness(
+            answer = await fleet_calls.check_liveness(
                 config.name, deadline=Deadline.within(max(timeout, 1.0)), caller=HEALTH_CALLER
             )
         except ConnectionLayerError as error:
@@ -284,7 +284,7 @@ class HealthMonitor:
         synthetic = config.synthetic
         started = datetime.now(UTC)
         try:
-            call = await fleet_api.call_tool(
+            call = await fleet_calls.call_tool(
                 config.name,
                 synthetic.tool,
                 synthetic.arguments,
@@ -329,7 +329,7 @@ class HealthMonitor:
     # -- status --------------------------------------------------------------------------------------------------------
 
     async def observe(self, observation: StatusObservation) -> StatusTransition | None:
-        """The supervisor's observations (see registry/status_decider.py), damped like checks."""
+        """The supervisor's observations (see fleet/status_decider.py), damped like checks."""
         tracked = self.tracked.get(observation.name)
         if tracked is None:
             await self.refresh()
@@ -460,7 +460,7 @@ class HealthMonitor:
 
 
 def _not_connected_yet(name: str) -> bool:
-    status = fleet_api.connection_status(name)
+    status = fleet_calls.connection_status(name)
     return status is None or (status.state == "connecting" and status.sessions == 0)
 
 

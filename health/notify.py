@@ -21,9 +21,9 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from fleet.orm_worker import OrmWorker
 from health.models import ChannelKind, DeliveryState, NotificationDelivery
-from registry.connections.redaction import Redactor
-from registry.orm_worker import OrmWorker
+from mcp_client.redaction import Redactor
 from registry.validation import outbound_policy
 
 SIGNATURE_HEADER = "X-Orchestrator-Signature"

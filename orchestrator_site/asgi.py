@@ -16,8 +16,8 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from orchestrator_site.api_fast_lane import ApiFastLane  # noqa: E402
-from orchestrator_site.routing import websocket_urlpatterns  # noqa: E402
 from orchestrator_site.websocket_origin import SameOriginWebSocketValidator  # noqa: E402
+from orchestrator_site.websocket_routes import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

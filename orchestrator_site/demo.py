@@ -207,8 +207,8 @@ class DemoActivity:
         from django.db import close_old_connections
 
         from coordinator.arbitrage_workflow import parse_request, run_arbitrage
+        from coordinator.balanced_calls import balanced_call, parse_call
         from coordinator.errors import RequestError
-        from coordinator.routing import balanced_call, parse_call
         from coordinator.transaction_requests import parse_transaction
         from coordinator.transactions import run_transaction
         from fusion.engine import run_query

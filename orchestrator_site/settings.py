@@ -217,7 +217,7 @@ MCP_RECONNECT_INITIAL_SECONDS = float(env_int("MCP_RECONNECT_INITIAL_SECONDS", 1
 MCP_RECONNECT_MAX_SECONDS = float(env_int("MCP_RECONNECT_MAX_SECONDS", 30))
 # Call outcomes are buffered and written in batches so SQLite is not hit once per MCP call.
 MCP_CALL_RECORD_FLUSH_SECONDS = float(env_int("MCP_CALL_RECORD_FLUSH_SECONDS", 2))
-# What one server may send (registry/connections/limits.py): a message over MCP_MAX_MESSAGE_BYTES is refused while it
+# What one server may send (mcp_client/limits.py): a message over MCP_MAX_MESSAGE_BYTES is refused while it
 # streams in (never held whole) and a result whose content is over MCP_MAX_RESULT_BYTES is refused once parsed; the
 # call fails with "answer too large (N bytes, limit M)" and the session goes on. Notifications (and requests a server
 # sends on its own) beyond MCP_MAX_NOTIFICATIONS_PER_SECOND, after a burst of MCP_NOTIFICATION_BURST, are dropped and
@@ -239,7 +239,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     # Every record of every logger (the SDK's, httpx2's, daphne's included) is scrubbed of the secret values the
     # MCP connection layer knows; the filter also hooks record creation, so handlers added elsewhere see it scrubbed.
-    "filters": {"secrets": {"()": "registry.connections.redaction.SecretsFilter"}},
+    "filters": {"secrets": {"()": "mcp_client.redaction.SecretsFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["secrets"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {

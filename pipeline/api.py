@@ -16,7 +16,7 @@ from pipeline.consumers import OPEN_SOCKETS
 from pipeline.events import check_stream_name
 from pipeline.metrics import PIPELINE_METRICS
 from pipeline.observers import FLEET_SEEN, FLEET_STATUS
-from pipeline.service import live_pipeline
+from pipeline.running import live_pipeline
 from pipeline.stores import MAX_READ, event_store
 from registry.permissions import IsViewer
 from registry.selectors import fleet_live_rows

@@ -1,7 +1,7 @@
 """The registry, observed: its signals become `fleet.status` and `fleet.seen` events on the bus.
 
 The registry is the ground floor and knows nothing of the pipeline; it sends Django signals (registry.signals) and
-these receivers publish. `pipeline.service.publish` never blocks, so a status write is never held up by its
+these receivers publish. `pipeline.running.publish` never blocks, so a status write is never held up by its
 audience.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pipeline.service import publish
+from pipeline.running import publish
 
 FLEET_STATUS = "fleet.status"
 FLEET_SEEN = "fleet.seen"

@@ -23,15 +23,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from fleet import calls as fleet_calls
+from fleet.background import Guard
+from fleet.call_recorder import STREAMING_CALLER as CALLER
+from fleet.orm_worker import OrmWorker
+from mcp_client import ConnectionLayerError
+from mcp_client.deadlines import Deadline
 from pipeline.bus import EventBus
 from pipeline.routes import Routed, parse_content, route_poll, route_resource
-from registry import fleet_api
-from registry.background import Guard
-from registry.call_recorder import STREAMING_CALLER as CALLER
-from registry.connections import ConnectionLayerError
-from registry.connections.deadlines import Deadline
 from registry.models import CapabilitySnapshot, Server
-from registry.orm_worker import OrmWorker
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class ServerProducer:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self.plan.uris:
             with contextlib.suppress(ConnectionLayerError, KeyError):
-                await fleet_api.unsubscribe_resources(self.name, self.plan.uris)
+                await fleet_calls.unsubscribe_resources(self.name, self.plan.uris)
 
     # -- resources -------------------------------------------------------------------------------------------------
 
@@ -159,7 +159,7 @@ class ServerProducer:
 
     async def _subscribe_and_read(self) -> None:
         try:
-            await fleet_api.subscribe_resources(self.name, self.plan.uris)
+            await fleet_calls.subscribe_resources(self.name, self.plan.uris)
             self.stats.subscribed = True
         except Exception as error:  # not running yet, or it went away: the next session tries again
             self.stats.subscribed = False
@@ -182,7 +182,7 @@ class ServerProducer:
             while True:
                 self._dirty.discard(uri)
                 try:
-                    answer = await fleet_api.read_resource(
+                    answer = await fleet_calls.read_resource(
                         self.name, uri, deadline=Deadline.within(self.plan.timeout_seconds), caller=CALLER
                     )
                     self.stats.reads += 1
@@ -204,7 +204,7 @@ class ServerProducer:
         while not self._stopped:
             started = time.monotonic()
             try:
-                answer = await fleet_api.call_tool(
+                answer = await fleet_calls.call_tool(
                     self.name,
                     poll.tool,
                     poll.arguments,
@@ -271,8 +271,8 @@ class ProducerManager:
     async def start(self) -> None:
         self._db = OrmWorker(name="pipeline-producers-db")
         self._refresh_now = asyncio.Event()
-        notifications = fleet_api.subscribe_notifications(name="pipeline-producers", maxsize=10_000)
-        states = fleet_api.subscribe_states(name="pipeline-producers", maxsize=10_000)
+        notifications = fleet_calls.subscribe_notifications(name="pipeline-producers", maxsize=10_000)
+        states = fleet_calls.subscribe_states(name="pipeline-producers", maxsize=10_000)
         self._tasks = [
             self._guard.loop("reconcile", self._reconcile_forever),
             self._guard.loop("notifications", lambda: self._notifications(notifications)),

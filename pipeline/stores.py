@@ -24,10 +24,10 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max, Min, Q
 
+from fleet.orm_worker import OrmWorker
 from pipeline.bus import LocalSequencer
 from pipeline.events import Event
 from pipeline.models import StoredEvent
-from registry.orm_worker import OrmWorker
 
 logger = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
 
+from fleet import calls as fleet_calls
+from mcp_client import ConnectionLayerError, Deadline, RequestTimedOut, ServerTarget, ServerUnavailable
 from orchestrator_site.async_api import AsyncAPIView, Caller, json_answer
-from registry import fleet_api
-from registry.connections import ConnectionLayerError, Deadline, RequestTimedOut, ServerTarget, ServerUnavailable
 from registry.models import CapabilitySnapshot, Server
 from registry.permissions import Role
 from registry.selectors import known_tools_message, tool_input_schemas
@@ -64,7 +64,7 @@ def _load(name: str) -> CallableServer | None:
     if server is None:
         return None
     try:
-        target, problem = fleet_api.server_target(server), ""
+        target, problem = fleet_calls.server_target(server), ""
     except ValueError as error:
         target, problem = None, str(error)
     return CallableServer(
@@ -146,7 +146,7 @@ async def _ask(server: CallableServer, caller: Caller, body: dict[str, Any], wor
     timeout = body.get("timeout_seconds")
     deadline = Deadline.within(timeout if timeout is not None else server.request_timeout_seconds)
     try:
-        answer = await fleet_api.on_server(
+        answer = await fleet_calls.on_server(
             server.target,  # type: ignore[arg-type]
             work,
             deadline=deadline,

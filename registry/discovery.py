@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from registry import fleet_api
-from registry.connections import ConnectionLayerError, DiscoveredCapabilities
+from fleet import calls as fleet_calls
+from fleet.supervisor import live_supervisor
+from mcp_client import ConnectionLayerError, DiscoveredCapabilities
 from registry.models import Server
 from registry.services import capabilities_record
-from registry.supervisor import live_supervisor
 
 
 def capability_counts(discovered: DiscoveredCapabilities) -> dict[str, int]:
@@ -32,7 +32,7 @@ def discover_and_record(*, server: Server, caller: str = "") -> dict[str, Any]:
     {"ok": False, "error"}.
     """
     try:
-        answer = fleet_api.discover_sync(server, caller=caller)
+        answer = fleet_calls.discover_sync(server, caller=caller)
     except ConnectionLayerError as error:
         return {"ok": False, "error": str(error)}
     recorded = capabilities_record(server=server.pk, discovered=answer.result)

@@ -13,8 +13,8 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from registry.connections.capabilities import DiscoveredCapabilities
-from registry.connections.outcomes import CallOutcome
+from mcp_client.capabilities import DiscoveredCapabilities
+from mcp_client.outcomes import CallOutcome
 from registry.models import (
     DEFAULT_MAX_CONCURRENCY,
     CallRecord,

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from registry.connections.outbound import OutboundPolicy, OutboundRefused
+from mcp_client.outbound import OutboundPolicy, OutboundRefused
 from registry.models import Transport
 
 # RFC 9110 field-name: a token.
@@ -49,7 +49,7 @@ RESERVED_HEADERS = frozenset(
         "last-event-id",
     }
 )
-# Set by the connection layer on every stdio child to find it again (see registry/connections/processes.py).
+# Set by the connection layer on every stdio child to find it again (see mcp_client/processes.py).
 RESERVED_ENV = frozenset({"MCP_ORCHESTRATOR_SESSION"})
 
 # Where a server points. Secrets were given for one endpoint; a change here must not carry them to another.

@@ -74,7 +74,7 @@ def outsider_api(outsider_user: User) -> APIClient:
 def _close_live_sessions():
     """Every MCP session a test opened through the process-wide runtime is closed (and its child reaped) after it."""
     yield
-    from registry.connections import shutdown_runtime
+    from mcp_client import shutdown_runtime
 
     shutdown_runtime()
 
@@ -92,8 +92,8 @@ def _forget_settled_health_sums():
 def live_fleet(transactional_db, settings):
     """The fleet as `manage.py serve` runs it: the supervisor on the fleet loop deciding statuses and discovering
     every new session (short intervals, so tests wait for events rather than for the defaults)."""
-    from registry.fleet_api import fleet_runtime
-    from registry.supervisor import start_supervisor, stop_supervisor
+    from fleet.calls import fleet_runtime
+    from fleet.supervisor import start_supervisor, stop_supervisor
 
     settings.MCP_RECONNECT_INITIAL_SECONDS = 0.2
     settings.MCP_RECONNECT_MAX_SECONDS = 1.0

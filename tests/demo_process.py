@@ -72,7 +72,7 @@ def running_demo(var_dir: Path, *, start_timeout: float = 60.0) -> Iterator[Runn
 
 
 def descendants(pid: int) -> set[int]:
-    from registry.connections.processes import child_pids
+    from mcp_client.processes import child_pids
 
     found: set[int] = set()
     frontier = {pid}

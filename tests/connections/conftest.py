@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from registry.connections import BackoffPolicy, CallOutcome, ConnectionHub, Subscription
+from mcp_client import BackoffPolicy, CallOutcome, ConnectionHub, Subscription
 
 from .helpers import HttpServer, marked_pids, new_marker, wait_until
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from exchange_fleet.launcher import free_port, port_open
-from registry.connections import ServerTarget
+from mcp_client import ServerTarget
 
 REPO = Path(__file__).resolve().parents[2]
 SERVERS = REPO / "tests" / "mcp_servers"

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from registry.connections import ConnectionHub, ServerTarget
-from registry.connections.client_requests import defaults_answer
+from mcp_client import ConnectionHub, ServerTarget
+from mcp_client.client_requests import defaults_answer
 
 from .helpers import stdio_target
 

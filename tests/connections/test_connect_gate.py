@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from exchange_fleet.launcher import free_port, start_http_exchange_fleet, stop_process
-from registry.connections import ConnectionHub, ServerTarget
+from mcp_client import ConnectionHub, ServerTarget
 
 from .conftest import FAST_BACKOFF
 from .helpers import await_until

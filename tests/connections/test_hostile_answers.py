@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import pytest
 
-from registry.connections import CallOutcome, ConnectionHub, InvalidResponse, ServerConnection, ServerTarget
-from registry.connections.limits import MIB, Framer, InboundGuard, Limits, Oversized, read_head
+from mcp_client import CallOutcome, ConnectionHub, InvalidResponse, ServerConnection, ServerTarget
+from mcp_client.limits import MIB, Framer, InboundGuard, Limits, Oversized, read_head
 
 from .conftest import Received
 from .helpers import HttpServer, await_until, python_http_server, stdio_target

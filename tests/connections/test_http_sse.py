@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from registry.connections import (
+from mcp_client import (
     CallOutcome,
     ConnectionHub,
     ConnectionLost,

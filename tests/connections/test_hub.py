@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from registry.connections import (
+from mcp_client import (
     ConnectionHub,
     ServerTarget,
     ServerUnavailable,

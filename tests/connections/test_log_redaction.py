@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from registry.connections import ConnectionHub, ServerTarget, ServerUnavailable
-from registry.connections.redaction import REDACTED, Redactor
+from mcp_client import ConnectionHub, ServerTarget, ServerUnavailable
+from mcp_client.redaction import REDACTED, Redactor
 
 from .helpers import MARKER_ENV, PYTHON, await_until, script
 
@@ -48,11 +48,7 @@ def _rendered(caplog: pytest.LogCaptureFixture, record: logging.LogRecord) -> st
 
 
 def _relayed(caplog: pytest.LogCaptureFixture, text: str) -> list[logging.LogRecord]:
-    return [
-        record
-        for record in caplog.records
-        if record.name == "registry.connections.stderr" and text in record.getMessage()
-    ]
+    return [record for record in caplog.records if record.name == "mcp_client.stderr" and text in record.getMessage()]
 
 
 @pytest.mark.parametrize("secret", SECRETS)

@@ -25,8 +25,8 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
 from exchange_fleet.launcher import free_port, start_http_exchange, stop_process
-from registry.connections.failures import diagnose_connect_failure, leaves
-from registry.connections.outbound import (
+from mcp_client.failures import diagnose_connect_failure, leaves
+from mcp_client.outbound import (
     DEFAULT_ALLOWED_NETWORKS,
     OutboundConnectRefused,
     OutboundPolicy,

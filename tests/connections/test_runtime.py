@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from registry.connections import (
+from mcp_client import (
     CallOutcome,
     ConnectionHub,
     FleetRuntime,
@@ -109,7 +109,7 @@ def test_children_die_with_the_process_via_atexit(marker: str) -> None:
         f"""
         import sys
         sys.path.insert(0, {str(REPO)!r})
-        from registry.connections import get_runtime
+        from mcp_client import get_runtime
         from tests.connections.helpers import stdio_target
         runtime = get_runtime()
         for key in ("x1", "x2"):

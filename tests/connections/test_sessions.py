@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from registry.connections import (
+from mcp_client import (
     CallOutcome,
     ConnectionHub,
     InvalidResponse,

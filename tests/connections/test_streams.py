@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from registry.connections import ConnectionHub, ServerTarget
+from mcp_client import ConnectionHub, ServerTarget
 
 from .helpers import REPO, await_until
 

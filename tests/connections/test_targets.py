@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from registry.connections import BackoffPolicy, CallOutcome, ServerTarget
+from mcp_client import BackoffPolicy, CallOutcome, ServerTarget
 
 
 def test_stdio_target_normalises_mappings_and_is_hashable() -> None:

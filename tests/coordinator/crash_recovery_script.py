@@ -44,10 +44,10 @@ def main() -> None:
 
     from coordinator.models import Transaction
     from coordinator.transactions import CRASH_ENV, recover_transactions, run_transaction, transaction_json
-    from registry import fleet_api
+    from fleet import calls as fleet_calls
+    from fleet.supervisor import start_supervisor, stop_supervisor
     from registry.models import Capability, Server
     from registry.services import server_create
-    from registry.supervisor import start_supervisor, stop_supervisor
 
     names = ("crash-a", "crash-b")
     if phase == "crash":
@@ -71,7 +71,7 @@ def main() -> None:
                 ],
                 cwd=str(REPO),
             )
-    start_supervisor(fleet_api.fleet_runtime())
+    start_supervisor(fleet_calls.fleet_runtime())
     wait(lambda: Capability.objects.filter(server__name__in=names, name="reserve_order").count() == 2)
     if phase == "crash":
         os.environ[CRASH_ENV] = "decision"
@@ -85,11 +85,11 @@ def main() -> None:
     def reservation(name: str, key: str) -> str:
         wait(
             lambda: (
-                fleet_api.connection_statuses().get(name) is not None
-                and fleet_api.connection_statuses()[name].state == "connected"
+                fleet_calls.connection_statuses().get(name) is not None
+                and fleet_calls.connection_statuses()[name].state == "connected"
             )
         )
-        answer = fleet_api.call_tool_sync(
+        answer = fleet_calls.call_tool_sync(
             Server.objects.get(name=name), "get_reservation", {"idempotency_key": key}, caller="test"
         )
         return answer.result.text if answer.result.is_error else answer.result.structured_content["status"]
@@ -103,7 +103,7 @@ def main() -> None:
     stop_supervisor()
     print(json.dumps({"before": before, "after": after}))
     sys.stdout.flush()
-    fleet_api.fleet_runtime().shutdown()
+    fleet_calls.fleet_runtime().shutdown()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The balancer's routing logic on a fake clock, and failover with injected call functions.
 
 Unit tests of the routing decisions only: no MCP server is involved, the `call` functions stand in for
-`fleet_api.call_tool` and answer or raise what each test needs.
+`fleet_calls.call_tool` and answer or raise what each test needs.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from coordinator.balancer import Balancer, BalancerPolicy, Candidate, call_with_failover
-from registry.connections import (
+from mcp_client import (
     Answer,
     CallOutcome,
     ConnectionLost,
@@ -56,7 +56,7 @@ def answer(server: str, latency_ms: float, *, is_error: bool = False) -> Answer[
 
 
 class FakeFleet:
-    """Stands in for fleet_api.call_tool: per server, a latency to answer with, or an exception to raise."""
+    """Stands in for fleet_calls.call_tool: per server, a latency to answer with, or an exception to raise."""
 
     def __init__(self, behaviour: dict[str, float | BaseException], *, delay: float = 0.0) -> None:
         self.behaviour = behaviour

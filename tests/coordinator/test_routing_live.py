@@ -10,9 +10,9 @@ from collections import Counter
 
 import pytest
 
-from coordinator import routing
+from coordinator import balanced_calls
 from coordinator.models import Operation
-from registry.connections.processes import child_pids
+from mcp_client.processes import child_pids
 from tests.demo_process import cmdline
 from tests.exchanges import register_exchange, wait_discovered
 from tests.waiting import wait_for
@@ -23,9 +23,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 def fresh_balancer():
     """Each test its own balancer (the process keeps one)."""
-    routing._balancer = None
+    balanced_calls._balancer = None
     yield
-    routing._balancer = None
+    balanced_calls._balancer = None
 
 
 def replica(name: str, *extra: str) -> None:
@@ -48,10 +48,12 @@ def test_the_balancer_prefers_the_fast_replica_and_ejects_the_broken_one(live_fl
     replica("broken", "--error-rate", "1")
     ready(live_fleet, "fast", "slow", "broken")
     served: Counter[str] = Counter()
-    request = routing.parse_call({"tool": "get_quote", "arguments": {"symbol": "BTC-USD"}, "server_type": "replica"})
+    request = balanced_calls.parse_call(
+        {"tool": "get_quote", "arguments": {"symbol": "BTC-USD"}, "server_type": "replica"}
+    )
 
     def ask() -> None:
-        answer = routing.balanced_call(request, created_by="test")
+        answer = balanced_calls.balanced_call(request, created_by="test")
         assert answer["error"] is None, answer
         served[answer["server"]] += 1
 
@@ -127,5 +129,5 @@ def test_bad_calls_are_answered_with_clear_errors(live_fleet, operator_api, view
 
 
 def routing_in_flight(server: str) -> bool:
-    stats = routing.routing_stats()["servers"].get(server)
+    stats = balanced_calls.routing_stats()["servers"].get(server)
     return bool(stats and stats["in_flight"])

@@ -18,7 +18,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from coordinator.models import Operation, OperationKind, Transaction
-from registry import fleet_api
+from fleet import calls as fleet_calls
 from registry.models import Server
 from tests.exchanges import register_exchange, wait_discovered
 from tests.waiting import wait_for
@@ -29,7 +29,7 @@ URL = "/api/coordinator/transactions/"
 
 
 def tool(server: str, name: str, **arguments: Any) -> dict[str, Any]:
-    answer = fleet_api.call_tool_sync(Server.objects.get(name=server), name, arguments, caller="test")
+    answer = fleet_calls.call_tool_sync(Server.objects.get(name=server), name, arguments, caller="test")
     assert not answer.result.is_error, answer.result.text
     return answer.result.structured_content
 

@@ -11,8 +11,8 @@ import threading
 import pytest
 
 from coordinator.models import Participant, Transaction
-from registry import fleet_api
-from registry.connections.processes import child_pids
+from fleet import calls as fleet_calls
+from mcp_client.processes import child_pids
 from registry.models import Server
 from tests.demo_process import cmdline
 from tests.exchanges import register_exchange, wait_discovered
@@ -30,7 +30,7 @@ def ready(live_fleet, *names: str) -> None:  # type: ignore[no-untyped-def]
 
 
 def tool(server: str, name: str, **arguments):  # type: ignore[no-untyped-def]
-    answer = fleet_api.call_tool_sync(Server.objects.get(name=server), name, arguments, caller="test")
+    answer = fleet_calls.call_tool_sync(Server.objects.get(name=server), name, arguments, caller="test")
     assert not answer.result.is_error, answer.result.text
     return answer.result.structured_content
 
@@ -116,7 +116,7 @@ def test_a_participant_killed_between_prepare_and_commit_aborts_and_every_other_
 
 
 def _reserved(server: str, key: str) -> bool:
-    answer = fleet_api.call_tool_sync(
+    answer = fleet_calls.call_tool_sync(
         Server.objects.get(name=server), "get_reservation", {"idempotency_key": key}, caller="test"
     )
     return not answer.result.is_error and answer.result.structured_content["status"] == "reserved"

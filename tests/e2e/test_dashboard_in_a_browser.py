@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from registry.connections.processes import child_pids
+from mcp_client.processes import child_pids
 from tests.demo_process import RunningDemo, cmdline, running_demo
 
 CHROMIUM = "/usr/bin/chromium"

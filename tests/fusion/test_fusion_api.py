@@ -72,7 +72,7 @@ def test_a_body_that_is_not_an_object_is_a_400(operator_api):
 
 
 def test_arguments_are_checked_against_the_tools_input_schema(operator_api, exchange_rows):
-    from registry.connections import DiscoveredCapabilities
+    from mcp_client import DiscoveredCapabilities
     from registry.services import capabilities_record
 
     schema = {"type": "object", "properties": {"symbol": {"type": "string"}}, "required": ["symbol"]}

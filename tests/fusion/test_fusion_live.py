@@ -245,8 +245,8 @@ def test_malformed_schema_violating_stale_answers_are_excluded_and_quorum_can_fa
 
 
 def test_cache_hits_expiry_and_concurrent_identical_queries_sharing_one_fan_out(live_fleet, operator_api):
-    from pipeline.service import start_pipeline, stop_pipeline
-    from registry.fleet_api import fleet_runtime
+    from fleet.calls import fleet_runtime
+    from pipeline.running import start_pipeline, stop_pipeline
 
     start_pipeline(fleet_runtime(), producers=False)
     exchange("cached-1", "alpha")

@@ -12,12 +12,12 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from fleet.calls import fleet_runtime
 from health.alerting import evaluate
 from health.models import Alert, AlertRule
 from health.monitor import start_monitor, stop_monitor
 from health.selectors import fleet_health, trend_inputs
-from pipeline.service import start_pipeline, stop_pipeline
-from registry.fleet_api import fleet_runtime
+from pipeline.running import start_pipeline, stop_pipeline
 from registry.models import Server
 from registry.services import server_create
 from tests.health.test_alerts import down_rule, exchange

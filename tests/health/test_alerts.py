@@ -18,12 +18,12 @@ from django.conf import settings as django_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from fleet import calls as fleet_calls
+from fleet.supervisor import start_supervisor, stop_supervisor
 from health.models import Alert, AlertRule, MaintenanceWindow, NotificationChannel, NotificationDelivery
 from health.monitor import start_monitor, stop_monitor
-from registry import fleet_api
 from registry.models import Server
 from registry.services import server_create
-from registry.supervisor import start_supervisor, stop_supervisor
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -213,7 +213,7 @@ def test_a_tool_that_appears_raises_a_drift_alert(monitor, live_fleet, receiver)
     )
     live_fleet.request_reconcile()
     wait_for(lambda: Server.objects.get(name="changing").status == "online", what="online")
-    live_fleet.runtime.run(fleet_api.call_tool("changing", "grow_tools"))
+    live_fleet.runtime.run(fleet_calls.call_tool("changing", "grow_tools"))
     wait_for(lambda: Alert.objects.filter(rule__name="drift").exists(), timeout=30, what="a drift alert")
     alert = Alert.objects.get(rule__name="drift")
     assert "tool appeared: grown" in alert.summary
@@ -266,9 +266,9 @@ def collect(payload: dict) -> None:
 def test_a_python_callable_channel_gets_the_notification(settings, admin_user):
     import asyncio
 
+    from fleet.orm_worker import OrmWorker
     from health.alerting import evaluate
     from health.notify import deliver_due
-    from registry.orm_worker import OrmWorker
 
     settings.HEALTH_ALERT_CALLABLES = {"collect": "tests.health.test_alerts.collect"}
     CALLED.clear()

@@ -123,14 +123,14 @@ def test_a_maintenance_window_suppresses_the_outage_and_is_left_out_of_availabil
 
 def test_real_calls_that_fail_count_as_passive_signals(monitor, live_fleet):
     """The probe answers (ping), but people's tool calls fail: the server is called partly failing, degraded."""
-    from registry import fleet_api
+    from fleet import calls as fleet_calls
 
     exchange("fails-calls", "--error-rate", "1")
     live_fleet.request_reconcile()
     wait_for(lambda: status_of("fails-calls") == ServerStatus.ONLINE, what="online on its probes")
     server = Server.objects.get(name="fails-calls")
     for _ in range(6):
-        answer = fleet_api.call_tool_sync(server, "get_quote", {"symbol": "BTC-USD"}, caller="someone")
+        answer = fleet_calls.call_tool_sync(server, "get_quote", {"symbol": "BTC-USD"}, caller="someone")
         assert answer.result.is_error
     wait_for(lambda: status_of("fails-calls") == ServerStatus.DEGRADED, what="degraded by the failing calls")
     assert Server.objects.get(name="fails-calls").status_reason.startswith("partly failing")

@@ -10,10 +10,10 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
 
+from fleet.calls import fleet_runtime
 from orchestrator_site.asgi import application
 from pipeline.delivery import bind_delivery_loop
-from pipeline.service import start_pipeline, stop_pipeline
-from registry.fleet_api import fleet_runtime
+from pipeline.running import start_pipeline, stop_pipeline
 
 GOOD_ORIGIN = b"http://127.0.0.1:8000"
 

@@ -22,7 +22,7 @@ import django  # noqa: E402
 django.setup()
 
 from pipeline.events import Event  # noqa: E402
-from pipeline.service import Pipeline  # noqa: E402
+from pipeline.running import Pipeline  # noqa: E402
 from pipeline.stores import RedisEventStore  # noqa: E402
 
 

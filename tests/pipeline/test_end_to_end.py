@@ -16,9 +16,9 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
 
+from fleet.calls import fleet_runtime
 from pipeline.delivery import bind_delivery_loop
-from pipeline.service import live_pipeline, start_pipeline, stop_pipeline
-from registry.fleet_api import fleet_runtime
+from pipeline.running import live_pipeline, start_pipeline, stop_pipeline
 from registry.services import server_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -121,11 +121,11 @@ async def test_a_legacy_era_server_resource_updates_become_events(
     first = await browser.events_until(lambda e: e["server"] == "legacy-ticker", within=30)
     assert first[-1]["stream"] == "resources.legacy-ticker" and first[-1]["payload"]["uri"] == "test://ticker"
 
-    from registry import fleet_api
+    from fleet import calls as fleet_calls
 
     async def call_until_counted() -> list[dict]:
         for _ in range(3):
-            await fleet_api.call_tool("legacy-ticker", "echo", {"text": "tick"})
+            await fleet_calls.call_tool("legacy-ticker", "echo", {"text": "tick"})
         return await browser.events_until(lambda e: e["payload"].get("json", {}).get("calls", 0) >= 3, within=30)
 
     counted = await call_until_counted()

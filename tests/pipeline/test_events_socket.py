@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from asgiref.sync import sync_to_async
 
-from pipeline.service import publish
+from pipeline.running import publish
 from pipeline.stores import event_store
 
 pytestmark = pytest.mark.django_db(transaction=True)

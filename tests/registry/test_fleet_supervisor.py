@@ -14,8 +14,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from exchange_fleet import launcher
-from registry.connections import CallOutcome
-from registry.connections.processes import child_pids, is_alive
+from mcp_client import CallOutcome
+from mcp_client.processes import child_pids, is_alive
 from registry.models import CallRecord, CapabilitySnapshot, Server, ServerStatus, StatusChange
 from registry.services import (
     call_outcomes_record,
@@ -177,7 +177,7 @@ def test_a_server_deleted_while_being_discovered_leaves_the_supervisor_working(l
 
 
 def test_an_unexpected_exception_in_a_step_does_not_stop_the_loop(live_fleet, monkeypatch):
-    from registry import supervisor as supervisor_module
+    from fleet import supervisor as supervisor_module
 
     real = supervisor_module.server_status_transition
     failures = {"left": 1}

@@ -16,7 +16,7 @@ import pytest
 from django.conf import settings
 
 from exchange_fleet.launcher import free_port
-from registry.connections.redaction import Redactor
+from mcp_client.redaction import Redactor
 from registry.models import Server, ServerStatus
 from registry.services import server_create
 from tests.waiting import wait_for
@@ -268,7 +268,7 @@ def test_a_stored_url_refused_by_a_changed_policy_is_refused_at_connect_time(ope
     listeners.append(listener)
     server_create(name="drifted", transport="http", url=listener.url)
     settings.OUTBOUND_ALLOWED_NETWORKS = ["::1/128"]
-    from registry.connections import shutdown_runtime
+    from mcp_client import shutdown_runtime
 
     shutdown_runtime()  # the next runtime takes the new policy
     response = operator_api.post("/api/servers/drifted/discover/")

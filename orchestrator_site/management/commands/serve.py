@@ -33,7 +33,10 @@ class Command(BaseCommand):
         from daphne.server import Server as DaphneServer
         from twisted.internet import reactor
 
+        from fleet.calls import fleet_runtime
+        from fleet.supervisor import start_supervisor, stop_supervisor
         from health.monitor import start_monitor, stop_monitor
+        from mcp_client import shutdown_runtime
         from orchestrator_site.asgi import application
         from orchestrator_site.demo import (
             DemoActivity,
@@ -46,10 +49,7 @@ class Command(BaseCommand):
         from orchestrator_site.garbage_collection import tune_for_fleet
         from orchestrator_site.trusted_origins import trust_served_origins
         from pipeline.delivery import bind_delivery_loop
-        from pipeline.service import start_pipeline, stop_pipeline
-        from registry.connections import shutdown_runtime
-        from registry.fleet_api import fleet_runtime
-        from registry.supervisor import start_supervisor, stop_supervisor
+        from pipeline.running import start_pipeline, stop_pipeline
 
         tune_for_fleet()
         host, port = options["host"], options["port"]

@@ -22,7 +22,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from registry.connections import (
+from fleet.calls import capability_limits
+from mcp_client import (
     BackoffPolicy,
     ConnectionLayerError,
     RequestContext,
@@ -31,11 +32,10 @@ from registry.connections import (
     ServerTarget,
     SessionStreams,
 )
-from registry.connections.capabilities import DiscoveredCapabilities
-from registry.connections.outbound import OutboundPolicy
-from registry.connections.outcomes import SERVER_REQUEST_OPERATIONS
-from registry.connections.transports import default_errlog
-from registry.fleet_api import capability_limits
+from mcp_client.capabilities import DiscoveredCapabilities
+from mcp_client.outbound import OutboundPolicy
+from mcp_client.outcomes import SERVER_REQUEST_OPERATIONS
+from mcp_client.transports import default_errlog
 
 CALLER = "mcp_probe"
 
@@ -73,7 +73,7 @@ class Command(BaseCommand):
         if options["verbosity"] < 2:
             # The SDK logs every malformed line with a traceback; the one-line reason says what matters.
             logging.getLogger("mcp").setLevel(logging.CRITICAL)
-            logging.getLogger("registry.connections").setLevel(logging.WARNING)
+            logging.getLogger("mcp_client").setLevel(logging.WARNING)
         target_words = [word for word in options["target"] if word != "--"] if options["target"] else []
         if not target_words:
             raise CommandError("give the server as the last argument: a URL, or a command with its arguments")

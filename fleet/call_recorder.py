@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from registry.connections import CallOutcome, Subscription
-from registry.orm_worker import OrmWorker
+from fleet.orm_worker import OrmWorker
+from mcp_client import CallOutcome, Subscription
 from registry.services import call_outcomes_record, call_records_prune, servers_seen_record
 from registry.signals import announce_seen
 

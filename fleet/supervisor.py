@@ -29,9 +29,12 @@ from typing import Any
 
 from django.conf import settings
 
-from registry.background import DueQueue, Guard
-from registry.call_recorder import SUPERVISOR, CallRecorder
-from registry.connections import (
+from fleet.background import DueQueue, Guard
+from fleet.call_recorder import SUPERVISOR, CallRecorder
+from fleet.calls import server_target
+from fleet.orm_worker import OrmWorker
+from fleet.status_decider import CHECK, DISCOVERY, SESSION, StatusDecider, StatusObservation
+from mcp_client import (
     ConnectionHub,
     ConnectionLayerError,
     ConnectionLost,
@@ -43,12 +46,9 @@ from registry.connections import (
     ServerUnavailable,
     Subscription,
 )
-from registry.connections.deadlines import Deadline
-from registry.fleet_api import server_target
+from mcp_client.deadlines import Deadline
 from registry.models import Server, ServerStatus
-from registry.orm_worker import OrmWorker
 from registry.services import StatusTransition, capabilities_record, server_status_transition
-from registry.status_decider import CHECK, DISCOVERY, SESSION, StatusDecider, StatusObservation
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class FleetSupervisor:
         self._discoveries: asyncio.Semaphore | None = None
         self._checks = DueQueue()
         self._started = False
-        # Set when another component (the health monitor) decides statuses: see registry/status_decider.py.
+        # Set when another component (the health monitor) decides statuses: see fleet/status_decider.py.
         self.decider: StatusDecider | None = None
 
     @property

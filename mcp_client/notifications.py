@@ -22,7 +22,7 @@ from .capabilities import era_of
 from .errors import ConnectionLayerError
 from .failures import describe_exception
 
-logger = logging.getLogger("registry.connections.session")
+logger = logging.getLogger("mcp_client.session")
 
 Emit = Callable[[Any], None]
 SendSubscribe = Callable[[str, bool], Awaitable[None]]

@@ -8,7 +8,7 @@ thread ("mcp-fleet"), and everybody else submits coroutines to it:
     answer = runtime.run(runtime.hub.call_tool("echo-server", "echo", {"text": "hi"}))      # from sync code
     answer = await runtime.arun(runtime.hub.call_tool("echo-server", "echo", {"text": "hi"}))  # another loop
 
-Above the connection layer, code uses the registry's fleet API (registry/fleet_api.py) rather than this.
+Above the connection layer, code uses the registry's fleet API (fleet/calls.py) rather than this.
 
 Shutdown closes every client on that loop (so stdio children are stopped by the SDK, by their owner
 tasks), then stops the loop. An `atexit` hook does it as a last resort.

@@ -17,8 +17,8 @@ from coordinator.balancer import Balancer, BalancerPolicy, Candidate, call_with_
 from coordinator.errors import RequestError
 from coordinator.models import OperationKind
 from coordinator.services import operation_finish, operation_start
-from registry.connections import Deadline
-from registry.fleet_api import fleet_runtime
+from fleet.calls import fleet_runtime
+from mcp_client import Deadline
 from registry.models import CapabilityKind, Server
 from registry.selectors import tool_schemas_for
 from registry.tool_arguments import argument_errors

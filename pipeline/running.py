@@ -12,6 +12,7 @@ from typing import Any
 
 from django.conf import settings
 
+from mcp_client import FleetRuntime
 from pipeline import spreads  # noqa: F401 - registers the reference processor
 from pipeline.bus import EventBus
 from pipeline.forwarding import Forwarder
@@ -19,7 +20,6 @@ from pipeline.metrics import PIPELINE_METRICS
 from pipeline.processors import PROCESSORS, ProcessorRun
 from pipeline.producers import ProducerManager
 from pipeline.stores import DatabaseEventStore, RedisEventStore, event_store
-from registry.connections import FleetRuntime
 
 logger = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from httpx2 import _decoders
 from mcp.shared.message import SessionMessage
 from pydantic import BaseModel
 
-logger = logging.getLogger("registry.connections.session")
+logger = logging.getLogger("mcp_client.session")
 
 MIB: Final = 1024 * 1024
 DEFAULT_MAX_MESSAGE_BYTES: Final = 8 * MIB

@@ -15,7 +15,7 @@ from typing import IO
 
 from .redaction import Redactor
 
-logger = logging.getLogger("registry.connections.stderr")
+logger = logging.getLogger("mcp_client.stderr")
 
 MAX_LINES_PER_SECOND = 20
 MAX_LINE_LENGTH = 500

@@ -3,6 +3,6 @@ dashboard's fleet status, quotes, spreads and every later component's events tra
 
 from __future__ import annotations
 
-from pipeline.routing import websocket_urlpatterns as pipeline_websocket_urlpatterns
+from pipeline.websocket_routes import websocket_urlpatterns as pipeline_websocket_urlpatterns
 
 websocket_urlpatterns = [*pipeline_websocket_urlpatterns]

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 
-from registry.connections import (
+from mcp_client import (
     Answer,
     BackoffPolicy,
     CallOutcome,
@@ -44,9 +44,9 @@ from registry.connections import (
     get_runtime,
     running_runtime,
 )
-from registry.connections.capabilities import CapabilityLimits
-from registry.connections.limits import Limits
-from registry.connections.outbound import OutboundPolicy
+from mcp_client.capabilities import CapabilityLimits
+from mcp_client.limits import Limits
+from mcp_client.outbound import OutboundPolicy
 from registry.models import Server
 
 T = TypeVar("T")
