@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from fusion.engine import answer_json, run_query
 from fusion.models import FusionRun
-from fusion.query import QueryError, parse_query
+from fusion.query import FusionQuerySerializer, QueryError, parse_query
 from fusion.selectors import filtered_runs, run_statistics, trust_rows
 from fusion.strategies import all_strategies
 from registry.permissions import IsOperator, IsViewer
@@ -29,12 +29,10 @@ class FusionQueryView(APIView):
         operation_id="fusion_query",
         summary="Ask several servers the same question and fuse their answers",
         description=(
-            'Body: {"tool" | "resource", "arguments", "servers" | "tag" | "server_type", "strategy", "options", '
-            '"fields", "quorum", "timeout_seconds", "deadline_seconds", "cache_ttl_seconds", "max_age_seconds", '
-            '"timestamp_field", "ranges"}. 200 with the fused value; 502 with what came in when the quorum is not '
-            "met or the strategy cannot decide; 400 naming each bad field."
+            "200 with the fused value; 502 with what came in when the quorum is not met or the strategy cannot "
+            "decide; 400 naming each bad field."
         ),
-        request=OpenApiTypes.OBJECT,
+        request=FusionQuerySerializer,
         responses={
             200: OpenApiTypes.OBJECT,
             400: OpenApiTypes.OBJECT,

@@ -1,18 +1,28 @@
-"""A fusion query: what to ask, of whom, how to fuse it. Parsed from the API's JSON with every bad field named."""
+"""A fusion query: what to ask, of whom, how to fuse it. Declared as the API's request body (FusionQuerySerializer,
+shown in the OpenAPI schema), read from its JSON with every bad field named."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from rest_framework import serializers
 
 from fusion.strategies import StrategyError, get_strategy
+from registry.request_bodies import (
+    DistinctNamesField,
+    JsonBody,
+    JsonIntegerField,
+    JsonNumberField,
+    JsonObjectField,
+    JsonTextField,
+    plain_errors,
+)
 
 _FIELD_PATH = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
 _NAME = re.compile(r"^[-a-zA-Z0-9_]+$")
@@ -94,179 +104,129 @@ class FusionQuery:
         return "fusion:answer:" + hashlib.sha256(canonical.encode()).hexdigest()[:40]
 
 
-def _number(
-    data: Mapping[str, Any], name: str, default: float | None, errors: dict[str, list[str]], low: float, high: float
-) -> float | None:
-    value = data.get(name, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        errors[name] = ["Must be a number."]
-        return default
-    if not low <= value <= high:
-        errors[name] = [f"Must be between {low:g} and {high:g}."]
-        return default
-    return float(value)
+class RangeSerializer(JsonBody):
+    """Bounds a fused field's value must lie within; either end may be left open."""
+
+    default_error_messages = {"invalid": 'An object with "min" and/or "max".'}
+    min = JsonNumberField(required=False, default=None)
+    max = JsonNumberField(required=False, default=None)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["min"] is not None and attrs["max"] is not None and attrs["min"] > attrs["max"]:
+            raise serializers.ValidationError("min must not exceed max.")
+        return attrs
 
 
-def _text_list(value: Any, name: str, errors: dict[str, list[str]], pattern: re.Pattern[str], limit: int) -> list[str]:
-    if isinstance(value, str):
-        value = [part.strip() for part in value.split(",") if part.strip()]
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        errors[name] = ["Must be a list of strings."]
-        return []
-    if len(value) > limit:
-        errors[name] = [f"At most {limit} entries."]
-        return []
-    bad = [item for item in value if not pattern.match(item)]
-    if bad:
-        errors[name] = [f"Not a valid entry: {bad[0][:80]!r}."]
-        return []
-    if len(set(value)) != len(value):
-        errors[name] = ["Entries must not repeat."]
-        return []
-    return value
+def _what_errors(attrs: Mapping[str, Any]) -> dict[str, list[str]]:
+    """A tool or a resource, one of them; a resource takes no arguments."""
+    errors: dict[str, list[str]] = {}
+    if not attrs["tool"] and not attrs["resource"]:
+        errors["tool"] = ["Give a tool (or a resource) to ask about."]
+    if attrs["tool"] and attrs["resource"]:
+        errors["resource"] = ["Give a tool or a resource, not both."]
+    if attrs["resource"] and attrs["arguments"]:
+        errors["arguments"] = ["A resource takes no arguments."]
+    return errors
 
 
-def _ranges(value: Any, errors: dict[str, list[str]]) -> dict[str, Range]:
-    if value in (None, {}):
-        return {}
-    if not isinstance(value, Mapping):
-        errors["ranges"] = ['An object of field -> {"min": number, "max": number}.']
-        return {}
-    ranges: dict[str, Range] = {}
-    for name, bounds in value.items():
-        key = f"ranges.{name}"
-        if not isinstance(name, str) or not _FIELD_PATH.match(name):
-            errors[key] = ["Not a field path."]
-            continue
-        if not isinstance(bounds, Mapping) or set(bounds) - {"min", "max"}:
-            errors[key] = ['An object with "min" and/or "max".']
-            continue
-        limits: list[float | None] = []
-        for end in ("min", "max"):
-            number = bounds.get(end)
-            if number is not None and (
-                isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number)
-            ):
-                errors[f"{key}.{end}"] = ["Must be a number."]
-                number = None
-            limits.append(None if number is None else float(number))
-        if limits[0] is not None and limits[1] is not None and limits[0] > limits[1]:
-            errors[key] = ["min must not exceed max."]
-            continue
-        ranges[name] = Range(limits[0], limits[1])
-    return ranges
+def _whom_errors(attrs: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The sources chosen one way; a quorum the named servers can meet."""
+    errors: dict[str, list[str]] = {}
+    chosen = [key for key in SOURCE_CHOICES if attrs[key]]
+    if len(chosen) > 1:
+        errors[chosen[1]] = ["Choose the sources one way: servers, tag or server_type."]
+    if attrs["servers"] and attrs["quorum"] > len(attrs["servers"]):
+        errors["quorum"] = [f"Cannot exceed the {len(attrs['servers'])} servers asked."]
+    return errors
 
 
-KNOWN_KEYS = {
-    "tool",
-    "resource",
-    "arguments",
-    "servers",
-    "tag",
-    "server_type",
-    "strategy",
-    "options",
-    "fields",
-    "quorum",
-    "timeout_seconds",
-    "deadline_seconds",
-    "cache_ttl_seconds",
-    "max_age_seconds",
-    "timestamp_field",
-    "ranges",
-}
+SOURCE_CHOICES = ("servers", "tag", "server_type")
+SLUG = "A slug (letters, digits, - and _)."
+
+
+class FusionQuerySerializer(JsonBody):
+    """POST /api/fusion/query/: what to ask (tool or resource), of whom (servers, tag or server_type; default:
+    every enabled server offering it), how to fuse the answers and how long to wait. 400 names each bad field."""
+
+    tool = JsonTextField(
+        required=False, default="", max_length=300, message="A tool name (text, at most 300 characters)."
+    )
+    resource = JsonTextField(
+        required=False, default="", max_length=1000, message="A resource URI (text, at most 1000 characters)."
+    )
+    arguments = JsonObjectField(
+        required=False, default=dict, message="Must be a JSON object of argument names to values."
+    )
+    servers = DistinctNamesField(pattern=_NAME, limit=MAX_SOURCES, required=False, default=list)
+    tag = JsonTextField(required=False, default="", pattern=_NAME, message=SLUG)
+    server_type = JsonTextField(required=False, default="", pattern=_NAME, message=SLUG)
+    strategy = JsonTextField(
+        required=False,
+        default=lambda: settings.FUSION_DEFAULT_STRATEGY,
+        message="A strategy name.",
+        help_text="See GET /api/fusion/strategies/. Default: FUSION_DEFAULT_STRATEGY.",
+    )
+    options = JsonObjectField(required=False, default=dict, message="Must be a JSON object of the strategy's options.")
+    quorum = JsonIntegerField(
+        required=False,
+        default=1,
+        min_value=1,
+        max_value=MAX_SOURCES,
+        message=f"A whole number from 1 to {MAX_SOURCES}.",
+    )
+    timeout_seconds = JsonNumberField(
+        required=False, default=lambda: settings.FUSION_DEFAULT_TIMEOUT_SECONDS, min_value=0.01, max_value=300
+    )
+    deadline_seconds = JsonNumberField(
+        required=False, default=None, min_value=0.01, max_value=600, help_text="Default: timeout_seconds + 1."
+    )
+    cache_ttl_seconds = JsonNumberField(required=False, default=0.0, min_value=0, max_value=86_400)
+    max_age_seconds = JsonNumberField(required=False, default=None, min_value=0.001, max_value=86_400)
+    timestamp_field = JsonTextField(
+        required=False, default="timestamp", pattern=_FIELD_PATH, message="A field path, e.g. timestamp."
+    )
+    ranges = serializers.DictField(
+        child=RangeSerializer(),
+        required=False,
+        default=dict,
+        # Braces doubled: DRF formats the message.
+        error_messages={"not_a_dict": 'An object of field -> {{"min": number, "max": number}}.'},
+    )
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # Declared here, not as an attribute: `fields` is the serializer's own map of its fields.
+        return super().get_fields() | {
+            "fields": DistinctNamesField(pattern=_FIELD_PATH, limit=MAX_FIELDS, required=False, default=list)
+        }
+
+    def validate_ranges(self, ranges: dict[str, dict[str, float | None]]) -> dict[str, Range]:
+        bad = {name: ["Not a field path."] for name in ranges if not _FIELD_PATH.fullmatch(name)}
+        if bad:
+            raise serializers.ValidationError(bad)
+        return {name: Range(bounds["min"], bounds["max"]) for name, bounds in ranges.items()}
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        errors = _what_errors(attrs) | _whom_errors(attrs)
+        try:
+            attrs["options"] = get_strategy(attrs["strategy"]).parse_options(attrs["options"])
+        except StrategyError as exc:
+            errors[exc.field] = [str(exc)]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
 
 
 def parse_query(data: Any) -> FusionQuery:
     """A FusionQuery from the API's JSON, or QueryError naming every field that is wrong."""
-    if not isinstance(data, Mapping):
-        raise QueryError({"non_field_errors": ["The body must be a JSON object."]})
-    errors: dict[str, list[str]] = {}
-    unknown = sorted(set(data) - KNOWN_KEYS)
-    if unknown:
-        errors[unknown[0]] = [f"Unknown field; the fields are {', '.join(sorted(KNOWN_KEYS))}."]
-
-    tool, resource = data.get("tool") or "", data.get("resource") or ""
-    if not isinstance(tool, str) or len(tool) > 300:
-        errors["tool"] = ["A tool name (text, at most 300 characters)."]
-        tool = ""
-    if not isinstance(resource, str) or len(resource) > 1000:
-        errors["resource"] = ["A resource URI (text, at most 1000 characters)."]
-        resource = ""
-    if not tool and not resource and "tool" not in errors and "resource" not in errors:
-        errors["tool"] = ["Give a tool (or a resource) to ask about."]
-    if tool and resource:
-        errors["resource"] = ["Give a tool or a resource, not both."]
-
-    arguments = data.get("arguments") or {}
-    if not isinstance(arguments, Mapping):
-        errors["arguments"] = ["Must be a JSON object of argument names to values."]
-        arguments = {}
-    if resource and arguments:
-        errors["arguments"] = ["A resource takes no arguments."]
-
-    selectors = [key for key in ("servers", "tag", "server_type") if data.get(key) not in (None, "", [])]
-    if len(selectors) > 1:
-        errors[selectors[1]] = ["Choose the sources one way: servers, tag or server_type."]
-    servers = _text_list(data.get("servers") or [], "servers", errors, _NAME, MAX_SOURCES)
-    tag, server_type = data.get("tag") or "", data.get("server_type") or ""
-    for name, value in (("tag", tag), ("server_type", server_type)):
-        if not isinstance(value, str) or (value and not _NAME.match(value)):
-            errors[name] = ["A slug (letters, digits, - and _)."]
-
-    strategy_name = data.get("strategy") or settings.FUSION_DEFAULT_STRATEGY
-    options = data.get("options") or {}
-    if not isinstance(strategy_name, str):
-        errors["strategy"] = ["A strategy name."]
-        strategy_name = settings.FUSION_DEFAULT_STRATEGY
-    if not isinstance(options, Mapping):
-        errors["options"] = ["Must be a JSON object of the strategy's options."]
-        options = {}
-    try:
-        options = get_strategy(strategy_name).parse_options(options)
-    except StrategyError as exc:
-        errors[exc.field] = [str(exc)]
-
-    fields = _text_list(data.get("fields") or [], "fields", errors, _FIELD_PATH, MAX_FIELDS)
-
-    quorum = data.get("quorum", 1)
-    if isinstance(quorum, bool) or not isinstance(quorum, int) or not 1 <= quorum <= MAX_SOURCES:
-        errors["quorum"] = [f"A whole number from 1 to {MAX_SOURCES}."]
-        quorum = 1
-    if servers and isinstance(quorum, int) and quorum > len(servers):
-        errors["quorum"] = [f"Cannot exceed the {len(servers)} servers asked."]
-
-    timeout = _number(data, "timeout_seconds", settings.FUSION_DEFAULT_TIMEOUT_SECONDS, errors, 0.01, 300)
-    deadline = _number(data, "deadline_seconds", None, errors, 0.01, 600)
-    if deadline is None:
-        deadline = (timeout or 5.0) + 1.0
-    ttl = _number(data, "cache_ttl_seconds", 0.0, errors, 0, 86_400)
-    max_age = _number(data, "max_age_seconds", None, errors, 0.001, 86_400)
-    timestamp_field = data.get("timestamp_field") or "timestamp"
-    if not isinstance(timestamp_field, str) or not _FIELD_PATH.match(timestamp_field):
-        errors["timestamp_field"] = ["A field path, e.g. timestamp."]
-        timestamp_field = "timestamp"
-    ranges = _ranges(data.get("ranges"), errors)
-
-    if errors:
-        raise QueryError(errors)
+    body = FusionQuerySerializer(data=data)
+    if not body.is_valid():
+        raise QueryError(plain_errors(body.errors))
+    attrs = body.validated_data
     return FusionQuery(
-        tool=tool,
-        resource=resource,
-        arguments=dict(arguments),
-        servers=tuple(servers),
-        tag=tag,
-        server_type=server_type,
-        strategy=strategy_name,
-        options=options,
-        fields=tuple(fields),
-        quorum=int(quorum),
-        timeout_seconds=timeout or settings.FUSION_DEFAULT_TIMEOUT_SECONDS,
-        deadline_seconds=deadline,
-        cache_ttl_seconds=ttl or 0.0,
-        max_age_seconds=max_age,
-        timestamp_field=timestamp_field,
-        ranges=ranges,
+        **attrs
+        | {
+            "servers": tuple(attrs["servers"]),
+            "fields": tuple(attrs["fields"]),
+            "deadline_seconds": attrs["deadline_seconds"] or attrs["timeout_seconds"] + 1.0,
+        }
     )
