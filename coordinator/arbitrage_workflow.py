@@ -30,7 +30,6 @@ SYMBOL = re.compile(r"^[A-Z0-9]{2,10}-[A-Z0-9]{2,10}$")
 QUOTE_TOOLS = ("get_quote", "get_order_book")
 CALLER = "coordinator"
 MAX_SYMBOLS = 20
-_HANDOFF_SLACK_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -230,11 +229,12 @@ def run_arbitrage(request: ArbitrageRequest, *, created_by: str) -> dict[str, An
     workflow = build_workflow(request, servers)
     budget = request.timeout_seconds + 5.0
     try:
-        outcome = fleet_calls.fleet_runtime().run(
+        outcome = fleet_calls.run_on_fleet(
             run_workflow(
                 workflow, deadline_seconds=budget, on_step=lambda record: log.record(record.to_json(with_result=False))
             ),
-            timeout=budget + _HANDOFF_SLACK_SECONDS,
+            deadline=Deadline.within(budget),
+            what=f"the arbitrage workflow of operation {operation.pk}",
         )
     except Exception as exc:  # the fleet loop is gone, or the workflow broke: the operation says so
         operation_finish(operation, steps=log.steps(), result=None, error=f"the workflow could not run: {exc}")

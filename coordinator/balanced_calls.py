@@ -17,14 +17,13 @@ from coordinator.balancer import Balancer, BalancerPolicy, Candidate, call_with_
 from coordinator.errors import RequestError
 from coordinator.models import OperationKind
 from coordinator.services import operation_finish, operation_start
-from fleet.calls import fleet_runtime
+from fleet.calls import run_on_fleet
 from mcp_client import Deadline
 from registry.models import CapabilityKind, Server
 from registry.selectors import tool_schemas_for
 from registry.tool_arguments import argument_errors
 
 _NAME = re.compile(r"^[-a-zA-Z0-9_]+$")
-_HANDOFF_SLACK_SECONDS = 5.0
 CALLER = "coordinator"
 
 _balancer: Balancer | None = None
@@ -44,7 +43,8 @@ def routing_stats() -> dict[str, Any]:
     async def read() -> dict[str, Any]:
         return balancer().stats()
 
-    return fleet_runtime().run(read(), timeout=5)
+    # Instant work: it only waits for its turn on the fleet loop.
+    return run_on_fleet(read(), deadline=Deadline.within(0.0), what="reading the balancer's figures")
 
 
 def parse_call(data: Any) -> dict[str, Any]:
@@ -120,20 +120,22 @@ def balanced_call(call: dict[str, Any], *, created_by: str) -> dict[str, Any]:
     )
     correlation_id = f"coordinator-{uuid.uuid4().hex[:12]}"
 
+    deadline = Deadline.within(call["timeout_seconds"])  # shared by the choice and every failover
+
     async def route() -> Any:
         return await call_with_failover(
             balancer(),
             candidates,
             call["tool"],
             call["arguments"],
-            deadline=Deadline.within(call["timeout_seconds"]),
+            deadline=deadline,
             idempotency_key=call["idempotency_key"],
             caller=CALLER,
             correlation_id=correlation_id,
         )
 
     try:
-        result = fleet_runtime().run(route(), timeout=call["timeout_seconds"] + _HANDOFF_SLACK_SECONDS)
+        result = run_on_fleet(route(), deadline=deadline, what=f"the balanced call {correlation_id}")
     except Exception as exc:
         operation_finish(operation, steps=[], result=None, error=f"the call could not be routed: {exc}")
         raise

@@ -18,7 +18,6 @@ from django.utils import timezone
 from coordinator.models import Participant, ParticipantState, Transaction, TransactionState
 from coordinator.services import operation_finish
 from coordinator.transactions import (
-    _HANDOFF_SLACK_SECONDS,
     CallResult,
     call_participant,
     create_transaction,
@@ -82,7 +81,11 @@ def execute_saga(tx: Transaction) -> Transaction:
     failure = ""
     for participant in tx.participants.all():
         started = timezone.now()
-        outcome = fleet_calls.fleet_runtime().run(_act(participant, timeout), timeout=timeout + _HANDOFF_SLACK_SECONDS)
+        outcome = fleet_calls.run_on_fleet(
+            _act(participant, timeout),
+            deadline=Deadline.within(timeout),
+            what=f"the action on {participant.server} of saga {tx.pk}",
+        )
         participant.timeline = [*participant.timeline, phase_step("action", started, outcome)]
         if outcome.ok:
             participant.state, participant.outcome = ParticipantState.CONFIRMED, outcome.result
@@ -115,8 +118,10 @@ def finish_saga(tx: Transaction, *, deadline_seconds: float | None = None) -> Tr
         deadline = Deadline.within(deadline_seconds or settings.COORDINATOR_PHASE_TWO_SECONDS)
         open_ones: list[str] = []
         for participant in to_undo:  # one at a time, in reverse: a saga's compensations are ordered
-            done, steps = fleet_calls.fleet_runtime().run(
-                _compensate(participant, deadline), timeout=deadline.remaining() + _HANDOFF_SLACK_SECONDS
+            done, steps = fleet_calls.run_on_fleet(
+                _compensate(participant, deadline),
+                deadline=deadline,
+                what=f"the compensation on {participant.server} of saga {tx.pk}",
             )
             participant.timeline = [*participant.timeline, *steps]
             if done:

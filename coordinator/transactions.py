@@ -44,7 +44,6 @@ logger = logging.getLogger(__name__)
 
 CALLER = "coordinator"
 CRASH_ENV = "COORDINATOR_CRASH_AFTER"  # tests only: "decision" stops the process right after the decision
-_HANDOFF_SLACK_SECONDS = 5.0
 # An answer that says "nothing is held under this key": the reserve never arrived (or the participant lost it).
 NOT_HELD = ("unknown reservation", "unknown idempotency key", "no reservation")
 
@@ -162,8 +161,10 @@ async def _prepare_all(participants: list[Participant], seconds: float) -> list[
 
 def prepare_and_decide(tx: Transaction, *, timeout_seconds: float) -> Transaction:
     participants = list(tx.participants.all())
-    outcomes = fleet_calls.fleet_runtime().run(
-        _prepare_all(participants, timeout_seconds), timeout=timeout_seconds + _HANDOFF_SLACK_SECONDS
+    outcomes = fleet_calls.run_on_fleet(
+        _prepare_all(participants, timeout_seconds),
+        deadline=Deadline.within(timeout_seconds),
+        what=f"the prepare phase of transaction {tx.pk}",
     )
     reasons: list[str] = []
     with db_transaction.atomic():
@@ -254,8 +255,9 @@ async def _finish_one(participant: Participant, commit: bool, deadline: Deadline
         delay = min(delay * 2, 2.0)
 
 
-async def _finish_all(participants: list[Participant], commit: bool, seconds: float) -> list[tuple[str, dict, list]]:
-    deadline = Deadline.within(seconds)
+async def _finish_all(
+    participants: list[Participant], commit: bool, deadline: Deadline
+) -> list[tuple[str, dict, list]]:
     return list(await asyncio.gather(*(_finish_one(p, commit, deadline) for p in participants)))
 
 
@@ -270,8 +272,11 @@ def finish_transaction(tx: Transaction, *, deadline_seconds: float | None = None
     commit = tx.decision == "commit"
     done = {ParticipantState.CONFIRMED, ParticipantState.CANCELLED, ParticipantState.REFUSED}
     todo = [p for p in tx.participants.all() if p.state not in done]
+    deadline = Deadline.within(seconds)
     results = (
-        fleet_calls.fleet_runtime().run(_finish_all(todo, commit, seconds), timeout=seconds + _HANDOFF_SLACK_SECONDS)
+        fleet_calls.run_on_fleet(
+            _finish_all(todo, commit, deadline), deadline=deadline, what=f"phase two of transaction {tx.pk}"
+        )
         if todo
         else []
     )

@@ -20,6 +20,7 @@ session.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
@@ -47,12 +48,14 @@ from mcp_client import (
 from mcp_client.capabilities import CapabilityLimits
 from mcp_client.limits import Limits
 from mcp_client.outbound import OutboundPolicy
+from mcp_client.runtime import Submittable
 from registry.models import Server
 
 T = TypeVar("T")
 
-# A sync caller waits this much longer than its deadline for the fleet loop to hand the answer back.
-_HANDOFF_SLACK_SECONDS = 5.0
+# A sync caller waits this much longer than its deadline for the fleet loop to hand the answer back: the work itself
+# ends at the deadline (every call in it carries it), so only a stalled loop or work that overruns uses the slack.
+HANDOFF_SLACK_SECONDS = 5.0
 
 _runtime_lock = threading.Lock()
 
@@ -123,6 +126,51 @@ def _context(deadline: Deadline | None, correlation_id: str, caller: str) -> Req
 async def _on_fleet_loop(work: Callable[[ConnectionHub], Awaitable[T]]) -> T:
     """Run `work(hub)` on the fleet loop, from whatever loop we are on."""
     return await fleet_runtime().arun(work)
+
+
+# -- the bridge from sync code (views, commands, the coordinator's phases) ---------------------------------------
+
+
+class FleetTimedOut(TimeoutError):
+    """Sync code waited for work on the fleet loop past its deadline plus the hand-off slack.
+
+    The work was cancelled on the fleet loop. `what` names the work, as its caller described it.
+    """
+
+    def __init__(self, what: str, waited_seconds: float) -> None:
+        super().__init__(
+            f"{what} did not finish on the fleet loop within {waited_seconds:.3g}s "
+            f"(its deadline and {HANDOFF_SLACK_SECONDS:g}s for the hand-off)"
+        )
+        self.what = what
+        self.waited_seconds = waited_seconds
+
+
+def run_on_fleet(work: Submittable[T], *, deadline: Deadline, what: str) -> T:
+    """Run `work` (a coroutine, or `fn(hub) -> awaitable`) on the fleet loop and wait for it, from sync code.
+
+    The one way a thread hands work to the fleet loop. The work is expected to end by `deadline` (its calls carry
+    it); the thread waits until then plus `HANDOFF_SLACK_SECONDS`, then cancels the work and raises FleetTimedOut
+    naming `what`. The work's own exceptions (a TimeoutError among them) pass through unchanged; RuntimeError when
+    no fleet loop can run it, or when called on the fleet loop itself (where it would deadlock: await instead).
+    """
+    runtime = fleet_runtime()
+    try:
+        on_fleet_loop = asyncio.get_running_loop() is runtime.loop
+    except RuntimeError:
+        on_fleet_loop = False
+    if on_fleet_loop:
+        if asyncio.iscoroutine(work):
+            work.close()
+        raise RuntimeError(f"run_on_fleet({what}) would deadlock on the fleet loop; await the work instead")
+    waited = max(0.0, deadline.remaining()) + HANDOFF_SLACK_SECONDS
+    future = runtime.submit(work)
+    # wait() rather than result(timeout): the work may raise TimeoutError itself, and that is not ours to rename.
+    done, _ = concurrent.futures.wait([future], timeout=waited)
+    if not done:
+        future.cancel()
+        raise FleetTimedOut(what, waited)
+    return future.result()
 
 
 # -- async API (names) -------------------------------------------------------------------------------------------
@@ -240,7 +288,12 @@ def reconnect_now(server: str) -> bool:
     runtime = running_runtime()
     if runtime is None:
         return False
-    return bool(runtime.run(lambda hub: hub.reconnect_now(server), timeout=5))
+    # Instant work: it only waits for its turn on the fleet loop.
+    return bool(
+        run_on_fleet(
+            lambda hub: hub.reconnect_now(server), deadline=Deadline.within(0.0), what=f"a reconnect of {server!r}"
+        )
+    )
 
 
 async def on_server(
@@ -266,15 +319,14 @@ async def on_server(
 
 
 def _sync(server: Server, work: Callable[[ConnectionHub, RequestContext], Awaitable[T]], context: RequestContext) -> T:
-    runtime = fleet_runtime()
     target = server_target(server)
 
     async def run(hub: ConnectionHub) -> T:
         await hub.ensure(target)  # a no-op when the supervisor already runs this exact definition
         return await work(hub, context)
 
-    budget = context.deadline.remaining() if context.deadline is not None else None
-    return runtime.run(run, timeout=None if budget is None else budget + _HANDOFF_SLACK_SECONDS)
+    deadline = context.deadline or Deadline.within(server.request_timeout_seconds)  # the wrappers always set one
+    return run_on_fleet(run, deadline=deadline, what=f"a request to MCP server {server.name!r}")
 
 
 def call_tool_sync(

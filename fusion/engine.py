@@ -13,7 +13,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from fleet.calls import fleet_runtime
+from fleet.calls import HANDOFF_SLACK_SECONDS, run_on_fleet
 from fusion import caching
 from fusion.evaluation import evaluate
 from fusion.fanout import fan_out
@@ -21,11 +21,10 @@ from fusion.models import FusionRun
 from fusion.query import FusionQuery, QueryError
 from fusion.services import record_run
 from fusion.sources import plan_sources
+from mcp_client import Deadline
 from pipeline.running import publish
 
 EVENT_STREAM = "fusion.runs"
-# The fleet loop hands the replies back at the deadline; this much longer is the thread's own safety net.
-_HANDOFF_SLACK_SECONDS = 5.0
 
 
 def answer_json(run: FusionRun, **extra: Any) -> dict[str, Any]:
@@ -85,8 +84,11 @@ def _fresh(query: FusionQuery, caller: str) -> dict[str, Any]:
         raise QueryError({"quorum": [f"Only {len(plans)} source(s) can be asked; the quorum is {query.quorum}."]})
     caching.count("fan_outs")
     correlation_id = f"fusion-{uuid.uuid4().hex[:12]}"
-    replies = fleet_runtime().run(
-        fan_out(query, plans, correlation_id), timeout=query.deadline_seconds + _HANDOFF_SLACK_SECONDS
+    # The fan-out hands the replies back at the deadline, whatever is still out.
+    replies = run_on_fleet(
+        fan_out(query, plans, correlation_id),
+        deadline=Deadline.within(query.deadline_seconds),
+        what=f"the fusion fan-out {correlation_id}",
     )
     answered = time.perf_counter()
     evaluation = evaluate(query, plans, replies, timezone.now())
@@ -112,8 +114,10 @@ def run_query(query: FusionQuery, *, caller: str) -> dict[str, Any]:
         cached = caching.cached_answer(key)
         if cached is not None:
             return {**cached, "cached": True}
+    # A follower waits for the leader's fan-out (its deadline and the hand-off slack) and one slack more for the
+    # leader's own work around it (planning, storing the run).
     answer, shared = caching.single_flight.run(
-        key, lambda: _fresh(query, caller), timeout=query.deadline_seconds + 2 * _HANDOFF_SLACK_SECONDS
+        key, lambda: _fresh(query, caller), timeout=query.deadline_seconds + 2 * HANDOFF_SLACK_SECONDS
     )
     if shared:
         caching.count("shared")

@@ -11,7 +11,7 @@ from typing import Any
 
 from fleet import calls as fleet_calls
 from fleet.supervisor import live_supervisor
-from mcp_client import ConnectionLayerError, DiscoveredCapabilities
+from mcp_client import ConnectionLayerError, Deadline, DiscoveredCapabilities
 from registry.models import Server
 from registry.services import capabilities_record
 
@@ -62,7 +62,11 @@ def first_discovery(*, server: Server, caller: str = "") -> dict[str, Any]:
 
     budget = settings.MCP_CONNECT_TIMEOUT_SECONDS + server.request_timeout_seconds
     supervisor.request_reconcile()
-    return supervisor.runtime.run(supervisor.discovery_of(server.name, budget), timeout=budget + 5)
+    return fleet_calls.run_on_fleet(
+        supervisor.discovery_of(server.name, budget),
+        deadline=Deadline.within(budget),
+        what=f"the first discovery of {server.name!r}",
+    )
 
 
 def registry_changed() -> None:
