@@ -7,6 +7,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from coordinator.finishing import finish_all
 from coordinator.models import Operation, Participant, Transaction
 
 
@@ -81,8 +82,5 @@ class TransactionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Finish now by the recorded decision (no decision: abort)")
     def finish_now(self, request: HttpRequest, queryset: Any) -> None:
-        from coordinator.transactions import finish_transaction
-
-        for tx in queryset.exclude(state__in=["committed", "aborted"]):
-            finish_transaction(tx)
+        finish_all(queryset.order_by("id"))
         self.message_user(request, "Finished what could be finished; see each transaction's state.")

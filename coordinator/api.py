@@ -17,8 +17,8 @@ from coordinator.balanced_calls import balanced_call, parse_call, routing_stats
 from coordinator.errors import RequestError
 from coordinator.models import Operation, OperationKind, OperationState, Transaction, TransactionState
 from coordinator.submissions import RefusalReason, SubmissionRefused, transaction_submit
+from coordinator.transaction_log import transaction_json
 from coordinator.transaction_requests import KEY_FIELD, KEY_HEADER, MAX_KEY_LENGTH, idempotency_key_of
-from coordinator.transactions import transaction_json
 from registry.permissions import IsOperator, IsViewer
 
 logger = logging.getLogger(__name__)

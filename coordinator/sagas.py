@@ -16,14 +16,9 @@ from django.db import transaction as db_transaction
 from django.utils import timezone
 
 from coordinator.models import Participant, ParticipantState, Transaction, TransactionState
+from coordinator.participant_calls import CallResult, call_participant
 from coordinator.services import operation_finish
-from coordinator.transactions import (
-    CallResult,
-    call_participant,
-    create_transaction,
-    phase_step,
-    transaction_json,
-)
+from coordinator.transaction_log import create_transaction, phase_step, transaction_json
 from fleet import calls as fleet_calls
 from mcp_client import Deadline
 

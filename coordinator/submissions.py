@@ -26,10 +26,10 @@ from typing import Any
 
 from django.db import IntegrityError
 
+from coordinator.finishing import execute
 from coordinator.models import Transaction, TransactionState
-from coordinator.sagas import execute_saga
+from coordinator.transaction_log import create_transaction
 from coordinator.transaction_requests import parse_transaction, request_digest
-from coordinator.transactions import create_transaction, execute_transaction
 
 RUNNING = (TransactionState.PREPARING, TransactionState.COMMITTING, TransactionState.ABORTING)
 # A refused insert whose holder is gone when we look (it aborted and let the opportunity go in between) is
@@ -114,5 +114,4 @@ def transaction_submit(*, data: Any, created_by: str, idempotency_key: str | Non
             if attempt >= _INSERT_ATTEMPTS:
                 raise
             attempt += 1
-    execute = execute_saga if protocol == "saga" else execute_transaction
     return Submitted(execute(tx), replayed=False)

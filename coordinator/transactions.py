@@ -17,9 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -28,62 +26,18 @@ from django.db import connection
 from django.db import transaction as db_transaction
 from django.utils import timezone
 
-from coordinator.models import OperationKind, Participant, ParticipantState, Transaction, TransactionState
-from coordinator.services import operation_finish, operation_start
+from coordinator.models import Participant, ParticipantState, Transaction, TransactionState
+from coordinator.participant_calls import CallResult, call_participant
+from coordinator.services import operation_finish
+from coordinator.transaction_log import create_transaction, phase_step, transaction_json
 from fleet import calls as fleet_calls
-from mcp_client import (
-    ConnectionLayerError,
-    ConnectionLost,
-    Deadline,
-    InvalidResponse,
-    RequestTimedOut,
-    ServerUnavailable,
-)
+from mcp_client import Deadline
 
 logger = logging.getLogger(__name__)
 
-CALLER = "coordinator"
 CRASH_ENV = "COORDINATOR_CRASH_AFTER"  # tests only: "decision" stops the process right after the decision
 # An answer that says "nothing is held under this key": the reserve never arrived (or the participant lost it).
 NOT_HELD = ("unknown reservation", "unknown idempotency key", "no reservation")
-
-
-@dataclass(frozen=True)
-class CallResult:
-    ok: bool
-    result: dict[str, Any] | None = None
-    error: str = ""
-    unsure: bool = False  # the request may have acted: a timeout, a lost connection, a garbled answer
-
-
-async def call_participant(server: str, tool: str, arguments: dict[str, Any], seconds: float, key: str) -> CallResult:
-    try:
-        answer = await fleet_calls.call_tool(
-            server, tool, arguments, deadline=Deadline.within(seconds), caller=CALLER, correlation_id=key
-        )
-    except (RequestTimedOut, ConnectionLost, InvalidResponse) as exc:
-        return CallResult(False, error=str(exc), unsure=True)
-    except (ServerUnavailable, ConnectionLayerError) as exc:
-        return CallResult(False, error=str(exc))
-    if answer.result.is_error:
-        return CallResult(False, error=answer.result.text[:500] or "the tool answered an error")
-    return CallResult(True, result=answer.result.structured_content or {})
-
-
-def _stamp(moment: datetime | None = None) -> str:
-    return (moment or timezone.now()).isoformat()
-
-
-def phase_step(name: str, started: datetime, outcome: CallResult) -> dict[str, Any]:
-    finished = timezone.now()
-    return {
-        "phase": name,
-        "started_at": _stamp(started),
-        "finished_at": _stamp(finished),
-        "duration_ms": round((finished - started).total_seconds() * 1000.0, 2),
-        "ok": outcome.ok,
-        "error": outcome.error or None,
-    }
 
 
 def save_participants(participants: list[Participant], fields: list[str]) -> None:
@@ -104,47 +58,6 @@ def save_participants(participants: list[Participant], fields: list[str]) -> Non
 
 
 # --- phase one ------------------------------------------------------------------------------------------------
-
-
-def create_transaction(
-    orders: list[dict[str, Any]],
-    *,
-    created_by: str,
-    parameters: dict[str, Any],
-    protocol: str = "two_phase",
-    idempotency_key: str | None = None,
-    request_digest: str = "",
-) -> Transaction:
-    """The log's first entry: the transaction and its participants, committed before anything is sent.
-
-    The row carries the request's idempotency key and, for an arbitrage opportunity, the claim on it: the unique
-    constraints refuse a second one with IntegrityError, before anything is written or published."""
-    spec = parameters.get("arbitrage")
-    with db_transaction.atomic():
-        tx = Transaction.objects.create(
-            protocol=protocol,
-            parameters=parameters,
-            created_by=created_by[:150],
-            created_at=timezone.now(),
-            idempotency_key=idempotency_key,
-            request_digest=request_digest,
-            analysis_id=spec["operation_id"] if spec else None,
-            opportunity=spec.get("opportunity", 0) if spec else None,
-            holds_opportunity=bool(spec),
-        )
-        tx.operation = operation_start(kind=OperationKind.TRANSACTION, parameters=parameters, created_by=created_by)
-        tx.save(update_fields=["operation"])
-        Participant.objects.bulk_create(
-            Participant(
-                transaction=tx,
-                position=position,
-                server=order["server"],
-                order={key: value for key, value in order.items() if key != "server"},
-                idempotency_key=f"{tx.idempotency_prefix}-{position}",
-            )
-            for position, order in enumerate(orders)
-        )
-    return tx
 
 
 async def _prepare_all(participants: list[Participant], seconds: float) -> list[tuple[CallResult, datetime]]:
@@ -322,59 +235,3 @@ def execute_transaction(tx: Transaction) -> Transaction:
 
 def run_transaction(orders: list[dict[str, Any]], *, created_by: str, parameters: Mapping[str, Any]) -> Transaction:
     return execute_transaction(create_transaction(orders, created_by=created_by, parameters=dict(parameters)))
-
-
-# --- recovery ---------------------------------------------------------------------------------------------------
-
-UNFINISHED = (
-    TransactionState.PREPARING,
-    TransactionState.COMMITTING,
-    TransactionState.ABORTING,
-    TransactionState.IN_DOUBT,
-)
-
-
-def recover_transactions(*, deadline_seconds: float = 60.0) -> list[Transaction]:
-    """Finish every transaction a crash (or an unreachable participant) left open: confirm what was decided,
-    cancel what was not. Retries until `deadline_seconds` pass (sessions are still connecting at start)."""
-    finished: list[Transaction] = []
-    started = time.monotonic()
-    from coordinator.sagas import finish_saga
-
-    for tx in Transaction.objects.filter(state__in=UNFINISHED).order_by("id"):
-        remaining = max(5.0, deadline_seconds - (time.monotonic() - started))
-        logger.info("coordinator: recovering transaction #%s (%s, decision %r)", tx.pk, tx.state, tx.decision)
-        finish = finish_saga if tx.protocol == "saga" else finish_transaction
-        finished.append(finish(tx, deadline_seconds=remaining))
-    return finished
-
-
-def transaction_json(tx: Transaction) -> dict[str, Any]:
-    return {
-        "id": tx.pk,
-        "protocol": tx.protocol,
-        "state": tx.state,
-        "decision": tx.decision or None,
-        "decided_at": tx.decided_at.isoformat() if tx.decided_at else None,
-        "reason": tx.reason or None,
-        "created_by": tx.created_by,
-        "created_at": tx.created_at.isoformat(),
-        "finished_at": tx.finished_at.isoformat() if tx.finished_at else None,
-        "operation_id": tx.operation_id,
-        "idempotency_key": tx.idempotency_key,
-        "parameters": tx.parameters,
-        "participants": [
-            {
-                "server": p.server,
-                "order": p.order,
-                "idempotency_key": p.idempotency_key,
-                "state": p.state,
-                "reservation_id": p.reservation_id or None,
-                "prepared": p.prepared,
-                "outcome": p.outcome,
-                "error": p.error or None,
-                "timeline": p.timeline,
-            }
-            for p in tx.participants.all()
-        ],
-    }

@@ -256,7 +256,7 @@ class TransactionRecovery:
     def _run(self) -> None:
         from django.db import close_old_connections
 
-        from coordinator.transactions import recover_transactions
+        from coordinator.finishing import recover_transactions
 
         try:
             for tx in recover_transactions(deadline_seconds=self.deadline_seconds):

@@ -42,8 +42,10 @@ def main() -> None:
     setup(var_dir)
     from django.core.management import call_command
 
+    from coordinator.finishing import recover_transactions
     from coordinator.models import Transaction
-    from coordinator.transactions import CRASH_ENV, recover_transactions, run_transaction, transaction_json
+    from coordinator.transaction_log import transaction_json
+    from coordinator.transactions import CRASH_ENV, run_transaction
     from fleet import calls as fleet_calls
     from fleet.supervisor import start_supervisor, stop_supervisor
     from registry.models import Capability, Server
