@@ -4,7 +4,9 @@ The bus knows no publisher. Anything publishes (`publish` from any thread or loo
 from code that can wait a little for room); a pump task on the bus's loop takes what was published in batches,
 has the store give each event its sequence number (an in-process counter on the embedded default, Redis when
 REDIS_URL is set, so several processes never repeat a number), and offers each event to every subscription whose
-filter wants it, under the policy in `pipeline.subscriptions`.
+filter wants it: each subscriber has the project's one bounded queue (`mcp_client.streams.Subscription`), with
+the bus's policy: the pump waits `slow_wait_seconds` once for a full reader, then it lags and loses its oldest
+events, counted per stream and reported to it as a `Gap` before its next batch.
 
 Bounds: the ingest queue holds at most `ingest_limit` events; a `publish` that finds it full drops the event and
 counts it per stream (`dropped_at_ingest`), because a publisher on another thread must never wait on this loop.
@@ -20,10 +22,10 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from mcp_client.streams import Subscription
 from pipeline.events import Event, check_stream_name
 from pipeline.filters import EventFilter
 from pipeline.metrics import PipelineMetrics
-from pipeline.subscriptions import BusSubscription
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +82,8 @@ class EventBus:
         self._ingest: deque[Event] = deque()
         self._signalled = False
         self._wake: asyncio.Event | None = None
-        self._subscriptions: list[BusSubscription] = []
+        # Insertion-ordered: the order subscribers are offered events (and listed in stats).
+        self._subscriptions: dict[Subscription[Event], EventFilter] = {}
         self._pump: asyncio.Task[None] | None = None
         self._ready = threading.Event()
 
@@ -175,22 +178,24 @@ class EventBus:
         servers: Iterable[str] = (),
         kinds: Iterable[str] = (),
         maxsize: int = 10_000,
-    ) -> BusSubscription:
-        subscription = BusSubscription(
+    ) -> Subscription[Event]:
+        """A reader of the events its filter wants, from now on. Read it on the bus loop (`next_batch`, `take`)."""
+        subscription: Subscription[Event] = Subscription(
             name=name,
-            event_filter=EventFilter.of(streams, servers, kinds),
             maxsize=maxsize,
+            source="bus",
+            room_wait_seconds=self.slow_wait_seconds,
+            gap_key=_stream_of,
             on_close=self._forget,
         )
-        self._subscriptions.append(subscription)
+        self._subscriptions[subscription] = EventFilter.of(streams, servers, kinds)
         return subscription
 
-    def _forget(self, subscription: BusSubscription) -> None:
-        if subscription in self._subscriptions:
-            self._subscriptions.remove(subscription)
+    def _forget(self, subscription: Subscription[Event]) -> None:
+        self._subscriptions.pop(subscription, None)
 
     @property
-    def subscriptions(self) -> list[BusSubscription]:
+    def subscriptions(self) -> list[Subscription[Event]]:
         return list(self._subscriptions)
 
     # -- the pump --------------------------------------------------------------------------------------------------
@@ -228,14 +233,14 @@ class EventBus:
         self.metrics.bus_batch.add(len(batch))
         published = self.metrics.published
         delivered = self.metrics.delivered
-        subscriptions = tuple(self._subscriptions)
+        subscriptions = tuple(self._subscriptions.items())
         for event in batch:
             published[event.stream] += 1
-            for subscription in subscriptions:
-                if not subscription.filter.wants(event):
+            for subscription, event_filter in subscriptions:
+                if not event_filter.wants(event):
                     continue
                 if subscription.full and not subscription.lagging:
-                    await subscription.wait_for_room(self.slow_wait_seconds)
+                    await subscription.wait_for_room()
                 subscription.put(event)
                 delivered[event.stream] += 1
 
@@ -245,5 +250,12 @@ class EventBus:
             "ingest_depth": len(self._ingest),
             "ingest_capacity": self.ingest_limit,
             "pump_errors": self.pump_errors,
-            "subscribers": [subscription.stats() for subscription in self._subscriptions],
+            "subscribers": [
+                {"name": subscription.name, "streams": sorted(event_filter.streams), **subscription.stats()}
+                for subscription, event_filter in self._subscriptions.items()
+            ],
         }
+
+
+def _stream_of(event: Event) -> str:
+    return event.stream

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+# A reader's bounded queue (`mcp_client.streams.Subscription`) reports the events it lost with this marker.
+from mcp_client.streams import Gap as Gap
+
 STREAM_NAME = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_:-]+)*$")
 MAX_STREAM_LENGTH = 200
 MAX_KIND_LENGTH = 64
@@ -63,14 +66,6 @@ class Event:
             self.at,
             json.dumps(self.as_json(), separators=(",", ":")),
         ]
-
-
-@dataclass(frozen=True, slots=True)
-class Gap:
-    """Put in a reader's queue where events of `stream` were dropped because the reader fell behind."""
-
-    stream: str
-    missed: int
 
 
 def iso_time(at: float) -> str:
