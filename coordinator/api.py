@@ -18,7 +18,13 @@ from coordinator.errors import RequestError
 from coordinator.models import Operation, OperationKind, OperationState, Transaction, TransactionState
 from coordinator.submissions import RefusalReason, SubmissionRefused, transaction_submit
 from coordinator.transaction_log import transaction_json
-from coordinator.transaction_requests import KEY_FIELD, KEY_HEADER, MAX_KEY_LENGTH, idempotency_key_of
+from coordinator.transaction_requests import (
+    KEY_FIELD,
+    KEY_HEADER,
+    MAX_KEY_LENGTH,
+    TransactionRequestSerializer,
+    idempotency_key_of,
+)
 from registry.permissions import IsOperator, IsViewer
 
 logger = logging.getLogger(__name__)
@@ -235,7 +241,7 @@ class TransactionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
             f'"{RefusalReason.ALREADY_EXECUTED}", "error", "transaction_id"}}` naming the execution, whatever its '
             "key; only an execution that aborted (nothing moved) lets it be tried again."
         ),
-        request=OpenApiTypes.OBJECT,
+        request=TransactionRequestSerializer,
         parameters=[
             OpenApiParameter(
                 KEY_HEADER,

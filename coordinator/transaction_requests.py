@@ -1,22 +1,34 @@
-"""A transaction request checked field by field: explicit orders, or an arbitrage opportunity to execute; its
-idempotency key and the digest that tells a client's retry from another request under the same key."""
+"""A transaction request declared as serializers (the OpenAPI schema shows them) and checked field by field:
+explicit orders or saga steps, or an arbitrage opportunity to execute; its idempotency key and the digest that
+tells a client's retry from another request under the same key."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from collections.abc import Mapping
 from typing import Any
+
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
+from rest_framework import serializers
 
 from coordinator.arbitrage_workflow import SYMBOL
 from coordinator.errors import RequestError
 from coordinator.models import Operation, OperationKind
 from registry.models import Capability, CapabilityKind
+from registry.request_bodies import (
+    JsonBody,
+    JsonIntegerField,
+    JsonNumberField,
+    JsonObjectField,
+    JsonTextField,
+    literal,
+    one_message,
+    plain_errors,
+)
 
 MAX_PARTICIPANTS = 10
-KNOWN = {"participants", "arbitrage", "timeout_seconds", "max_slippage_bps", "protocol", "idempotency_key"}
 KEY_FIELD = "idempotency_key"
 KEY_HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 200
@@ -61,64 +73,110 @@ def request_digest(data: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _saga_steps(raw: Any, errors: dict[str, list[str]]) -> list[dict[str, Any]]:
-    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_PARTICIPANTS:
-        errors["participants"] = [f"A list of 1 to {MAX_PARTICIPANTS} steps."]
-        return []
-    steps: list[dict[str, Any]] = []
-    for index, step in enumerate(raw):
-        where = f"participants.{index}"
-        if not isinstance(step, Mapping) or set(step) - {"server", "action", "compensation"}:
-            errors[where] = ['{"server", "action": {"tool", "arguments"}, "compensation": {"tool", "arguments"}}.']
-            continue
-        if not isinstance(step.get("server"), str) or not step["server"]:
-            errors[f"{where}.server"] = ["A server name."]
-        for part in ("action", "compensation"):
-            call = step.get(part)
-            if not isinstance(call, Mapping) or not isinstance(call.get("tool"), str) or not call["tool"]:
-                errors[f"{where}.{part}"] = ['{"tool": <name>, "arguments": {...}}.']
-            elif not isinstance(call.get("arguments", {}), Mapping):
-                errors[f"{where}.{part}.arguments"] = ["Must be a JSON object."]
-        steps.append({key: step.get(key) for key in ("server", "action", "compensation")})
-    if not errors:
-        offered = set(
-            Capability.objects.filter(kind=CapabilityKind.TOOL, server__enabled=True).values_list(
-                "server__name", "name"
+ORDER_SHAPE = '{"server", "symbol", "side": "buy"|"sell", "quantity", "limit_price"?}.'
+STEP_SHAPE = '{"server", "action": {"tool", "arguments"}, "compensation": {"tool", "arguments"}}.'
+CALL_SHAPE = '{"tool": <name>, "arguments": {...}}.'
+ARBITRAGE_SHAPE = '{"operation_id": <an arbitrage analysis>, "opportunity": <its index, default 0>}.'
+
+
+def _every_way_wrong(message: str) -> dict[str, str]:
+    return one_message(message, ("invalid", "invalid_choice"))
+
+
+class TransactionBody(JsonBody):
+    """A part of a transaction request: read as sent, so null, "", [] and {} are checked like any other value."""
+
+    empty_means_default = False
+
+
+class OrderSerializer(TransactionBody):
+    """One participant of a two-phase transaction: the order reserved on its server."""
+
+    default_error_messages = {"invalid": literal(ORDER_SHAPE)}
+    unknown_message = "Unknown field."
+    server = JsonTextField(allow_blank=False, message="A server name.")
+    symbol = JsonTextField(allow_blank=False, pattern=SYMBOL, message="A symbol of the form BASE-QUOTE.")
+    side = serializers.ChoiceField(choices=("buy", "sell"), error_messages=_every_way_wrong('"buy" or "sell".'))
+    quantity = JsonNumberField(message="A number greater than 0.")
+    limit_price = JsonNumberField(required=False, allow_null=True, message="A number greater than 0, or null.")
+
+    def validate_quantity(self, quantity: float) -> float:
+        if quantity <= 0:
+            raise serializers.ValidationError("A number greater than 0.")
+        return quantity
+
+    def validate_limit_price(self, limit: float | None) -> float | None:
+        if limit is not None and limit <= 0:
+            raise serializers.ValidationError("A number greater than 0, or null.")
+        return limit
+
+
+class SagaCallSerializer(TransactionBody):
+    """A saga step's tool call; compensation arguments may name "$result.<field>" of the action's result."""
+
+    default_error_messages = {"invalid": literal(CALL_SHAPE)}
+    tool = JsonTextField(allow_blank=False, max_length=300, message=CALL_SHAPE)
+    arguments = JsonObjectField(required=False, default=dict, message="Must be a JSON object.")
+
+
+class SagaStepSerializer(TransactionBody):
+    """One participant of a saga: an action on its server and the compensation that undoes it."""
+
+    default_error_messages = {"invalid": literal(STEP_SHAPE)}
+    server = JsonTextField(allow_blank=False, message="A server name.")
+    action = SagaCallSerializer(error_messages=_every_way_wrong(CALL_SHAPE))
+    compensation = SagaCallSerializer(error_messages=_every_way_wrong(CALL_SHAPE))
+
+
+class ArbitrageChoiceSerializer(TransactionBody):
+    """An opportunity of an arbitrage analysis to execute."""
+
+    # validated_data gains "chosen": the opportunity itself, read from the analysis.
+
+    default_error_messages = {"invalid": literal(ARBITRAGE_SHAPE)}
+    operation_id = JsonIntegerField(message=ARBITRAGE_SHAPE)
+    opportunity = JsonIntegerField(required=False, default=0, message="An index of one of its opportunities.")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        operation = Operation.objects.filter(pk=attrs["operation_id"], kind=OperationKind.ARBITRAGE).first()
+        if operation is None:
+            raise serializers.ValidationError({"operation_id": ["No such arbitrage analysis."]})
+        opportunities = (operation.result or {}).get("opportunities") or []
+        if not 0 <= attrs["opportunity"] < len(opportunities):
+            raise serializers.ValidationError(
+                {"opportunity": [f"An index of one of its {len(opportunities)} opportunities."]}
             )
-        )
-        for index, step in enumerate(steps):
-            for part in ("action", "compensation"):
-                if (step["server"], step[part]["tool"]) not in offered:
-                    errors[f"participants.{index}.{part}"] = [
-                        f"{step['server']!r} does not offer {step[part]['tool']!r} (or is not enabled)."
-                    ]
-    return steps
+        return attrs | {"chosen": opportunities[attrs["opportunity"]]}
 
 
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+@extend_schema_field(
+    PolymorphicProxySerializer(
+        component_name="TransactionParticipants",
+        serializers=[OrderSerializer, SagaStepSerializer],
+        resource_type_field_name=None,
+        many=True,
+    )
+)
+class ParticipantsField(serializers.JSONField):
+    """Orders (two_phase) or steps (saga): the protocol says which, so the body's validate() reads them."""
 
 
-def _orders_from_arbitrage(spec: Any, slippage_bps: float, errors: dict[str, list[str]]) -> list[dict[str, Any]]:
-    if (
-        not isinstance(spec, Mapping)
-        or isinstance(spec.get("operation_id"), bool)
-        or not isinstance(spec.get("operation_id"), int)
-        or set(spec) - {"operation_id", "opportunity"}
-    ):
-        errors["arbitrage"] = ['{"operation_id": <an arbitrage analysis>, "opportunity": <its index, default 0>}.']
-        return []
-    operation = Operation.objects.filter(pk=spec["operation_id"], kind=OperationKind.ARBITRAGE).first()
-    if operation is None:
-        errors["arbitrage.operation_id"] = ["No such arbitrage analysis."]
-        return []
-    opportunities = (operation.result or {}).get("opportunities") or []
-    index = spec.get("opportunity", 0)
-    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(opportunities):
-        errors["arbitrage.opportunity"] = [f"An index of one of its {len(opportunities)} opportunities."]
-        return []
-    chosen = opportunities[index]
-    room = slippage_bps / 10_000
+def _listed(serializer_class: type[TransactionBody], raw: Any, what: str) -> list[dict[str, Any]]:
+    message = f"A list of 1 to {MAX_PARTICIPANTS} {what}."
+    items = serializer_class(
+        data=raw,
+        many=True,
+        min_length=1,
+        max_length=MAX_PARTICIPANTS,
+        error_messages={code: message for code in ("not_a_list", "empty", "min_length", "max_length")},
+    )
+    if not items.is_valid():
+        raise serializers.ValidationError({"participants": items.errors})
+    return [dict(item) for item in items.validated_data]
+
+
+def _orders_from(arbitrage: Mapping[str, Any], slippage_bps: float) -> list[dict[str, Any]]:
+    chosen, room = arbitrage["chosen"], slippage_bps / 10_000
     # Limits a little worse than the analysed prices: the market moves between the analysis and the reservation.
     return [
         {
@@ -138,81 +196,100 @@ def _orders_from_arbitrage(spec: Any, slippage_bps: float, errors: dict[str, lis
     ]
 
 
+def _saga_plan(attrs: Mapping[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    if "arbitrage" in attrs:
+        raise serializers.ValidationError({"arbitrage": ["An opportunity is executed two-phase, not as a saga."]})
+    steps = [
+        {"server": step["server"], "action": dict(step["action"]), "compensation": dict(step["compensation"])}
+        for step in _listed(SagaStepSerializer, attrs["participants"], "steps")
+    ]
+    offered = set(
+        Capability.objects.filter(kind=CapabilityKind.TOOL, server__enabled=True).values_list("server__name", "name")
+    )
+    unoffered = {
+        f"participants.{index}.{part}": [
+            f"{step['server']!r} does not offer {step[part]['tool']!r} (or is not enabled)."
+        ]
+        for index, step in enumerate(steps)
+        for part in ("action", "compensation")
+        if (step["server"], step[part]["tool"]) not in offered
+    }
+    if unoffered:
+        raise serializers.ValidationError(unoffered)
+    return steps, {"protocol": "saga", "steps": steps, "timeout_seconds": attrs["timeout_seconds"]}
+
+
+def _two_phase_plan(attrs: Mapping[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    slippage = attrs["max_slippage_bps"]
+    if "arbitrage" in attrs:
+        orders = _orders_from(attrs["arbitrage"], slippage)
+    else:
+        orders = _listed(OrderSerializer, attrs["participants"], "orders")
+    able = set(
+        Capability.objects.filter(kind=CapabilityKind.TOOL, name="reserve_order", server__enabled=True).values_list(
+            "server__name", flat=True
+        )
+    )
+    unable = {
+        f"participants.{index}.server": [
+            f"{order['server']!r} is not an enabled server offering reserve_order/confirm_order/cancel_order."
+        ]
+        for index, order in enumerate(orders)
+        if order["server"] not in able
+    }
+    if unable:
+        raise serializers.ValidationError(unable)
+    parameters = {"orders": orders, "timeout_seconds": attrs["timeout_seconds"], "max_slippage_bps": slippage}
+    if "arbitrage" in attrs:
+        # Spelled out (the default index too): the transaction's claim on the opportunity is made from these.
+        parameters["arbitrage"] = {key: attrs["arbitrage"][key] for key in ("operation_id", "opportunity")}
+    return orders, parameters
+
+
+class TransactionRequestSerializer(TransactionBody):
+    """A transaction to run: its participants (orders two-phase, or a saga's steps), or an analysed arbitrage
+    opportunity to execute two-phase. 400 names each bad field by its path (participants.0.side)."""
+
+    # validated_data gains "orders" (the participants to run) and "parameters" (what the transaction stores).
+
+    participants = ParticipantsField(
+        required=False,
+        help_text="two_phase: 1 to 10 orders; saga: 1 to 10 steps (action and compensation).",
+    )
+    arbitrage = ArbitrageChoiceSerializer(required=False, help_text="Executed two-phase; instead of participants.")
+    timeout_seconds = JsonNumberField(
+        required=False, default=5.0, min_value=0.1, max_value=60, message=("A number from 0.1 to 60.")
+    )
+    max_slippage_bps = JsonNumberField(
+        required=False, default=10.0, min_value=0, max_value=1_000, message="A number from 0 to 1000."
+    )
+    protocol = serializers.ChoiceField(
+        choices=("two_phase", "saga"),
+        required=False,
+        default="two_phase",
+        error_messages=_every_way_wrong(
+            '"two_phase" (reserve, confirm or cancel) or "saga" (actions and compensations).'
+        ),
+    )
+    idempotency_key = JsonTextField(
+        required=False,
+        max_length=MAX_KEY_LENGTH,
+        help_text=f"Instead of the {KEY_HEADER} header (checked by idempotency_key_of before the body).",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("participants" in attrs) == ("arbitrage" in attrs):
+            raise serializers.ValidationError(
+                {"participants": ['Give "participants" (the orders) or "arbitrage" (an opportunity), one of them.']}
+            )
+        plan = _saga_plan if attrs["protocol"] == "saga" else _two_phase_plan
+        attrs["orders"], attrs["parameters"] = plan(attrs)
+        return attrs
+
+
 def parse_transaction(data: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """(the orders, the parameters to store) or RequestError naming each bad field."""
-    if not isinstance(data, Mapping):
-        raise RequestError({"non_field_errors": ["The body must be a JSON object."]})
-    errors: dict[str, list[str]] = {}
-    for key in sorted(set(data) - KNOWN):
-        errors[key] = [f"Unknown field; the fields are {', '.join(sorted(KNOWN))}."]
-    timeout = data.get("timeout_seconds", 5.0)
-    if not _finite(timeout) or not 0.1 <= timeout <= 60:
-        errors["timeout_seconds"] = ["A number from 0.1 to 60."]
-    slippage = data.get("max_slippage_bps", 10.0)
-    if not _finite(slippage) or not 0 <= slippage <= 1_000:
-        errors["max_slippage_bps"] = ["A number from 0 to 1000."]
-        slippage = 10.0
-    protocol = data.get("protocol", "two_phase")
-    if protocol not in ("two_phase", "saga"):
-        errors["protocol"] = ['"two_phase" (reserve, confirm or cancel) or "saga" (actions and compensations).']
-        raise RequestError(errors)
-    if ("participants" in data) == ("arbitrage" in data):
-        errors["participants"] = ['Give "participants" (the orders) or "arbitrage" (an opportunity), one of them.']
-        raise RequestError(errors)
-    if protocol == "saga":
-        if "arbitrage" in data:
-            errors["arbitrage"] = ["An opportunity is executed two-phase, not as a saga."]
-        steps = _saga_steps(data.get("participants"), errors)
-        if errors:
-            raise RequestError(errors)
-        return steps, {"protocol": "saga", "steps": steps, "timeout_seconds": float(timeout)}
-    orders: list[dict[str, Any]] = []
-    if "arbitrage" in data:
-        orders = _orders_from_arbitrage(data["arbitrage"], float(slippage), errors)
-    else:
-        raw = data["participants"]
-        if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_PARTICIPANTS:
-            errors["participants"] = [f"A list of 1 to {MAX_PARTICIPANTS} orders."]
-            raw = []
-        for index, order in enumerate(raw):
-            where = f"participants.{index}"
-            if not isinstance(order, Mapping):
-                errors[where] = ['{"server", "symbol", "side": "buy"|"sell", "quantity", "limit_price"?}.']
-                continue
-            if not isinstance(order.get("server"), str) or not order["server"]:
-                errors[f"{where}.server"] = ["A server name."]
-            if not isinstance(order.get("symbol"), str) or not SYMBOL.match(order["symbol"]):
-                errors[f"{where}.symbol"] = ["A symbol of the form BASE-QUOTE."]
-            if order.get("side") not in ("buy", "sell"):
-                errors[f"{where}.side"] = ['"buy" or "sell".']
-            quantity = order.get("quantity")
-            if not _finite(quantity) or quantity <= 0:
-                errors[f"{where}.quantity"] = ["A number greater than 0."]
-            limit = order.get("limit_price")
-            if limit is not None and (not _finite(limit) or limit <= 0):
-                errors[f"{where}.limit_price"] = ["A number greater than 0, or null."]
-            unknown = set(order) - {"server", "symbol", "side", "quantity", "limit_price"}
-            if unknown:
-                errors[f"{where}.{sorted(unknown)[0]}"] = ["Unknown field."]
-            orders.append(dict(order))
-    if not errors:
-        able = set(
-            Capability.objects.filter(kind=CapabilityKind.TOOL, name="reserve_order", server__enabled=True).values_list(
-                "server__name", flat=True
-            )
-        )
-        for index, order in enumerate(orders):
-            if order["server"] not in able:
-                errors[f"participants.{index}.server"] = [
-                    f"{order['server']!r} is not an enabled server offering reserve_order/confirm_order/cancel_order."
-                ]
-    if errors:
-        raise RequestError(errors)
-    parameters = {"orders": orders, "timeout_seconds": float(timeout), "max_slippage_bps": float(slippage)}
-    if "arbitrage" in data:
-        # Spelled out (the default index too): the transaction's claim on the opportunity is made from these.
-        parameters["arbitrage"] = {
-            "operation_id": data["arbitrage"]["operation_id"],
-            "opportunity": data["arbitrage"].get("opportunity", 0),
-        }
-    return orders, parameters
+    body = TransactionRequestSerializer(data=data)
+    if not body.is_valid():
+        raise RequestError(plain_errors(body.errors))
+    return body.validated_data["orders"], body.validated_data["parameters"]

@@ -21,6 +21,7 @@ from registry.request_bodies import (
     JsonNumberField,
     JsonObjectField,
     JsonTextField,
+    literal,
     plain_errors,
 )
 
@@ -189,8 +190,7 @@ class FusionQuerySerializer(JsonBody):
         child=RangeSerializer(),
         required=False,
         default=dict,
-        # Braces doubled: DRF formats the message.
-        error_messages={"not_a_dict": 'An object of field -> {{"min": number, "max": number}}.'},
+        error_messages={"not_a_dict": literal('An object of field -> {"min": number, "max": number}.')},
     )
 
     def get_fields(self) -> dict[str, serializers.Field]:

@@ -3,8 +3,9 @@
 DRF's fields coerce: a CharField takes 5 as "5", a FloatField takes "5" and true, an IntegerField takes 2.0. A body
 saying {"quorum": true} is a mistake the client should hear about with the field named, so the fields here refuse
 what JSON did not say. `JsonBody` is the base of such a body: unknown fields are named, an empty value (null, "",
-[], {}) means the default as forms and UIs send it, and the errors of nested parts are named by their path
-("participants.0.side", "ranges.bid.min"), the error contract the fusion and coordinator APIs have always had.
+[], {}) means the default as forms and UIs send it (unless the body says otherwise), and the errors of nested parts
+are named by their path ("participants.0.side", "ranges.bid.min"), the error contract the fusion and coordinator
+APIs have always had.
 """
 
 from __future__ import annotations
@@ -22,10 +23,19 @@ from rest_framework.settings import api_settings
 EMPTY_VALUES: tuple[Any, ...] = (None, "", [], {})
 
 
+def literal(message: str) -> str:
+    """A message as DRF's error_messages want it: it formats them, so literal braces are doubled."""
+    return message.replace("{", "{{").replace("}", "}}")
+
+
+def one_message(message: str, codes: tuple[str, ...]) -> dict[str, str]:
+    """error_messages answering `message` for every way a value can be wrong (codes), missing and null too."""
+    return {code: literal(message) for code in (*codes, "required", "null")}
+
+
 def _one_message(message: str | None, codes: tuple[str, ...], kwargs: dict[str, Any]) -> None:
-    """`message` becomes the answer for every way the value can be wrong (codes), unless the caller set one."""
     if message is not None:
-        kwargs["error_messages"] = {code: message for code in codes} | kwargs.get("error_messages", {})
+        kwargs["error_messages"] = one_message(message, codes) | kwargs.get("error_messages", {})
 
 
 class JsonTextField(serializers.CharField):
@@ -144,6 +154,10 @@ class JsonBody(serializers.Serializer):
 
     default_error_messages = {"invalid": "The body must be a JSON object."}
     unknown_message = "Unknown field; the fields are {fields}."
+    empty_means_default = True  # False: null, "", [] and {} are checked like any other value
+
+    def _means_default(self, value: Any) -> bool:
+        return self.empty_means_default and value in EMPTY_VALUES
 
     def run_validation(self, data: Any = empty) -> Any:
         try:
@@ -157,7 +171,8 @@ class JsonBody(serializers.Serializer):
         names = ", ".join(sorted(self.fields))
         unknown = {key: [self.unknown_message.format(fields=names)] for key in sorted(set(data) - set(self.fields))}
         try:
-            values = super().to_internal_value({key: value for key, value in data.items() if value not in EMPTY_VALUES})
+            given = {key: value for key, value in data.items() if not self._means_default(value)}
+            values = super().to_internal_value(given)
         except serializers.ValidationError as exc:
             raise serializers.ValidationError(unknown | dotted_errors(exc.detail)) from None
         if unknown:
