@@ -5,6 +5,7 @@
     python -m exchange_fleet serve --profile epsilon --transport streamable-http --port 8765
     python -m exchange_fleet serve --profile delta --latency-ms 200 --error-rate 0.3 --outage 5:10
     python -m exchange_fleet serve --profile alpha --ledger-path /tmp/alpha.json --lose-confirm-replies 1
+    python -m exchange_fleet serve-host --port 8790    # fresh exchanges on request (POST /exchanges), for the tests
 
 Knob precedence: demo profile < EXCHANGE_FLEET_* environment variables < flags.
 Over stdio, stdout carries the protocol, so every log line goes to stderr.
@@ -109,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     many.add_argument("--tick-interval", type=float, help="seconds between price ticks (default: the profile's)")
     many.add_argument("--no-outages", action="store_true", help="remove the profile's outage windows")
     many.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
+
+    host = sub.add_parser(
+        "serve-host", help="make a fresh exchange on each POST /exchanges {argv: [serve flags]}, served at /e/<key>/mcp"
+    )
+    host.add_argument("--host", default="127.0.0.1")
+    host.add_argument("--port", type=int, required=True)
+    host.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
     return parser
 
 
@@ -216,6 +224,38 @@ def _serve_many(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     return 0
 
 
+def hosted_profile(serve_argv: list[str]) -> ExchangeProfile:
+    """The profile `serve <serve_argv>` would run (flags over the demo profile; no environment overrides, so every
+    hosted exchange is what its flags say). ValueError on bad flags."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(["serve", *serve_argv])
+    except SystemExit:
+        raise ValueError(f"bad serve flags: {serve_argv}") from None
+    return resolve_profile(args, {})
+
+
+def _serve_host(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from exchange_fleet.many import ExchangeHost
+
+    logging.basicConfig(stream=sys.stderr, level=args.log_level)
+    config = uvicorn.Config(
+        ExchangeHost(hosted_profile, host=args.host),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=3,
+        lifespan="on",
+    )
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: None)
+    anyio.run(uvicorn.Server(config).serve)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -227,6 +267,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "serve-many":
         return _serve_many(args, parser)
+
+    if args.command == "serve-host":
+        return _serve_host(args)
 
     # Before the server is built: MCPServer calls logging.basicConfig, which is a no-op
     # once a handler exists, so this stderr handler wins and stdout stays protocol-only.

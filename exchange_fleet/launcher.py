@@ -127,3 +127,16 @@ def start_http_exchange_fleet(
         stop_process(process)
         raise
     return process, [f"http://127.0.0.1:{port}/x{index}/mcp" for index in range(count)]
+
+
+def start_exchange_host(port: int, *, quiet: bool = True, wait_seconds: float = 30.0) -> subprocess.Popen:
+    """`python -m exchange_fleet serve-host`: fresh exchanges on request at http://127.0.0.1:port (see many.py)."""
+    argv = [sys.executable, "-m", "exchange_fleet", "serve-host", "--port", str(port)]
+    output = subprocess.DEVNULL if quiet else None
+    process = subprocess.Popen(argv, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=output, stderr=output)
+    try:
+        wait_for_port(port, process, wait_seconds)
+    except RuntimeError:
+        stop_process(process)
+        raise
+    return process

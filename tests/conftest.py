@@ -71,6 +71,16 @@ def outsider_api(outsider_user: User) -> APIClient:
 
 
 @pytest.fixture(autouse=True)
+def _retire_hosted_exchanges():
+    """The exchanges a test made on the exchange host (tests/exchanges.py) stop after it. Defined before
+    _close_live_sessions so it is torn down after it: the sessions are closed before their servers go."""
+    yield
+    from tests.exchanges import EXCHANGE_HOST
+
+    EXCHANGE_HOST.retire_made()
+
+
+@pytest.fixture(autouse=True)
 def _close_live_sessions():
     """Every MCP session a test opened through the process-wide runtime is closed (and its child reaped) after it."""
     yield

@@ -28,8 +28,8 @@ def fresh_balancer():
     balanced_calls._balancer = None
 
 
-def replica(name: str, *extra: str) -> None:
-    register_exchange(name, *extra, server_type="replica")
+def replica(name: str, *extra: str, stdio: bool = False) -> None:
+    register_exchange(name, *extra, server_type="replica", stdio=stdio)
 
 
 def ready(live_fleet, *names: str) -> None:  # type: ignore[no-untyped-def]
@@ -78,7 +78,7 @@ def test_the_balancer_prefers_the_fast_replica_and_ejects_the_broken_one(live_fl
 def test_a_replica_that_dies_mid_call_fails_over_within_the_deadline(live_fleet, operator_api):
     from registry.models import Server
 
-    replica("doomed", "--latency-ms", "3000", "--seed", "4242")
+    replica("doomed", "--latency-ms", "3000", "--seed", "4242", stdio=True)  # a process of its own, to kill
     replica("spare", "--latency-ms", "5")
     ready(live_fleet, "doomed", "spare")
     # The spare looks worse to the balancer (degraded), so the first attempt goes to the doomed replica.

@@ -21,8 +21,8 @@ from tests.waiting import wait_for
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def exchange(name: str, *extra: str, profile: str = "alpha") -> None:
-    register_exchange(name, *extra, profile=profile)
+def exchange(name: str, *extra: str, profile: str = "alpha", stdio: bool = False) -> None:
+    register_exchange(name, *extra, profile=profile, stdio=stdio)
 
 
 def ready(live_fleet, *names: str) -> None:  # type: ignore[no-untyped-def]
@@ -88,7 +88,7 @@ def test_a_refused_prepare_aborts_the_whole_and_nothing_is_left_reserved(live_fl
 def test_a_participant_killed_between_prepare_and_commit_aborts_and_every_other_is_cancelled(live_fleet, operator_api):
     exchange("k-a")
     exchange("k-b")
-    exchange("k-doomed", "--latency-ms", "4000", "--seed", "5151")
+    exchange("k-doomed", "--latency-ms", "4000", "--seed", "5151", stdio=True)  # a process of its own, to kill
     ready(live_fleet, "k-a", "k-b", "k-doomed")
     results: list = []
     body = {"participants": [order("k-a", "buy"), order("k-b", "buy"), order("k-doomed", "buy")]}
