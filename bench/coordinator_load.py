@@ -48,14 +48,15 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     from coordinator.balancer import Balancer, Candidate, call_with_failover
     from exchange_fleet.launcher import free_port, start_http_exchange_fleet, stop_process
     from fleet import calls as fleet_calls
+    from fleet.application import FleetApplication
     from fleet.calls import fleet_runtime
-    from fleet.supervisor import start_supervisor, stop_supervisor
-    from mcp_client import Deadline, shutdown_runtime
+    from mcp_client import Deadline
     from registry.models import Capability
     from registry.services import server_create
 
     knobs = ["--latency-ms", str(args.latency_ms), "--jitter-ms", "0", "--error-rate", "0"]
     process = None
+    application = FleetApplication()  # as `manage.py serve` builds it
     if args.transport == "http":
         process, urls = start_http_exchange_fleet(args.exchanges, free_port(), *knobs, "--no-outages")
     result: dict[str, Any] = {
@@ -81,7 +82,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     server_type="exchange",
                     max_concurrency=64,
                 )
-        start_supervisor(fleet_runtime())
+        application.start()
         wait(lambda: Capability.objects.filter(name="get_order_book").count() == len(names), timeout=120, step=0.2)
         request = parse_request({"symbols": args.symbols.split(","), "size": 0.5})
         for _ in range(3):
@@ -197,8 +198,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         best = max(result["transactions_per_second_serial"], result["transactions_per_second_concurrent"])
         result["transactions_verdict"] = "PASS" if best >= 50 else "FAIL"
     finally:
-        stop_supervisor()
-        shutdown_runtime()
+        application.stop()
         if process is not None:
             stop_process(process)
     return result

@@ -235,12 +235,12 @@ async def run(args: argparse.Namespace) -> Report:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_django()
-    from mcp_client import shutdown_runtime
+    from fleet.application import stop_running
 
     try:
         report = asyncio.run(run(args))
     finally:
-        shutdown_runtime()
+        stop_running()  # the on-demand application the calls started
     if args.json:
         print(json.dumps({**asdict(report), "passed": report.passed}, indent=2))
     else:

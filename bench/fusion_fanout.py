@@ -83,12 +83,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     from bench.supervisor_scale import wait
     from exchange_fleet.launcher import free_port, start_http_exchange_fleet, stop_process
     from fleet import calls as fleet_calls
-    from fleet.calls import fleet_runtime
-    from fleet.supervisor import start_supervisor, stop_supervisor
+    from fleet.application import FleetApplication
     from fusion.engine import run_query
     from fusion.models import FusionRun
     from fusion.query import parse_query
-    from mcp_client import shutdown_runtime
     from registry.models import Capability, Server
     from registry.services import server_create
 
@@ -99,6 +97,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "transport": args.transport,
     }
     process = None
+    application = FleetApplication()  # as `manage.py serve` builds it
     try:
         names = [f"src{index}" for index in range(args.sources)]
         bare_targets: list[Any] = []
@@ -117,7 +116,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     name=name, transport="stdio", command=sys.executable, args=argv, cwd=str(REPO), server_type="bench"
                 )
             bare_targets = [StdioServerParameters(command=sys.executable, args=argv, cwd=str(REPO)) for _ in names]
-        start_supervisor(fleet_runtime())
+        application.start()
         wait(lambda: Capability.objects.filter(name="get_quote").count() == len(names), timeout=120, step=0.2)
         query = parse_query(
             {
@@ -201,8 +200,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             assert response.status_code == 200 and response.json()["cached"], response.content[:200]
         result["cached_api_qps"] = round(calls / (time.perf_counter() - started))
     finally:
-        stop_supervisor()
-        shutdown_runtime()
+        application.stop()
         if process is not None:
             stop_process(process)
     return result

@@ -55,15 +55,13 @@ def watch_full_collections() -> list[float]:
 def sweep(args: argparse.Namespace) -> dict[str, Any]:
     from bench.supervisor_scale import bare_probe_cost, cpu_seconds, rss_mb, wait
     from exchange_fleet.launcher import free_port, start_http_exchange_fleet, stop_process
-    from fleet.calls import fleet_runtime
-    from fleet.supervisor import start_supervisor, stop_supervisor
-    from health.monitor import live_monitor, start_monitor, stop_monitor
-    from mcp_client import shutdown_runtime
+    from fleet.application import FleetApplication
     from orchestrator_site.garbage_collection import tune_for_fleet
     from registry.models import Server, ServerStatus, StatusChange
     from registry.services import server_create
 
     fleets: list[tuple[Any, list[str]]] = []
+    application = FleetApplication()  # as `manage.py serve` builds it
     result: dict[str, Any] = {"servers": args.processes * args.per_process, "interval_seconds": args.interval}
     try:
         for _ in range(args.processes):
@@ -84,11 +82,10 @@ def sweep(args: argparse.Namespace) -> dict[str, Any]:
                 request_timeout_seconds=5,
                 metadata={"health": {"interval_seconds": args.interval}},
             )
-        runtime = fleet_runtime()
         tune_for_fleet()  # as `manage.py serve` does
         started = time.monotonic()
-        start_supervisor(runtime, before_start=lambda supervisor: start_monitor(runtime, supervisor))
-        monitor = live_monitor()
+        application.start()
+        monitor = application.monitor
         assert monitor is not None
         online = Server.objects.filter(status=ServerStatus.ONLINE)
         wait(lambda: online.count() == len(urls), timeout=args.online_timeout, step=0.5)
@@ -119,8 +116,7 @@ def sweep(args: argparse.Namespace) -> dict[str, Any]:
         result["online_at_window_end"] = online.count()
         result["full_collections_in_window"] = [round(ms) for ms in full_collections]
         gc.callbacks.clear()
-        stop_monitor()
-        stop_supervisor()
+        application.stop()
         # The bare probe again, now that the servers are warm and steady too: the baseline is the mean of both.
         bare_after = bare_probe_cost(bare_urls, rounds=bare_rounds)
         result["bare_cpu_per_probe_ms"] = round((bare_before + bare_after) / 2, 3)
@@ -133,9 +129,7 @@ def sweep(args: argparse.Namespace) -> dict[str, Any]:
         result["rss_mb"] = round(rss_mb(), 1)
         result["samples_dropped"] = monitor.dropped_samples
     finally:
-        stop_monitor()
-        stop_supervisor()
-        shutdown_runtime()
+        application.stop()
         for process, _ in fleets:
             stop_process(process)
     return result

@@ -206,14 +206,14 @@ def one_layer(args: argparse.Namespace) -> int:
     from twisted.internet import reactor
 
     from exchange_fleet.launcher import free_port
-    from fleet.calls import fleet_runtime
-    from mcp_client import shutdown_runtime
+    from fleet.application import FleetApplication
     from orchestrator_site.asgi import application
     from pipeline.delivery import bind_delivery_loop
-    from pipeline.running import start_pipeline, stop_pipeline
 
     port = free_port()
     outcome: dict[str, Any] = {}
+    # The application as serve builds it, less the fleet: this bench publishes the events itself.
+    fleet = FleetApplication(supervise=False, producers=False, recovery=False)
 
     def bench_thread() -> None:
         try:
@@ -225,7 +225,7 @@ def one_layer(args: argparse.Namespace) -> int:
 
     def ready() -> None:
         bind_delivery_loop(asyncio.get_event_loop())
-        start_pipeline(fleet_runtime(), producers=False)
+        fleet.start()
         threading.Thread(target=bench_thread, name="bench", daemon=True).start()
 
     DaphneServer(
@@ -234,8 +234,7 @@ def one_layer(args: argparse.Namespace) -> int:
         ready_callable=ready,
         verbosity=0,
     ).run()
-    stop_pipeline()
-    shutdown_runtime()
+    fleet.stop()
     if args.layer == "redis":
         import redis
 

@@ -1,13 +1,14 @@
-"""The fleet supervisor watching hundreds of Streamable HTTP servers: the cost of a liveness check and the time it
-takes to notice a death.
+"""The fleet watching hundreds of Streamable HTTP servers: the cost of a liveness check and the time it takes to
+notice a death.
 
     .venv/bin/python -m bench.supervisor_scale                      # 4 processes x 50 exchanges = 200 servers
     .venv/bin/python -m bench.supervisor_scale --processes 5 --per-process 60 --window 30
 
-Runs the real supervisor (the one `manage.py serve` runs) on a scratch SQLite database in var/bench/, with the
-servers registered as rows. Reports:
-- CPU seconds of this process per liveness check, over a window in which the fleet only checks (everything the
-  supervisor does per check counts: the probe, its outcome, "last seen" writes), against a bare SDK probe of the same
+Runs the fleet application as `manage.py serve` builds it (the supervisor keeping the sessions, health checking
+them and deciding the statuses) on a scratch SQLite database in var/bench/, with the servers registered as rows.
+Reports:
+- CPU seconds of this process per liveness check, over a window in which the fleet only checks (everything done per
+  check counts: the probe, its outcome, samples, "last seen" writes), against a bare SDK probe of the same
   servers in the same run (the same request on an open `Client`, sequentially, CPU measured the same way);
 - the time from killing one server process (its N exchanges die together) until every one of them is offline in the
   registry, and the same for a single server when its notification stream is its only traffic;
@@ -111,10 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     setup_django()
+    from django.conf import settings
+
     from exchange_fleet.launcher import free_port, start_http_exchange_fleet, stop_process
-    from fleet.calls import fleet_runtime
-    from fleet.supervisor import start_supervisor, stop_supervisor
-    from mcp_client import shutdown_runtime
+    from fleet.application import FleetApplication
     from registry.models import Server, ServerStatus
     from registry.services import server_create
 
@@ -125,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         window_seconds=args.window,
     )
     fleets: list[tuple[Any, list[str]]] = []
+    # As `manage.py serve` builds it; health (the status decider) checks every server on the interval asked for.
+    settings.HEALTH_CHECK_INTERVAL_SECONDS = args.check_interval
+    application = FleetApplication()
     try:
         for _ in range(args.processes):
             fleets.append(
@@ -136,14 +140,14 @@ def main(argv: list[str] | None = None) -> int:
             server_create(name=f"x{index}", transport="http", url=url, request_timeout_seconds=5)
 
         started = time.monotonic()
-        supervisor = start_supervisor(fleet_runtime(), check_interval=args.check_interval, check_timeout=5.0)
+        application.start()
         total = len(all_urls)
         wait(lambda: Server.objects.filter(status=ServerStatus.ONLINE).count() == total, timeout=180, step=0.25)
         report.online_after_seconds = round(time.monotonic() - started, 2)
 
         # Steady state: let the first round of checks settle, then measure a window of checks.
         time.sleep(args.check_interval * 1.5)
-        checks = supervisor.hub.streams.outcomes.subscribe(name="bench-counter", maxsize=1_000_000)
+        checks = application.hub.streams.outcomes.subscribe(name="bench-counter", maxsize=1_000_000)
         if args.profile:
             import yappi
 
@@ -184,8 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             report.death_noticed_seconds.append(round(time.monotonic() - killed, 3))
     finally:
-        stop_supervisor()
-        shutdown_runtime()
+        application.stop()
         for process, _ in fleets:
             stop_process(process)
 

@@ -13,10 +13,11 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from coordinator.balancer import Balancer, BalancerPolicy, Candidate, call_with_failover
+from coordinator.balancer import Balancer, Candidate, call_with_failover
 from coordinator.errors import RequestError
 from coordinator.models import OperationKind
 from coordinator.services import operation_finish, operation_start
+from fleet import application
 from fleet.calls import run_on_fleet
 from mcp_client import Deadline
 from registry.models import CapabilityKind, Server
@@ -26,15 +27,10 @@ from registry.tool_arguments import argument_errors
 _NAME = re.compile(r"^[-a-zA-Z0-9_]+$")
 CALLER = "coordinator"
 
-_balancer: Balancer | None = None
-
 
 def balancer() -> Balancer:
-    """The process's balancer (made on first use; used on the fleet loop only)."""
-    global _balancer
-    if _balancer is None:
-        _balancer = Balancer(BalancerPolicy())
-    return _balancer
+    """The fleet application's balancer (used on the fleet loop only)."""
+    return application.current().balancer
 
 
 def routing_stats() -> dict[str, Any]:

@@ -21,15 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import threading
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from django.conf import settings
 
+from fleet import application
 from mcp_client import (
     Answer,
-    BackoffPolicy,
     CallOutcome,
     ConnectionHub,
     ConnectionStatus,
@@ -42,12 +41,9 @@ from mcp_client import (
     ServerTarget,
     Subscription,
     ToolCallResult,
-    get_runtime,
-    running_runtime,
 )
 from mcp_client.capabilities import CapabilityLimits
 from mcp_client.limits import Limits
-from mcp_client.outbound import OutboundPolicy
 from mcp_client.runtime import Submittable
 from registry.models import Server
 
@@ -57,28 +53,16 @@ T = TypeVar("T")
 # ends at the deadline (every call in it carries it), so only a stalled loop or work that overruns uses the slack.
 HANDOFF_SLACK_SECONDS = 5.0
 
-_runtime_lock = threading.Lock()
-
-
-def _hub_factory() -> ConnectionHub:
-    return ConnectionHub(
-        backoff=BackoffPolicy(
-            initial=settings.MCP_RECONNECT_INITIAL_SECONDS,
-            maximum=settings.MCP_RECONNECT_MAX_SECONDS,
-        ),
-        outbound=OutboundPolicy.parse(settings.OUTBOUND_ALLOWED_NETWORKS),
-        connects_at_once=settings.MCP_CONNECTS_AT_ONCE,
-        connect_slot_seconds=settings.MCP_CONNECT_SLOT_SECONDS,
-    )
-
 
 def fleet_runtime() -> FleetRuntime:
-    """The process's fleet loop and hub, configured from settings (started on first use)."""
-    runtime = running_runtime()
-    if runtime is not None:
-        return runtime  # the common case, on every call: no locks
-    with _runtime_lock:
-        return get_runtime(_hub_factory)
+    """The process's fleet loop and hub: the running fleet application's (an on-demand one when none runs)."""
+    return application.current().runtime
+
+
+def running_runtime() -> FleetRuntime | None:
+    """The running application's fleet loop and hub, without starting anything (None when nothing runs)."""
+    running = application.running()
+    return running.runtime if running is not None else None
 
 
 def server_target(server: Server) -> ServerTarget:

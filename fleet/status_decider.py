@@ -1,9 +1,8 @@
-"""Who decides a server's status: the seam between what the supervisor observes and the status that is written.
+"""The seam between what the supervisor observes and the status that is written.
 
-The supervisor observes sessions (up, down with a reason), discoveries and, while nobody else does, liveness checks.
-On its own it writes what it observes. When a decider takes over (the health monitor, which also checks every
-server, keeps the samples and damps flapping), the supervisor hands every observation to it instead and stops its
-own checks: one decider of status, never two.
+The supervisor observes sessions (up, down with a reason) and discoveries; it decides nothing. Every observation goes
+to the one decider of a server's status, the health monitor, which also checks every server, keeps the samples,
+damps flapping and writes the status through the registry's compare-and-set.
 """
 
 from __future__ import annotations
@@ -15,14 +14,13 @@ from registry.services import StatusTransition
 
 SESSION = "session"  # a session came up (and was discovered) or went down
 DISCOVERY = "discovery"  # connected, but listing its capabilities failed
-CHECK = "check"  # the supervisor's own liveness check (only while no decider has taken over)
 
 
 @dataclass(frozen=True)
 class StatusObservation:
     server_id: int
     name: str
-    status: str  # what the supervisor would write on its own
+    status: str  # what was seen, as a status (online: up and discovered; offline: down; degraded: cannot list)
     reason: str
     source: str
     protocol_version: str | None = None

@@ -1,18 +1,16 @@
-"""The fleet supervisor: keeps the sessions matched to the registry and decides each server's status.
+"""The fleet supervisor: keeps the sessions matched to the registry and reports what it observes of them.
 
 It runs on the fleet loop, driven by events rather than polling:
 - the registry changed (a view, the admin or an import asked for a reconcile; a full reconcile also runs now and
   then as a safety net for changes made by other processes) -> sessions are started, restarted or stopped;
-- a session came up -> it is discovered exactly once, and the server is online (or degraded while it cannot list
-  its capabilities, retried with a backoff);
-- a session went down -> offline, with the reason;
-- a server announced that its tools, resources or prompts changed -> discovered again;
-- on its own schedule, each connected server gets a liveness check, all concurrently, each with its own deadline, so
-  a hung server never delays another; checks that fail make a server degraded, then offline.
+- a session came up -> it is discovered exactly once (retried with a backoff while it cannot list its
+  capabilities), and the discovery is recorded;
+- a session went down, or a definition cannot be used -> observed, with the reason;
+- a server announced that its tools, resources or prompts changed -> discovered again.
 
-Database work goes to one worker thread (`OrmWorker`), never the loop. Every loop catches, logs and survives any
-exception. Status is written through `services.server_status_transition` (compare-and-set, with history) and each
-change is published to the dashboards.
+It decides no status: every observation goes to the status decider it is given (the health monitor, which also
+checks every server and damps flapping; see fleet/status_decider.py). Database work goes to the worker thread it is
+given (`OrmWorker`), never the loop. Every loop catches, logs and survives any exception.
 """
 
 from __future__ import annotations
@@ -20,20 +18,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 
-from fleet.background import DueQueue, Guard
+from fleet.background import Guard
 from fleet.call_recorder import SUPERVISOR, CallRecorder
 from fleet.calls import server_target
 from fleet.orm_worker import OrmWorker
-from fleet.status_decider import CHECK, DISCOVERY, SESSION, StatusDecider, StatusObservation
+from fleet.status_decider import DISCOVERY, SESSION, StatusDecider, StatusObservation
 from mcp_client import (
     ConnectionHub,
     ConnectionLayerError,
@@ -46,9 +42,8 @@ from mcp_client import (
     ServerUnavailable,
     Subscription,
 )
-from mcp_client.deadlines import Deadline
 from registry.models import Server, ServerStatus
-from registry.services import StatusTransition, capabilities_record, server_status_transition
+from registry.services import StatusTransition, capabilities_record
 
 logger = logging.getLogger(__name__)
 
@@ -71,13 +66,9 @@ class Watched:
     server_id: int
     name: str
     target: ServerTarget | None
-    status: str
-    reason: str
     session: int = 0  # the session (ConnectionStatus.sessions) last seen connected
     discovered_session: int = 0
     discovery: asyncio.Task[None] | None = None
-    check_failures: int = 0
-    checking: bool = False
     rediscover_at: float | None = None
     waiters: list[asyncio.Future[dict[str, Any]]] = field(default_factory=list)
 
@@ -105,39 +96,34 @@ def load_definitions() -> list[Definition]:
 
 
 class FleetSupervisor:
-    """Start it with `start()` (from any thread); `stop()` waits for the last call records to be written."""
+    """Built by the fleet application, which starts it with `start()` (from any thread) once its decider runs;
+    `stop()` waits for the last call records to be written. The database worker is the application's."""
 
     def __init__(
         self,
         runtime: FleetRuntime,
         *,
-        check_interval: float | None = None,
-        check_timeout: float | None = None,
-        failures_to_offline: int | None = None,
+        decider: StatusDecider,
+        db: OrmWorker,
         reconcile_interval: float | None = None,
         flush_seconds: float | None = None,
     ) -> None:
         self.runtime = runtime
-        self.check_interval = check_interval if check_interval is not None else settings.FLEET_CHECK_INTERVAL_SECONDS
-        self.check_timeout = check_timeout if check_timeout is not None else settings.FLEET_CHECK_TIMEOUT_SECONDS
-        self.failures_to_offline = failures_to_offline or settings.FLEET_CHECK_FAILURES_TO_OFFLINE
+        self.decider = decider
         self.reconcile_interval = reconcile_interval or settings.FLEET_RECONCILE_SECONDS
         self.flush_seconds = flush_seconds or settings.MCP_CALL_RECORD_FLUSH_SECONDS
-        self.db = OrmWorker()
+        self.db = db
         self.watched: dict[str, Watched] = {}
         self.recorder: CallRecorder | None = None
         self._ids_by_name: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        # Loops restarted when they fail; checks and status writes run as guarded steps, cancelled on stop.
+        # Loops restarted when they fail; observations run as guarded steps, cancelled on stop.
         self._guard = Guard("fleet supervisor")
         self._reconcile_wanted: asyncio.Event | None = None
         # A few discoveries at a time: after a restart every new session wants one, and hundreds of them sharing the
         # CPU would each run out of their request timeout (the timeout starts when a discovery gets its turn).
         self._discoveries: asyncio.Semaphore | None = None
-        self._checks = DueQueue()
         self._started = False
-        # Set when another component (the health monitor) decides statuses: see fleet/status_decider.py.
-        self.decider: StatusDecider | None = None
 
     @property
     def hub(self) -> ConnectionHub:
@@ -172,19 +158,17 @@ class FleetSupervisor:
             self._guard.loop("reconcile", self._reconcile_loop),
             self._guard.loop("states", lambda: self._state_loop(states)),
             self._guard.loop("notifications", lambda: self._notification_loop(notifications)),
-            self._guard.loop("checks", self._check_loop),
             self._guard.loop("call-recorder", self.recorder.run),
         ]
 
     def stop(self, timeout: float = 15.0) -> None:
-        """Stop the loops, write the call records still queued, stop the database thread."""
+        """Stop the loops and write the call records still queued (the database worker is stopped by its owner)."""
         if self._started and not self.runtime.stopped:
             try:
                 self.runtime.run(self._stop(), timeout=timeout)
             except Exception:
                 queued = self.recorder.depth if self.recorder is not None else 0
                 logger.exception("fleet supervisor: stopping failed; %d call outcome(s) not written", queued)
-        self.db.shutdown(wait=True)
 
     async def _stop(self) -> None:
         for task in self._tasks:
@@ -200,13 +184,6 @@ class FleetSupervisor:
                 if not await self.recorder.flush_once():
                     break
         self._started = False
-
-    def hand_status_to(self, decider: StatusDecider | None) -> None:
-        """From now on `decider` decides every status (None: the supervisor again) and runs the liveness checks."""
-        self.decider = decider
-        if decider is None and self._started:
-            for name in self.watched:
-                self.runtime.loop.call_soon_threadsafe(self._schedule_check, name, self.check_interval)
 
     def request_reconcile(self) -> None:
         """The registry changed: reconcile soon. Thread-safe and non-blocking."""
@@ -246,14 +223,12 @@ class FleetSupervisor:
         for definition in definitions:
             watched = self.watched.get(definition.name)
             if watched is None or watched.server_id != definition.server_id:
-                watched = Watched(
-                    definition.server_id, definition.name, None, definition.status, definition.status_reason
-                )
+                watched = Watched(definition.server_id, definition.name, None)
                 self.watched[definition.name] = watched
                 changed = True
             if definition.target is None:
                 watched.target = None
-                await self._write_status(
+                await self._observe(
                     watched,
                     ServerStatus.OFFLINE,
                     f"needs attention: its definition cannot be used: {definition.problem}",
@@ -295,7 +270,6 @@ class FleetSupervisor:
             return  # a state of a session we are replacing
         if status.state == "connected" and status.sessions != watched.session:
             watched.session = status.sessions
-            watched.check_failures = 0
             self._start_discovery(watched, status.sessions)
         elif status.state == "backoff" and status.last_error:
             if watched.discovery is not None:
@@ -306,7 +280,7 @@ class FleetSupervisor:
             self._guard.spawn(self._went_down(watched, reason, status.last_error))
 
     async def _went_down(self, watched: Watched, reason: str, error: str) -> None:
-        await self._write_status(watched, ServerStatus.OFFLINE, reason, error=error, source=SESSION)
+        await self._observe(watched, ServerStatus.OFFLINE, reason, error=error, source=SESSION)
         self._resolve_waiters(watched, {"ok": False, "error": f"MCP server {watched.name!r}: {reason}"})
 
     def _start_discovery(self, watched: Watched, session: int) -> None:
@@ -346,7 +320,7 @@ class FleetSupervisor:
                 return  # the session is gone; its state change says so
             except ConnectionLayerError as error:
                 reason = f"connected, but listing its capabilities failed: {error}"
-                await self._write_status(watched, ServerStatus.DEGRADED, reason, error=str(error), source=DISCOVERY)
+                await self._observe(watched, ServerStatus.DEGRADED, reason, error=str(error), source=DISCOVERY)
                 self._resolve_waiters(watched, {"ok": False, "error": str(error)})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, DISCOVERY_RETRY_MAX_SECONDS)
@@ -362,7 +336,7 @@ class FleetSupervisor:
                 "resource_templates": len(discovered.resource_templates),
                 "prompts": len(discovered.prompts),
             }
-            await self._write_status(
+            await self._observe(
                 watched,
                 ServerStatus.ONLINE,
                 f"connected (protocol {discovered.protocol_version})",
@@ -370,7 +344,6 @@ class FleetSupervisor:
                 error="",
                 source=SESSION,
             )
-            self._schedule_check(watched.name, self.check_interval)
             self._resolve_waiters(
                 watched,
                 {
@@ -426,149 +399,27 @@ class FleetSupervisor:
         if self.watched.get(watched.name) is watched:
             self._start_discovery(watched, watched.session)
 
-    # -- liveness checks -----------------------------------------------------------------------------------------
+    # -- observations -------------------------------------------------------------------------------------------
 
-    def _schedule_check(self, name: str, after: float) -> None:
-        if self.decider is not None:
-            return  # the decider runs its own checks
-        # Spread over the interval, so a fleet started together is not checked in lockstep.
-        watched = self.watched.get(name)
-        if watched is None:
-            return
-        self._checks.schedule(name, time.monotonic() + after * random.uniform(0.5, 1.0))
-
-    async def _check_loop(self) -> None:
-        while True:
-            now = time.monotonic()
-            for name in self._checks.pop_due(now):
-                watched = self.watched.get(name)
-                if watched is None:
-                    continue  # removed since
-                if watched.checking:
-                    self._schedule_check(name, self.check_interval)
-                    continue
-                watched.checking = True
-                self._guard.spawn(self._check(watched))
-            await self._checks.wait(now, self.check_interval)
-
-    async def check_once(self, name: str) -> bool | None:
-        """One liveness check of a connected, discovered server: True ok, False failed, None not checked."""
-        watched = self.watched.get(name)
-        if watched is None or watched.checking:
-            return None
-        watched.checking = True
-        return await self._check(watched, reschedule=False)
-
-    async def _check(self, watched: Watched, reschedule: bool = True) -> bool | None:
-        try:
-            connection = self.hub.get(watched.name)
-            if connection is None or not connection.status().connected:
-                return None  # not connected: its state says why, and a new session is checked after discovery
-            if watched.discovered_session != watched.session:
-                return None  # discovery (and its retries) speak for this session
-            session = watched.session
-            try:
-                await connection.probe(
-                    timeout=min(self.check_timeout, watched.target.request_timeout if watched.target else 10.0),
-                    context=RequestContext(caller=SUPERVISOR, deadline=Deadline.within(self.check_timeout)),
-                )
-            except (ServerUnavailable, ConnectionLost):
-                return None  # the session is going down; its state change will say so
-            except ConnectionLayerError as error:
-                if watched.session != session:
-                    return None
-                watched.check_failures += 1
-                if watched.check_failures >= self.failures_to_offline:
-                    status = ServerStatus.OFFLINE
-                    reason = f"not answering: {watched.check_failures} liveness checks in a row failed; last: {error}"
-                else:
-                    status = ServerStatus.DEGRADED
-                    reason = (
-                        f"liveness check failed ({watched.check_failures} of {self.failures_to_offline} "
-                        f"before offline): {error}"
-                    )
-                await self._write_status(watched, status, reason, error=str(error))
-                return False
-            if watched.check_failures or watched.status != ServerStatus.ONLINE:
-                watched.check_failures = 0
-                protocol = connection.status().protocol_version or ""
-                await self._write_status(watched, ServerStatus.ONLINE, f"connected (protocol {protocol}), answering")
-            return True
-        finally:
-            watched.checking = False
-            if reschedule and self.watched.get(watched.name) is watched:
-                self._schedule_check(watched.name, self.check_interval)
-
-    # -- status writes -------------------------------------------------------------------------------------------
-
-    async def _write_status(
+    async def _observe(
         self,
         watched: Watched,
         status: str,
         reason: str,
         *,
+        source: str,
         protocol_version: str | None = None,
         error: str | None = None,
-        source: str = CHECK,
     ) -> StatusTransition | None:
-        if self.decider is not None:
-            transition = await self.decider.observe(
-                StatusObservation(
-                    server_id=watched.server_id,
-                    name=watched.name,
-                    status=status,
-                    reason=reason,
-                    source=source,
-                    protocol_version=protocol_version,
-                    error=error,
-                )
+        """Report what was seen to the decider; it writes the status it decides (and returns that transition)."""
+        return await self.decider.observe(
+            StatusObservation(
+                server_id=watched.server_id,
+                name=watched.name,
+                status=status,
+                reason=reason,
+                source=source,
+                protocol_version=protocol_version,
+                error=error,
             )
-            if transition is not None:
-                watched.status, watched.reason = transition.to_status, transition.reason
-            return transition
-        if watched.status == status and watched.reason == reason and protocol_version is None:
-            return None
-        transition = await self.db.run(
-            server_status_transition,
-            server_id=watched.server_id,
-            status=status,
-            reason=reason,
-            source=SUPERVISOR,
-            protocol_version=protocol_version,
-            error=error,
         )
-        if transition is None:
-            return None
-        watched.status, watched.reason = transition.to_status, transition.reason
-        if transition.changed:
-            logger.info("MCP server %r is %s: %s", watched.name, status, reason)
-        return transition
-
-
-_live: FleetSupervisor | None = None
-
-
-def live_supervisor() -> FleetSupervisor | None:
-    """The supervisor running in this process (the serve command), if any."""
-    return _live
-
-
-def start_supervisor(
-    runtime: FleetRuntime, *, before_start: Callable[[FleetSupervisor], Any] | None = None, **options: Any
-) -> FleetSupervisor:
-    """Start the process's supervisor. `before_start` runs first with the new supervisor: the place for a status
-    decider to take over, so that not even the first status is written by anyone else."""
-    global _live
-    supervisor = FleetSupervisor(runtime, **options)
-    if before_start is not None:
-        before_start(supervisor)
-    supervisor.start()
-    _live = supervisor
-    return supervisor
-
-
-def stop_supervisor() -> None:
-    global _live
-    supervisor, _live = _live, None
-    if supervisor is not None:
-        supervisor.stop()

@@ -13,9 +13,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from fleet import application
 from fleet.calls import run_on_fleet
 from health.models import HealthSample, MaintenanceWindow, SampleKind
-from health.monitor import live_monitor
 from health.selectors import fleet_health, tool_figures
 from mcp_client import Deadline
 from registry.models import Server, StatusChange
@@ -109,7 +109,8 @@ class CheckNowView(APIView):
     )
     def post(self, request: Request, name: str) -> Response:
         server = get_object_or_404(Server, name=name)
-        monitor = live_monitor()
+        running = application.running()
+        monitor = running.monitor if running is not None else None
         if monitor is None or server.name not in monitor.tracked:
             return Response({"detail": "the health monitor does not check this server now"}, status=503)
         # A check ends within its own timeouts (liveness, synthetic call); the minute is only a ceiling.

@@ -109,8 +109,9 @@ class DampedStatus:
 
     def observed(self, status: str, reason: str) -> tuple[str, str]:
         """Anything else the supervisor saw (a discovery that failed): taken as it is, except that a failure seen
-        while the server is already down does not make it look better (down -> degraded -> down is a flap)."""
-        if self.status in DOWN and status not in (ServerStatus.ONLINE,):
+        while the server is already down, or failing its checks (pending), does not make it look better: down ->
+        degraded -> down and pending -> degraded -> pending are flaps; the checks' retry budget decides."""
+        if self.status in DOWN | {ServerStatus.PENDING} and status not in (ServerStatus.ONLINE,):
             return self.status, self.reason
         self.status, self.reason = status, reason
         return status, reason

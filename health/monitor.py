@@ -1,15 +1,16 @@
 """The health monitor: checks every server on its own interval, keeps the samples, and decides every status.
 
-It runs on the fleet loop. Once started it takes status over from the supervisor (`hand_status_to`): the
-supervisor's observations (a session up or down, a discovery that failed) come here, the supervisor's own checks
-stop, and this is the one place that writes a server's status (through the registry's compare-and-set, with
-history, so the change travels to the dashboards as `fleet.status`).
+It runs on the fleet loop, built and started by the fleet application before the supervisor, whose observations (a
+session up or down, a discovery that failed) come here: this is the one place that decides and writes a server's
+status (through the registry's compare-and-set, with history, so the change travels to the dashboards as
+`fleet.status`).
 
 A check: the era's liveness probe with its latency, then, when one is configured, a synthetic tool call whose
 answer must meet an expectation. Checks of all servers run concurrently, each with its deadline; a hung server only
 delays itself. Outcomes of real calls (anyone but the fleet's own machinery) are kept too, as passive samples.
-Samples are written in batches by one database thread; rollups and retention run every minute. Maintenance windows
-put their servers in `maintenance`, whose checks are left out of availability. Every loop catches, logs, goes on.
+Samples are written in batches by the database thread the application gives it; rollups and retention run every
+minute. Maintenance windows put their servers in `maintenance`, whose checks are left out of availability. Every
+loop catches, logs, goes on.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from fleet.background import DueQueue, Guard
 from fleet.call_recorder import HEALTH_CALLER, STREAMING_CALLER, SUPERVISOR
 from fleet.orm_worker import OrmWorker
 from fleet.status_decider import SESSION, StatusObservation
-from fleet.supervisor import FleetSupervisor
 from health.alerting import evaluate
 from health.config import CheckConfig, check_config
 from health.damping import CheckVerdict, DampedStatus
@@ -108,20 +108,19 @@ class HealthMonitor:
     def __init__(
         self,
         runtime: FleetRuntime,
-        supervisor: FleetSupervisor,
         *,
+        db: OrmWorker,
         refresh_seconds: float = 5.0,
         flush_seconds: float = 1.0,
         rollup_seconds: float = 60.0,
         alert_seconds: float | None = None,
     ) -> None:
         self.runtime = runtime
-        self.supervisor = supervisor
         self.refresh_seconds = refresh_seconds
         self.flush_seconds = flush_seconds
         self.rollup_seconds = rollup_seconds
         self.alert_seconds = alert_seconds if alert_seconds is not None else settings.HEALTH_ALERT_EVALUATION_SECONDS
-        self.db = OrmWorker(name="health-db")
+        self.db = db  # the application's; it stops it after this monitor
         self.tracked: dict[str, Tracked] = {}
         self.samples: deque[PendingSample] = deque()
         self.dropped_samples = 0
@@ -139,7 +138,6 @@ class HealthMonitor:
 
     async def _start(self) -> None:
         await self.refresh()
-        self.supervisor.hand_status_to(self)
         self._outcomes = fleet_calls.subscribe_outcomes(name="health-passive", maxsize=50_000)
         self._tasks = [
             self._guard.loop("checks", self._check_loop),
@@ -156,10 +154,8 @@ class HealthMonitor:
                 self.runtime.run(self._stop(), timeout=timeout)
             except Exception:
                 logger.exception("health monitor: stopping failed; %d samples not written", len(self.samples))
-        self.db.shutdown(wait=True)
 
     async def _stop(self) -> None:
-        self.supervisor.hand_status_to(None)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -462,25 +458,3 @@ class HealthMonitor:
 def _not_connected_yet(name: str) -> bool:
     status = fleet_calls.connection_status(name)
     return status is None or (status.state == "connecting" and status.sessions == 0)
-
-
-_live: HealthMonitor | None = None
-
-
-def live_monitor() -> HealthMonitor | None:
-    return _live
-
-
-def start_monitor(runtime: FleetRuntime, supervisor: FleetSupervisor, **options: Any) -> HealthMonitor:
-    global _live
-    monitor = HealthMonitor(runtime, supervisor, **options)
-    monitor.start()
-    _live = monitor
-    return monitor
-
-
-def stop_monitor() -> None:
-    global _live
-    monitor, _live = _live, None
-    if monitor is not None:
-        monitor.stop()

@@ -1,7 +1,7 @@
 """MCP connection layer: one live, self-healing SDK session per registered server.
 
 Pure asyncio + the official `mcp` SDK (no Django). The registry app builds `ServerTarget`s from its models
-and drives a `ConnectionHub`, usually the one owned by the process-wide `FleetRuntime` (`get_runtime()`).
+and drives a `ConnectionHub`, usually one owned by a `FleetRuntime` (in the project: the fleet application's).
 Everything above the registry goes through the registry's fleet API, not through this package.
 """
 
@@ -19,7 +19,7 @@ from .errors import (
 from .hub import ConnectionHub, discover_once, open_client
 from .outcomes import CallOutcome, ErrorKind
 from .results import Answer, ResourceReadResult, ToolCallResult
-from .runtime import FleetRuntime, get_runtime, running_runtime, shutdown_runtime
+from .runtime import FleetRuntime
 from .session import ServerConnection
 from .state import ConnectionState, ConnectionStatus
 from .streams import ServerNotification, SessionStreams, Stream, Subscription
@@ -59,8 +59,5 @@ __all__ = [
     "discover_once",
     "era_of",
     "fetch_capabilities",
-    "get_runtime",
     "open_client",
-    "running_runtime",
-    "shutdown_runtime",
 ]

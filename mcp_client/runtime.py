@@ -1,17 +1,18 @@
-"""A process-wide event loop thread that owns the live MCP sessions.
+"""An event loop thread that owns the live MCP sessions.
 
 Django code is a mix of sync views, management commands, daphne's own loop and test loops. SDK clients are
 bound to the loop (and task) that entered them, so the sessions live on one dedicated loop in a daemon
 thread ("mcp-fleet"), and everybody else submits coroutines to it:
 
-    runtime = get_runtime()
+    runtime = FleetRuntime(ConnectionHub()).start()
     answer = runtime.run(runtime.hub.call_tool("echo-server", "echo", {"text": "hi"}))      # from sync code
     answer = await runtime.arun(runtime.hub.call_tool("echo-server", "echo", {"text": "hi"}))  # another loop
 
-Above the connection layer, code uses the registry's fleet API (fleet/calls.py) rather than this.
+Above the connection layer, code uses the fleet API (fleet/calls.py) rather than this; the process's one runtime
+belongs to the fleet application (fleet/application.py), which builds, starts and stops it.
 
 Shutdown closes every client on that loop (so stdio children are stopped by the SDK, by their owner
-tasks), then stops the loop. An `atexit` hook does it as a last resort.
+tasks), then stops the loop. An `atexit` hook registered at start does it as a last resort.
 """
 
 from __future__ import annotations
@@ -103,6 +104,9 @@ class FleetRuntime:
             self._loop = loop
             self._thread = thread
             self._bridge = LoopBridge(loop)
+            # Last resort: stdio children run in their own sessions and would outlive a program that never shuts
+            # its runtime down. (shutdown() is idempotent, so the hook is harmless after a clean stop.)
+            atexit.register(self.shutdown)
             # Bind the hub to the fleet loop now, so misuse from another loop fails loudly and early.
             asyncio.run_coroutine_threadsafe(_bind(self._hub), loop).result()
             return self
@@ -172,6 +176,7 @@ class FleetRuntime:
                 return
             self._stopped = True
             loop, thread = self._loop, self._thread
+        atexit.unregister(self.shutdown)  # so a stopped runtime is not kept alive by the hook until the process ends
         if loop is None or thread is None or loop.is_closed():
             return
         if self._on_fleet_loop() or threading.current_thread() is thread:
@@ -201,45 +206,3 @@ class FleetRuntime:
 
 async def _bind(hub: ConnectionHub) -> None:
     hub.bind_loop()
-
-
-_runtime: FleetRuntime | None = None
-_runtime_lock = threading.Lock()
-_atexit_registered = False
-
-
-def _install(factory: Callable[[], ConnectionHub]) -> FleetRuntime:
-    global _runtime, _atexit_registered
-    _runtime = FleetRuntime(factory()).start()
-    if not _atexit_registered:
-        # Last resort: stdio children run in their own sessions and would outlive us otherwise.
-        atexit.register(shutdown_runtime)
-        _atexit_registered = True
-    return _runtime
-
-
-def get_runtime(factory: Callable[[], ConnectionHub] | None = None) -> FleetRuntime:
-    """The process-wide runtime, started on first use with a hub from `factory` (a plain hub by default).
-
-    The factory only matters when this call starts the runtime; the caller that configures the fleet (the
-    registry's `fleet_runtime()`) passes the same one every time, so nothing is silently configured differently.
-    """
-    with _runtime_lock:
-        if _runtime is None or _runtime.stopped:
-            return _install(factory or ConnectionHub)
-        return _runtime
-
-
-def running_runtime() -> FleetRuntime | None:
-    """The process-wide runtime if one is running, without starting one."""
-    runtime = _runtime
-    return runtime if runtime is not None and not runtime.stopped else None
-
-
-def shutdown_runtime(timeout: float = 10.0) -> None:
-    """Shut the process-wide runtime down (no-op if none). A later get_runtime() makes a fresh one."""
-    global _runtime
-    with _runtime_lock:
-        runtime, _runtime = _runtime, None
-    if runtime is not None:
-        runtime.shutdown(timeout)

@@ -239,29 +239,3 @@ class DemoActivity:
                 logger.exception("demo activity failed")
             finally:
                 close_old_connections()
-
-
-class TransactionRecovery:
-    """At start, on a thread of its own: finish every transaction a crash left open (confirm what was decided,
-    cancel what was not), retrying while the sessions come up. Logs and survives any failure."""
-
-    def __init__(self, deadline_seconds: float = 120.0) -> None:
-        self.deadline_seconds = deadline_seconds
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="transaction-recovery", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        from django.db import close_old_connections
-
-        from coordinator.finishing import recover_transactions
-
-        try:
-            for tx in recover_transactions(deadline_seconds=self.deadline_seconds):
-                logger.info("transaction #%s recovered: %s", tx.pk, tx.state)
-        except Exception:  # noqa: BLE001 - never take the server down; the admin can finish it by hand
-            logger.exception("transaction recovery failed")
-        finally:
-            close_old_connections()

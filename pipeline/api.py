@@ -12,11 +12,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from fleet import application
 from pipeline.consumers import OPEN_SOCKETS
 from pipeline.events import check_stream_name
 from pipeline.metrics import PIPELINE_METRICS
 from pipeline.observers import FLEET_SEEN, FLEET_STATUS
-from pipeline.running import live_pipeline
 from pipeline.stores import MAX_READ, event_store
 from registry.permissions import IsViewer
 from registry.selectors import fleet_live_rows
@@ -98,7 +98,8 @@ class PipelineMetricsView(APIView):
 
     @extend_schema(summary="The pipeline's numbers in this process", responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
-        pipeline = live_pipeline()
+        running = application.running()
+        pipeline = running.pipeline if running is not None else None
         # The bus's counters are this process's PIPELINE_METRICS; a web process without a pipeline has its sockets'.
         body: dict[str, Any] = pipeline.stats() if pipeline is not None else PIPELINE_METRICS.snapshot()
         body["running"] = pipeline is not None

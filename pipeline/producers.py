@@ -264,12 +264,15 @@ class ProducerManager:
     refresh_seconds: float = 5.0
     producers: dict[str, ServerProducer] = field(default_factory=dict)
     _guard: Guard = field(default_factory=lambda: Guard("pipeline producers"))
-    _db: OrmWorker | None = None
+    _db: OrmWorker | None = None  # handed in by the fleet application (which stops it), or made at start
+    _owns_db: bool = False
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _refresh_now: asyncio.Event | None = None
 
     async def start(self) -> None:
-        self._db = OrmWorker(name="pipeline-producers-db")
+        if self._db is None:
+            self._db = OrmWorker(name="pipeline-producers-db")
+            self._owns_db = True
         self._refresh_now = asyncio.Event()
         notifications = fleet_calls.subscribe_notifications(name="pipeline-producers", maxsize=10_000)
         states = fleet_calls.subscribe_states(name="pipeline-producers", maxsize=10_000)
@@ -296,7 +299,7 @@ class ProducerManager:
             subscription.close()
         await asyncio.gather(*(p.stop() for p in self.producers.values()), return_exceptions=True)
         self.producers.clear()
-        if self._db is not None:
+        if self._db is not None and self._owns_db:
             self._db.shutdown(wait=False)
 
     @property

@@ -1,7 +1,8 @@
 """The pipeline at work in this process: the bus, the store, the forwarder to the browsers, the processors, the
 producers and the history pruner, all on the fleet loop. `publish` is the one way anything publishes an event.
 
-The serve command starts it after the supervisor and stops it before; tests start it with `start_pipeline`.
+The fleet application (fleet/application.py) builds it, starts it before the supervisor (so the first status
+changes already travel) and stops it after; `publish` feeds the running application's pipeline.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Any
 
 from django.conf import settings
 
-from mcp_client import FleetRuntime
+from fleet import application
+from fleet.orm_worker import OrmWorker
 from pipeline import spreads  # noqa: F401 - registers the reference processor
 from pipeline.bus import EventBus
 from pipeline.forwarding import Forwarder
@@ -33,6 +35,7 @@ class Pipeline:
         *,
         producers: bool = True,
         producer_refresh_seconds: float = 5.0,
+        producer_db: OrmWorker | None = None,
     ) -> None:
         self.store = store or event_store()
         self.bus = EventBus(
@@ -42,9 +45,10 @@ class Pipeline:
         )
         self.forwarder: Forwarder | None = None
         self.processors: list[ProcessorRun] = []
-        self.producers = ProducerManager(self.bus, refresh_seconds=producer_refresh_seconds) if producers else None
+        self.producers = (
+            ProducerManager(self.bus, refresh_seconds=producer_refresh_seconds, _db=producer_db) if producers else None
+        )
         self.prune_errors = 0
-        self.runtime: FleetRuntime | None = None
         self._pruner: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -100,33 +104,13 @@ class Pipeline:
         }
 
 
-_live: Pipeline | None = None
 _unrouted = 0
 
 
 def live_pipeline() -> Pipeline | None:
-    return _live
-
-
-def start_pipeline(runtime: FleetRuntime, **options: Any) -> Pipeline:
-    """Start the pipeline on the fleet loop and make it the one `publish` feeds."""
-    global _live
-    pipeline = Pipeline(**options)
-    runtime.run(pipeline.start())
-    pipeline.runtime = runtime
-    _live = pipeline
-    return pipeline
-
-
-def stop_pipeline(timeout: float = 10.0) -> None:
-    global _live
-    pipeline, _live = _live, None
-    if pipeline is None or pipeline.runtime is None or pipeline.runtime.stopped:
-        return
-    try:
-        pipeline.runtime.run(pipeline.stop(), timeout=timeout)
-    except Exception:
-        logger.exception("pipeline: stopping failed")
+    """The running fleet application's pipeline, if it runs one."""
+    running = application.running()
+    return running.pipeline if running is not None else None
 
 
 def publish(stream: str, kind: str, payload: dict[str, Any], *, server: str | None = None) -> bool:
@@ -136,7 +120,7 @@ def publish(stream: str, kind: str, payload: dict[str, Any], *, server: str | No
     is full; both are counted, never raised, so a publisher never fails because of its audience.
     """
     global _unrouted
-    pipeline = _live
+    pipeline = live_pipeline()
     if pipeline is None:
         _unrouted += 1
         return False
@@ -144,6 +128,6 @@ def publish(stream: str, kind: str, payload: dict[str, Any], *, server: str | No
 
 
 def refresh_producers() -> None:
-    pipeline = _live
+    pipeline = live_pipeline()
     if pipeline is not None and pipeline.producers is not None:
         pipeline.producers.refresh_soon()

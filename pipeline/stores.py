@@ -51,8 +51,10 @@ def _missed(after: int | None, first_seq: int | None) -> int:
 class DatabaseEventStore:
     persists_on_sequence = False
 
-    def __init__(self) -> None:
-        self._worker: OrmWorker | None = None
+    def __init__(self, worker: OrmWorker | None = None) -> None:
+        # A worker handed in belongs to the caller (the fleet application), which stops it; else one of its own.
+        self._worker = worker
+        self._owns_worker = worker is None
 
     def sequencer(self) -> LocalSequencer:
         return LocalSequencer(seed=self._seed)
@@ -66,7 +68,7 @@ class DatabaseEventStore:
         return self._worker
 
     def close(self) -> None:
-        if self._worker is not None:
+        if self._worker is not None and self._owns_worker:
             self._worker.shutdown(wait=True)
             self._worker = None
 
@@ -306,6 +308,6 @@ class RedisEventStore:
         return removed
 
 
-def event_store() -> DatabaseEventStore | RedisEventStore:
-    """The store this configuration uses: Redis Streams with REDIS_URL, else the database."""
-    return RedisEventStore() if settings.REDIS_URL else DatabaseEventStore()
+def event_store(*, worker: OrmWorker | None = None) -> DatabaseEventStore | RedisEventStore:
+    """The store this configuration uses: Redis Streams with REDIS_URL, else the database (written in `worker`)."""
+    return RedisEventStore() if settings.REDIS_URL else DatabaseEventStore(worker)

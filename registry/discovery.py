@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fleet import application
 from fleet import calls as fleet_calls
-from fleet.supervisor import live_supervisor
 from mcp_client import ConnectionLayerError, Deadline, DiscoveredCapabilities
 from registry.models import Server
 from registry.services import capabilities_record
@@ -55,7 +55,8 @@ def first_discovery(*, server: Server, caller: str = "") -> dict[str, Any]:
     Where the fleet is live, the supervisor discovers every new session exactly once: wait for that one instead of
     discovering a second time. Elsewhere (a one-off command) discover here.
     """
-    supervisor = live_supervisor()
+    running = application.running()
+    supervisor = running.supervisor if running is not None else None
     if supervisor is None:
         return discover_and_record(server=server, caller=caller)
     from django.conf import settings
@@ -71,6 +72,6 @@ def first_discovery(*, server: Server, caller: str = "") -> dict[str, Any]:
 
 def registry_changed() -> None:
     """A server was created, changed or deleted: the live sessions follow (call after the change is committed)."""
-    supervisor = live_supervisor()
-    if supervisor is not None:
-        supervisor.request_reconcile()
+    running = application.running()
+    if running is not None:
+        running.request_reconcile()

@@ -80,40 +80,42 @@ def server_create(
     return server
 
 
+_FLEET_WRITTEN_FIELDS = frozenset(
+    {"id", "status", "status_reason", "status_changed_at", "protocol_version", "last_seen_at", "last_error"}
+)
+
+
 @transaction.atomic
 def server_update(*, server: Server, by: str = "an operator", **changes: Any) -> Server:
-    """Apply validated changes. Secrets not mentioned are kept, so a partial update never wipes them."""
+    """Apply validated changes. Secrets not mentioned are kept, so a partial update never wipes them.
+
+    Enabling or disabling moves the status too (disabled; unknown while it connects again), through the same
+    compare-and-set as every other status write, so it cannot overwrite a status the health monitor wrote meanwhile
+    and it is kept in the history and announced like any other transition.
+    """
     tags = changes.pop("tags", None)
-    before = server.status
     for field, value in changes.items():
         setattr(server, field, value)
-    if "enabled" in changes:
-        if not server.enabled and before != ServerStatus.DISABLED:
-            server.status, server.status_reason = ServerStatus.DISABLED, f"disabled by {by}"
-        elif server.enabled and before == ServerStatus.DISABLED:
-            server.status, server.status_reason = ServerStatus.UNKNOWN, f"enabled by {by}; connecting"
-    if server.status != before:
-        server.status_changed_at = timezone.now()
-        StatusChange.objects.create(
-            server=server,
-            from_status=before,
-            to_status=server.status,
-            reason=server.status_reason,
-            at=server.status_changed_at,
-            source=by,
-        )
-    server.save()
+    toggled = "enabled" in changes
+    if toggled and not server.enabled and server.status != ServerStatus.DISABLED:
+        # Written while the row is still enabled: the compare-and-set leaves disabled servers alone.
+        _status_by_operator(server, ServerStatus.DISABLED, f"disabled by {by}", by=by)
+    # Only the definition: what the fleet writes (status, last seen, protocol, last error) is the fleet's, and an
+    # instance read before a check must not write back what that check replaced.
+    server.save(update_fields=[f.name for f in Server._meta.concrete_fields if f.name not in _FLEET_WRITTEN_FIELDS])
+    if toggled and server.enabled and server.status == ServerStatus.DISABLED:
+        _status_by_operator(server, ServerStatus.UNKNOWN, f"enabled by {by}; connecting", by=by)
     if tags is not None:
         _tags_set(server=server, tags=tags)
-    if server.status != before:
-        announce_status(
-            name=server.name,
-            status=server.status,
-            status_reason=server.status_reason,
-            last_seen_at=server.last_seen_at,
-            protocol_version=server.protocol_version,
-        )
     return server
+
+
+def _status_by_operator(server: Server, status: str, reason: str, *, by: str) -> None:
+    transition = server_status_transition(server_id=server.pk, status=status, reason=reason, source=by)
+    if transition is not None:
+        # The instance follows the row, so the save around this does not write the old status back.
+        server.status, server.status_reason = transition.to_status, transition.reason
+        server.status_changed_at = Server.objects.filter(pk=server.pk).values_list("status_changed_at", flat=True)[0]
 
 
 @transaction.atomic

@@ -82,11 +82,12 @@ def _retire_hosted_exchanges():
 
 @pytest.fixture(autouse=True)
 def _close_live_sessions():
-    """Every MCP session a test opened through the process-wide runtime is closed (and its child reaped) after it."""
+    """Every MCP session a test opened (through the running fleet application, or the on-demand one a call started)
+    is closed, and its child reaped, after it."""
     yield
-    from mcp_client import shutdown_runtime
+    from fleet.application import stop_running
 
-    shutdown_runtime()
+    stop_running()
 
 
 @pytest.fixture(autouse=True)
@@ -98,18 +99,44 @@ def _forget_settled_health_sums():
     yield
 
 
+# What a test's fleet application changes from serve's: short intervals, so tests wait for events, not defaults.
+TEST_FLEET_OPTIONS = {
+    "recovery": False,  # a test of recovery starts it itself
+    "call_record_flush_seconds": 0.2,
+    "health_refresh_seconds": 0.3,
+    "sample_flush_seconds": 0.2,
+    "alert_seconds": 0.3,
+    "producer_refresh_seconds": 0.3,
+}
+
+
 @pytest.fixture
-def live_fleet(transactional_db, settings):
-    """The fleet as `manage.py serve` runs it: the supervisor on the fleet loop deciding statuses and discovering
-    every new session (short intervals, so tests wait for events rather than for the defaults)."""
-    from fleet.calls import fleet_runtime
-    from fleet.supervisor import start_supervisor, stop_supervisor
+def start_fleet(transactional_db, settings):
+    """Start a fleet application built as `manage.py serve` builds it (the options given override the tests'
+    defaults); every one started is stopped after the test."""
+    from fleet.application import FleetApplication
 
     settings.MCP_RECONNECT_INITIAL_SECONDS = 0.2
     settings.MCP_RECONNECT_MAX_SECONDS = 1.0
-    supervisor = start_supervisor(fleet_runtime(), check_interval=0.5, check_timeout=2.0, flush_seconds=0.2)
-    yield supervisor
-    stop_supervisor()
+    # Health decides every status, as in production: a check every second, so a test sees them soon.
+    settings.HEALTH_CHECK_INTERVAL_SECONDS = 1.0
+    started: list[FleetApplication] = []
+
+    def start(**options: object) -> FleetApplication:
+        application = FleetApplication(**{**TEST_FLEET_OPTIONS, **options})  # type: ignore[arg-type]
+        started.append(application)
+        return application.start()
+
+    yield start
+    for application in reversed(started):
+        application.stop()
+
+
+@pytest.fixture
+def live_fleet(start_fleet):
+    """The fleet as `manage.py serve` runs it: pipeline, health monitor (the one status decider), supervisor (which
+    discovers every new session and reports what it sees), balancer, all on the fleet loop."""
+    return start_fleet()
 
 
 @pytest.fixture(autouse=True)

@@ -11,13 +11,7 @@ import time
 
 import pytest
 
-from mcp_client import (
-    CallOutcome,
-    ConnectionHub,
-    FleetRuntime,
-    get_runtime,
-    shutdown_runtime,
-)
+from mcp_client import CallOutcome, ConnectionHub, FleetRuntime
 
 from .conftest import FAST_BACKOFF
 from .helpers import PYTHON, REPO, marked_pids, stdio_target, wait_until
@@ -82,21 +76,19 @@ async def test_runtime_from_another_event_loop(marker: str) -> None:
     assert marked_pids(marker) == []
 
 
-def test_process_wide_singleton(marker: str) -> None:
-    runtime = get_runtime(lambda: ConnectionHub(backoff=FAST_BACKOFF))
+def test_a_shut_down_runtime_cannot_be_restarted_and_leaves_no_children(marker: str) -> None:
+    runtime = FleetRuntime(ConnectionHub(backoff=FAST_BACKOFF)).start()
     try:
-        assert get_runtime() is runtime and runtime.started and runtime.hub.backoff is FAST_BACKOFF
+        assert runtime.start() is runtime and runtime.started  # idempotent
         runtime.run(runtime.hub.ensure(stdio_target("single", "garbage", marker, "--mode", "noise")))
         runtime.run(runtime.hub.wait_connected("single", 10))
         assert len(marked_pids(marker)) == 1
     finally:
-        shutdown_runtime()
+        runtime.shutdown()
     assert marked_pids(marker) == []
-    replacement = get_runtime()
-    try:
-        assert replacement is not runtime and replacement.hub.statuses() == {}
-    finally:
-        shutdown_runtime()
+    runtime.shutdown()  # idempotent
+    with pytest.raises(RuntimeError, match="shut down"):
+        runtime.start()
 
 
 def test_children_die_with_the_process_via_atexit(marker: str) -> None:
@@ -109,9 +101,9 @@ def test_children_die_with_the_process_via_atexit(marker: str) -> None:
         f"""
         import sys
         sys.path.insert(0, {str(REPO)!r})
-        from mcp_client import get_runtime
+        from mcp_client import ConnectionHub, FleetRuntime
         from tests.connections.helpers import stdio_target
-        runtime = get_runtime()
+        runtime = FleetRuntime(ConnectionHub()).start()
         for key in ("x1", "x2"):
             runtime.run(runtime.hub.ensure(stdio_target(key, "garbage", {marker!r}, "--mode", "stubborn")))
             status = runtime.run(runtime.hub.wait_connected(key, 10))

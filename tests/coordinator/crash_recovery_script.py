@@ -47,7 +47,7 @@ def main() -> None:
     from coordinator.transaction_log import transaction_json
     from coordinator.transactions import CRASH_ENV, run_transaction
     from fleet import calls as fleet_calls
-    from fleet.supervisor import start_supervisor, stop_supervisor
+    from fleet.application import FleetApplication
     from registry.models import Capability, Server
     from registry.services import server_create
 
@@ -73,7 +73,8 @@ def main() -> None:
                 ],
                 cwd=str(REPO),
             )
-    start_supervisor(fleet_calls.fleet_runtime())
+    # Built as serve builds it, but recovery is what this script runs itself (and compares before and after).
+    fleet = FleetApplication(recovery=False).start()
     wait(lambda: Capability.objects.filter(server__name__in=names, name="reserve_order").count() == 2)
     if phase == "crash":
         os.environ[CRASH_ENV] = "decision"
@@ -102,10 +103,9 @@ def main() -> None:
     recover_transactions(deadline_seconds=60)
     tx.refresh_from_db()
     after = {"transaction": transaction_json(tx), "reservations": {n: reservation(n, k) for n, k in keys.items()}}
-    stop_supervisor()
+    fleet.stop()
     print(json.dumps({"before": before, "after": after}))
     sys.stdout.flush()
-    fleet_calls.fleet_runtime().shutdown()
 
 
 if __name__ == "__main__":

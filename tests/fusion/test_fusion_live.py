@@ -245,17 +245,10 @@ def test_malformed_schema_violating_stale_answers_are_excluded_and_quorum_can_fa
 
 
 def test_cache_hits_expiry_and_concurrent_identical_queries_sharing_one_fan_out(live_fleet, operator_api):
-    from fleet.calls import fleet_runtime
-    from pipeline.running import start_pipeline, stop_pipeline
-
-    start_pipeline(fleet_runtime(), producers=False)
     exchange("cached-1", "alpha")
     exchange("slowish", "alpha", "--latency-ms", "600")
     ready(live_fleet, "cached-1", "slowish")
-    try:
-        _cache_and_single_flight(operator_api)
-    finally:
-        stop_pipeline()
+    _cache_and_single_flight(operator_api)
 
 
 def _cache_and_single_flight(operator_api) -> None:  # type: ignore[no-untyped-def]

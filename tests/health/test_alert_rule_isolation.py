@@ -12,12 +12,9 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from fleet.calls import fleet_runtime
 from health.alerting import evaluate
 from health.models import Alert, AlertRule
-from health.monitor import start_monitor, stop_monitor
 from health.selectors import fleet_health, trend_inputs
-from pipeline.running import start_pipeline, stop_pipeline
 from registry.models import Server
 from registry.services import server_create
 from tests.health.test_alerts import down_rule, exchange
@@ -38,13 +35,6 @@ def offline_server(name: str) -> Server:
 def broken_rule(name: str = "broken") -> AlertRule:
     # A kind the evaluator cannot handle: only a row written around the API and the admin can have one.
     return AlertRule.objects.create(name=name, kind="sideways", group_wait_seconds=0.2)
-
-
-@pytest.fixture
-def pipeline(transactional_db):
-    running = start_pipeline(fleet_runtime(), producers=False)
-    yield running
-    stop_pipeline()
 
 
 def health_alert_events(client: APIClient) -> list[dict]:
@@ -146,48 +136,45 @@ def test_the_rule_error_shows_in_the_api_the_admin_and_the_health_page(viewer_us
     assert b"failing since" in listing.content and b"unknown rule kind" in listing.content
 
 
-def test_over_the_protocol_a_broken_rule_is_reported_while_a_down_rule_fires(live_fleet, pipeline, viewer_user, caplog):
+def test_over_the_protocol_a_broken_rule_is_reported_while_a_down_rule_fires(live_fleet, viewer_user, caplog):
     AlertRule.objects.create(**EMPTY_SCOPE)
     broken = broken_rule()
     down_rule()
     exchange("flaky", "--outage", "1:120")
     live_fleet.request_reconcile()
-    monitor = start_monitor(live_fleet.runtime, live_fleet, refresh_seconds=0.3, flush_seconds=0.2, alert_seconds=0.3)
-    try:
-        wait_for(
-            lambda: Alert.objects.filter(rule__name="server down", server__name="flaky", state="firing").exists(),
-            timeout=40,
-            what="the down rule firing for the server that went down",
-        )
-        seen: set = set()
+    monitor = live_fleet.monitor
+    wait_for(
+        lambda: Alert.objects.filter(rule__name="server down", server__name="flaky", state="firing").exists(),
+        timeout=40,
+        what="the down rule firing for the server that went down",
+    )
+    seen: set = set()
 
-        def rounds_after_firing() -> bool:
-            seen.add(AlertRule.objects.get(pk=broken.pk).last_evaluated_at)
-            return len(seen) >= 4
+    def rounds_after_firing() -> bool:
+        seen.add(AlertRule.objects.get(pk=broken.pk).last_evaluated_at)
+        return len(seen) >= 4
 
-        wait_for(rounds_after_firing, what="three more alert rounds")
-        assert monitor.loop_errors == 0
-        client = APIClient()
-        client.force_authenticate(viewer_user)
-        (failing,) = client.get("/api/alerts/rules/?failing=true").json()["results"]
-        assert failing["name"] == "broken" and "unknown rule kind" in failing["last_error"]
-        wait_for(lambda: any(e["kind"] == "firing" for e in health_alert_events(client)), what="the firing event")
-        errors = [e for e in health_alert_events(client) if e["kind"] == "rule_error"]
-        assert len(errors) == 1  # once, not once per round
-        assert errors[0]["payload"]["rule"] == "broken" and errors[0]["payload"]["error"] == failing["last_error"]
-        told = [r for r in caplog.records if r.levelno >= logging.WARNING and "'broken'" in r.getMessage()]
-        assert len(told) == 1
+    wait_for(rounds_after_firing, what="three more alert rounds")
+    assert monitor.loop_errors == 0
+    client = APIClient()
+    client.force_authenticate(viewer_user)
+    (failing,) = client.get("/api/alerts/rules/?failing=true").json()["results"]
+    assert failing["name"] == "broken" and "unknown rule kind" in failing["last_error"]
+    wait_for(lambda: any(e["kind"] == "firing" for e in health_alert_events(client)), what="the firing event")
+    errors = [e for e in health_alert_events(client) if e["kind"] == "rule_error"]
+    assert len(errors) == 1  # once, not once per round
+    assert errors[0]["payload"]["rule"] == "broken" and errors[0]["payload"]["error"] == failing["last_error"]
+    told = [r for r in caplog.records if r.levelno >= logging.WARNING and "'broken'" in r.getMessage()]
+    assert len(told) == 1
 
-        AlertRule.objects.filter(pk=broken.pk).update(kind="down")
-        wait_for(lambda: AlertRule.objects.get(pk=broken.pk).last_error == "", what="the error cleared")
-        wait_for(lambda: any(e["kind"] == "rule_ok" for e in health_alert_events(client)), what="the rule_ok event")
-        wait_for(
-            lambda: Alert.objects.filter(rule=broken, server__name="flaky", state="firing").exists(),
-            what="the repaired rule firing too",
-        )
-        assert client.get("/api/alerts/rules/?failing=true").json()["results"] == []
-    finally:
-        stop_monitor()
+    AlertRule.objects.filter(pk=broken.pk).update(kind="down")
+    wait_for(lambda: AlertRule.objects.get(pk=broken.pk).last_error == "", what="the error cleared")
+    wait_for(lambda: any(e["kind"] == "rule_ok" for e in health_alert_events(client)), what="the rule_ok event")
+    wait_for(
+        lambda: Alert.objects.filter(rule=broken, server__name="flaky", state="firing").exists(),
+        what="the repaired rule firing too",
+    )
+    assert client.get("/api/alerts/rules/?failing=true").json()["results"] == []
 
 
 def test_the_health_page_shows_a_failing_rule_and_drops_it_once_it_clears(live_server, viewer_user):

@@ -19,9 +19,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from fleet import calls as fleet_calls
-from fleet.supervisor import start_supervisor, stop_supervisor
+from fleet.application import hub_from_settings
 from health.models import Alert, AlertRule, MaintenanceWindow, NotificationChannel, NotificationDelivery
-from health.monitor import start_monitor, stop_monitor
+from mcp_client import FleetRuntime
 from registry.models import Server
 from registry.services import server_create
 from tests.waiting import wait_for
@@ -71,9 +71,7 @@ def receiver():
 
 @pytest.fixture
 def monitor(live_fleet):
-    running = start_monitor(live_fleet.runtime, live_fleet, refresh_seconds=0.3, flush_seconds=0.2, alert_seconds=0.3)
-    yield running
-    stop_monitor()
+    return live_fleet.monitor
 
 
 def exchange(name: str, *extra: str, health: dict | None = None) -> Server:
@@ -153,35 +151,25 @@ def test_a_flapping_server_does_not_spam(monitor, live_fleet, receiver):
     assert [p["status"] for p in receiver.payloads()] == ["firing"]  # one notification per group interval
 
 
-def test_a_restart_sends_nothing_already_sent(live_fleet, receiver, settings):
+def test_a_restart_sends_nothing_already_sent(start_fleet, receiver, settings):
     down_rule()
     webhook(receiver.url)
     exchange("long-outage", "--outage", "2:120")
-    live_fleet.request_reconcile()
-    start_monitor(live_fleet.runtime, live_fleet, refresh_seconds=0.3, flush_seconds=0.2, alert_seconds=0.3)
+    # The sessions outlive the restart below (a restarted exchange would begin its outage anew).
+    runtime = FleetRuntime(hub_from_settings()).start()
     try:
+        first = start_fleet(runtime=runtime)
+        first.request_reconcile()
         wait_for(lambda: len(receiver.received) == 1, timeout=40, what="the firing notification")
-    finally:
-        stop_monitor()
-    # The orchestrator restarts: a new supervisor and a new monitor, with only the database carried over.
-    stop_supervisor()
-    monitors = []
-    start_supervisor(
-        live_fleet.runtime,
-        before_start=lambda supervisor: monitors.append(
-            start_monitor(supervisor.runtime, supervisor, refresh_seconds=0.3, flush_seconds=0.2, alert_seconds=0.3)
-        ),
-        check_interval=0.5,
-        check_timeout=2.0,
-        flush_seconds=0.2,
-    )
-    (again,) = monitors
-    try:
-        wait_for(lambda: again.checks_done >= 6, what="the new monitor at work")
+        # The orchestrator restarts: a new application (supervisor, monitor), with only the database carried over.
+        first.stop()
+        again = start_fleet(runtime=runtime)
+        wait_for(lambda: again.monitor.checks_done >= 6, what="the new monitor at work")
         for _ in range(3):
-            again.runtime.run(again.alert_round())
+            runtime.run(again.monitor.alert_round())
+        again.stop()
     finally:
-        stop_monitor()
+        runtime.shutdown()
     assert len(receiver.received) == 1
     assert Alert.objects.filter(state="firing").count() == 1 and Alert.objects.count() == 1
 

@@ -62,6 +62,13 @@ def test_a_failed_discovery_does_not_lift_a_down_server_to_degraded():
     assert up.observed(ServerStatus.DEGRADED, "listing failed") == ("degraded", "listing failed")
 
 
+def test_a_failed_discovery_does_not_interrupt_a_server_failing_its_checks():
+    # Seen with health deciding everything: a server in an outage fails its probe (pending), then a retried
+    # discovery; taking the discovery's degraded would flap pending -> degraded -> pending.
+    failing = DampedStatus(status=ServerStatus.PENDING, reason="not answering (1 of 3 failed checks before down)")
+    assert failing.observed(ServerStatus.DEGRADED, "listing failed")[0] == "pending"
+
+
 def test_real_calls_that_fail_often_make_a_server_that_passes_its_checks_degraded():
     damped = DampedStatus(status=ServerStatus.ONLINE)
     for failed in (True, False, False, False):  # too few calls to judge

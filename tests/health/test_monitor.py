@@ -11,7 +11,6 @@ from django.conf import settings as django_settings
 from django.utils import timezone
 
 from health.models import HealthSample, MaintenanceWindow
-from health.monitor import start_monitor, stop_monitor
 from health.selectors import fleet_health
 from registry.models import Server, ServerStatus, StatusChange
 from registry.services import server_create
@@ -39,9 +38,7 @@ def exchange(name: str, *extra: str, health: dict | None = None) -> Server:
 
 @pytest.fixture
 def monitor(live_fleet):
-    running = start_monitor(live_fleet.runtime, live_fleet, refresh_seconds=0.3, flush_seconds=0.2)
-    yield running
-    stop_monitor()
+    return live_fleet.monitor
 
 
 def test_an_outage_goes_down_after_the_retry_budget_and_comes_back(monitor, live_fleet):
@@ -54,7 +51,7 @@ def test_an_outage_goes_down_after_the_retry_budget_and_comes_back(monitor, live
     history = list(StatusChange.objects.filter(server=server).order_by("at").values_list("to_status", "source"))
     assert [status for status, _ in history] == ["online", "pending", "offline", "online"]
     assert {source for _, source in history} == {"health"}  # one decider
-    assert live_fleet.decider is monitor
+    assert live_fleet.supervisor.decider is monitor
     wait_for(lambda: HealthSample.objects.filter(server=server, ok=False).exists(), what="failed samples kept")
     (figures,) = fleet_health([server])
     assert 0 < figures["availability"]["24h"] < 1 and figures["checks_24h"] >= 5

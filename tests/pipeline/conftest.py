@@ -10,10 +10,9 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
 
-from fleet.calls import fleet_runtime
+from fleet.application import FleetApplication
 from orchestrator_site.asgi import application
 from pipeline.delivery import bind_delivery_loop
-from pipeline.running import start_pipeline, stop_pipeline
 
 GOOD_ORIGIN = b"http://127.0.0.1:8000"
 
@@ -84,9 +83,11 @@ def browser_for():
 
 @pytest.fixture
 async def running_pipeline(transactional_db):
-    """The pipeline as serve runs it (on the fleet loop), delivering to sockets on this test's loop."""
+    """The pipeline as serve runs it (in a fleet application, on the fleet loop; no fleet to produce from),
+    delivering to sockets on this test's loop."""
     bind_delivery_loop(asyncio.get_running_loop())
-    pipeline = await asyncio.to_thread(start_pipeline, fleet_runtime(), producers=False)
-    yield pipeline
-    await asyncio.to_thread(stop_pipeline)
+    fleet = FleetApplication(supervise=False, producers=False, recovery=False)
+    await asyncio.to_thread(fleet.start)
+    yield fleet.pipeline
+    await asyncio.to_thread(fleet.stop)
     bind_delivery_loop(None)

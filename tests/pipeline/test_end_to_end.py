@@ -16,9 +16,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
 
-from fleet.calls import fleet_runtime
 from pipeline.delivery import bind_delivery_loop
-from pipeline.running import live_pipeline, start_pipeline, stop_pipeline
+from pipeline.running import live_pipeline
 from registry.services import server_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,10 +38,9 @@ def register_exchange(name: str, profile: str) -> None:
 
 @pytest.fixture
 async def pipeline_with_producers(live_fleet):
+    """The live fleet's pipeline (its producers refreshed every 0.3 s), delivering to sockets on this test's loop."""
     bind_delivery_loop(asyncio.get_running_loop())
-    pipeline = await asyncio.to_thread(start_pipeline, fleet_runtime(), producer_refresh_seconds=0.3)
-    yield pipeline
-    await asyncio.to_thread(stop_pipeline)
+    yield live_fleet.pipeline
     bind_delivery_loop(None)
 
 

@@ -268,9 +268,9 @@ def test_a_stored_url_refused_by_a_changed_policy_is_refused_at_connect_time(ope
     listeners.append(listener)
     server_create(name="drifted", transport="http", url=listener.url)
     settings.OUTBOUND_ALLOWED_NETWORKS = ["::1/128"]
-    from mcp_client import shutdown_runtime
+    from fleet.application import stop_running
 
-    shutdown_runtime()  # the next runtime takes the new policy
+    stop_running()  # the next fleet runtime takes the new policy
     response = operator_api.post("/api/servers/drifted/discover/")
     assert response.status_code == 502
     assert "OUTBOUND_ALLOWED_NETWORKS" in response.json()["error"]

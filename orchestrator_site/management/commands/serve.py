@@ -1,7 +1,8 @@
 """Serve the dashboard, the API and the WebSockets with daphne, and run the fleet loops in the same process.
 
 In the embedded mode the in-memory channel layer does not cross processes, so the loops that publish events run
-here, next to the web server. On SIGINT/SIGTERM every MCP session is closed and every child process stopped.
+here, next to the web server: the fleet application (fleet/application.py), started once daphne is ready and stopped
+before the reactor stops. On SIGINT/SIGTERM every MCP session is closed and every child process stopped.
 """
 
 from __future__ import annotations
@@ -33,23 +34,12 @@ class Command(BaseCommand):
         from daphne.server import Server as DaphneServer
         from twisted.internet import reactor
 
-        from fleet.calls import fleet_runtime
-        from fleet.supervisor import start_supervisor, stop_supervisor
-        from health.monitor import start_monitor, stop_monitor
-        from mcp_client import shutdown_runtime
+        from fleet.application import FleetApplication
         from orchestrator_site.asgi import application
-        from orchestrator_site.demo import (
-            DemoActivity,
-            DemoFleet,
-            TransactionRecovery,
-            demo_alert_rules,
-            demo_login,
-            demo_register,
-        )
+        from orchestrator_site.demo import DemoActivity, DemoFleet, demo_alert_rules, demo_login, demo_register
         from orchestrator_site.garbage_collection import tune_for_fleet
         from orchestrator_site.trusted_origins import trust_served_origins
         from pipeline.delivery import bind_delivery_loop
-        from pipeline.running import start_pipeline, stop_pipeline
 
         tune_for_fleet()
         host, port = options["host"], options["port"]
@@ -67,6 +57,7 @@ class Command(BaseCommand):
                 ) from error
         demo = DemoFleet()
         demo_activity = DemoActivity()
+        fleet = FleetApplication()
         stopped = threading.Event()
 
         if options["demo"]:
@@ -83,13 +74,8 @@ class Command(BaseCommand):
         def start_loops() -> None:
             # Events for the browsers are delivered on daphne's loop, which owns the in-memory channel layer.
             bind_delivery_loop(asyncio.get_event_loop())
-            runtime = fleet_runtime()
-            # The pipeline first, so the supervisor's first status changes already travel through it.
-            start_pipeline(runtime)
-            # Health decides every status, from the first (the supervisor hands its observations over).
-            start_supervisor(runtime, before_start=lambda supervisor: start_monitor(runtime, supervisor))
-            # Transactions a crash left open are finished by their recorded decision.
-            TransactionRecovery().start()
+            # Pipeline, health (the decider), supervisor, transaction recovery: in that order (see the application).
+            fleet.start()
             if options["demo"]:
                 demo_activity.start()
             self.stdout.write(self.style.SUCCESS(f"Dashboard: http://{host}:{port}/   (Ctrl-C stops everything)"))
@@ -107,10 +93,7 @@ class Command(BaseCommand):
             stopped.set()
             self.stdout.write("Stopping: closing MCP sessions and child processes...")
             demo_activity.stop()
-            stop_monitor()
-            stop_supervisor()
-            stop_pipeline()
-            shutdown_runtime()
+            fleet.stop()
             bind_delivery_loop(None)
             demo.stop()
             self.stdout.write("Stopped cleanly.")
