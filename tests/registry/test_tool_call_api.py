@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
-from django.conf import settings
 
 from registry.discovery import discover_and_record
 from registry.models import CallRecord, Server
 from registry.services import server_create
+from tests.exchanges import EXCHANGE_HOST
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -18,14 +16,9 @@ QUOTE = {"tool": "get_quote", "arguments": {"symbol": "BTC-USD"}}
 
 
 def exchange(name: str = "exchange-alpha", *extra: str) -> Server:
-    server = server_create(
-        name=name,
-        transport="stdio",
-        command=sys.executable,
-        args=["-m", "exchange_fleet", "serve", "--profile", "alpha", *extra],
-        cwd=str(settings.BASE_DIR),
-        request_timeout_seconds=5,
-    )
+    # A fresh exchange of the suite's exchange host: what these tests check does not depend on the transport.
+    url = EXCHANGE_HOST.fresh_exchange_url("--profile", "alpha", *extra)
+    server = server_create(name=name, transport="http", url=url, request_timeout_seconds=5)
     assert discover_and_record(server=server)["ok"]
     return server
 
