@@ -13,6 +13,8 @@ from django.http import HttpRequest
 
 from registry.discovery import discover_and_record, registry_changed
 from registry.models import CallRecord, Capability, CapabilitySnapshot, Server, Tag
+from registry.permissions import role_of
+from registry.policies import require_may_change
 from registry.serializers import DEFINITION_FIELDS, ServerDefinitionSerializer
 from registry.services import server_create, server_delete, server_update
 
@@ -127,8 +129,11 @@ class ServerAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Server, form: Any, change: bool) -> None:
         # Through the services, like the API: status follows `enabled`, tags are set, secrets kept unless replaced.
         definition = dict(form.validated_definition)
-        if change:
-            server = server_update(server=Server.objects.get(pk=obj.pk), by=request.user.get_username(), **definition)
+        stored = Server.objects.get(pk=obj.pk) if change else None
+        # The same rules as the API and the import (staff are admins, so today they always pass).
+        require_may_change(role=role_of(request.user), server=stored, transport=definition.get("transport"))
+        if stored is not None:
+            server = server_update(server=stored, by=request.user.get_username(), **definition)
         else:
             server = server_create(**definition)
         obj.pk = server.pk
@@ -143,6 +148,7 @@ class ServerAdmin(admin.ModelAdmin):
             self.save_formset(request, form, formset, change=change)
 
     def delete_model(self, request: HttpRequest, obj: Server) -> None:
+        require_may_change(role=role_of(request.user), server=obj)
         server_delete(server=obj)
         transaction.on_commit(registry_changed)
 

@@ -9,15 +9,21 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from registry.discovery import discover_and_record, first_discovery, registry_changed
 from registry.filters import ServerFilter
-from registry.models import CapabilitySnapshot, Server, Transport
-from registry.permissions import IsAdmin, IsOperator, ReadForViewersWriteForOperators, Role, role_of
+from registry.models import CapabilitySnapshot, Server
+from registry.permissions import IsAdmin, IsOperator, ReadForViewersWriteForOperators, role_of
+from registry.policies import (
+    name_conflicts,
+    require_may_change_secret_holder,
+    require_may_define,
+    require_may_export,
+)
 from registry.serializers import (
     CapabilitySnapshotSerializer,
     CapabilitySnapshotSummarySerializer,
@@ -27,9 +33,6 @@ from registry.serializers import (
 from registry.services import server_create, server_delete, server_update
 from registry.transfer import ImportDocumentError, registry_export, registry_import
 
-STDIO_NEEDS_ADMIN = (
-    "Only admins may register or change a stdio server: it runs a command on the orchestrator's machine."
-)
 _TRUE = {"1", "true", "yes", "on"}
 
 DiscoveryOutcomeSerializer = inline_serializer(
@@ -48,26 +51,6 @@ DiscoveryOutcomeSerializer = inline_serializer(
 def _flag(request: Request, name: str, default: bool = False) -> bool:
     raw = request.query_params.get(name)
     return default if raw is None else raw.strip().lower() in _TRUE
-
-
-SECRETS_NEED_ADMIN = (
-    "{name} holds secrets ({which}): only admins may change or delete it, so that its credentials cannot be "
-    "pointed elsewhere."
-)
-
-
-def _require_admin_for_secrets(request: Request, *, server: Server) -> None:
-    which = [name for name in ("env", "headers") if getattr(server, name)]
-    if which and role_of(request.user) < Role.ADMIN:
-        raise PermissionDenied(SECRETS_NEED_ADMIN.format(name=server.name, which=" and ".join(which)))
-
-
-def _require_admin_for_stdio(request: Request, *, data: dict[str, Any], server: Server | None) -> None:
-    touches_stdio = data.get("transport") == Transport.STDIO or (
-        server is not None and server.transport == Transport.STDIO
-    )
-    if touches_stdio and role_of(request.user) < Role.ADMIN:
-        raise PermissionDenied(STDIO_NEEDS_ADMIN)
 
 
 @extend_schema(tags=["servers"])
@@ -97,9 +80,10 @@ class ServerViewSet(viewsets.ModelViewSet):
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         definition = ServerDefinitionSerializer(data=request.data)
         definition.is_valid(raise_exception=True)
-        _require_admin_for_stdio(request, data=definition.validated_data, server=None)
-        if Server.objects.filter(name=definition.validated_data["name"]).exists():
-            raise ValidationError({"name": ["A server with this name already exists."]})
+        require_may_define(role=role_of(request.user), server=None, transport=definition.validated_data["transport"])
+        conflicts = name_conflicts(name=definition.validated_data["name"])
+        if conflicts:
+            raise ValidationError(conflicts)
         server = server_create(**definition.validated_data)
         registry_changed()
         discovery = None
@@ -111,14 +95,15 @@ class ServerViewSet(viewsets.ModelViewSet):
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         server = self.get_object()
         partial = kwargs.pop("partial", False)
-        _require_admin_for_secrets(request, server=server)
+        role = role_of(request.user)
+        require_may_change_secret_holder(role=role, server=server)
         definition = ServerDefinitionSerializer(instance=server, data=request.data, partial=partial)
         definition.is_valid(raise_exception=True)
-        _require_admin_for_stdio(request, data=definition.validated_data, server=server)
         changes = dict(definition.validated_data)
-        new_name = changes.get("name", server.name)
-        if new_name != server.name and Server.objects.filter(name=new_name).exists():
-            raise ValidationError({"name": ["A server with this name already exists."]})
+        require_may_define(role=role, server=server, transport=changes.get("transport"))
+        conflicts = name_conflicts(name=changes.get("name", server.name), server=server)
+        if conflicts:
+            raise ValidationError(conflicts)
         server = server_update(server=server, by=request.user.get_username(), **changes)
         # The live session follows the definition: restarted on change, closed when disabled.
         transaction.on_commit(registry_changed)
@@ -130,8 +115,9 @@ class ServerViewSet(viewsets.ModelViewSet):
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         server = self.get_object()
-        _require_admin_for_stdio(request, data={}, server=server)
-        _require_admin_for_secrets(request, server=server)
+        role = role_of(request.user)
+        require_may_define(role=role, server=server)
+        require_may_change_secret_holder(role=role, server=server)
         server_delete(server=server)
         registry_changed()
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -177,8 +163,7 @@ class RegistryExportView(APIView):
 
     def get(self, request: Request) -> Response:
         include_secrets = _flag(request, "include_secrets")
-        if include_secrets and role_of(request.user) < Role.ADMIN:
-            raise PermissionDenied("Only admins may export secrets.")
+        require_may_export(role=role_of(request.user), include_secrets=include_secrets)
         return Response(registry_export(include_secrets=include_secrets))
 
 
@@ -196,7 +181,9 @@ class RegistryImportView(APIView):
 
     def post(self, request: Request) -> Response:
         try:
-            report = registry_import(document=request.data, dry_run=_flag(request, "dry_run"))
+            report = registry_import(
+                document=request.data, dry_run=_flag(request, "dry_run"), role=role_of(request.user)
+            )
         except ImportDocumentError as error:
             return Response({"detail": str(error), "problems": error.problems}, status=status.HTTP_400_BAD_REQUEST)
         if not report.dry_run and (report.created or report.updated):

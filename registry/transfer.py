@@ -15,6 +15,8 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from registry.models import Server
+from registry.permissions import Role
+from registry.policies import require_may_change
 from registry.serializers import DEFINITION_FIELDS, SECRET_FIELDS, ServerDefinitionSerializer
 from registry.services import server_create, server_update
 
@@ -171,13 +173,17 @@ def _differs(server: Server, data: dict[str, Any]) -> bool:
     return False
 
 
-def registry_import(*, document: Any, dry_run: bool = False) -> ImportReport:
-    """Create or update every server the document defines; servers it does not mention are left alone."""
+def registry_import(*, document: Any, dry_run: bool = False, role: Role = Role.ADMIN) -> ImportReport:
+    """Create or update every server the document defines; servers it does not mention are left alone.
+
+    Each entry under the same role rules as the API (registry.policies); `role` is the importer's (a management
+    command is run by whoever holds the machine, an admin). PermissionDenied changes nothing."""
     entries = _validated_entries(document)
     report = ImportReport(dry_run=dry_run)
     with transaction.atomic():
         for data in entries:
             server = Server.objects.filter(name=data["name"]).prefetch_related("tags").first()
+            require_may_change(role=role, server=server, transport=data["transport"])
             if server is None:
                 server_create(**data)
                 report.created.append(data["name"])
