@@ -19,6 +19,7 @@ from mcp_client import (
     RequestTimedOut,
     ServerUnavailable,
 )
+from mcp_client.results import NoResultValue, ToolAnsweredError, ToolCallResult, result_value
 
 CALLER = "coordinator"
 
@@ -40,6 +41,16 @@ async def call_participant(server: str, tool: str, arguments: dict[str, Any], se
         return CallResult(False, error=str(exc), unsure=True)
     except (ServerUnavailable, ConnectionLayerError) as exc:
         return CallResult(False, error=str(exc))
-    if answer.result.is_error:
-        return CallResult(False, error=answer.result.text[:500] or "the tool answered an error")
-    return CallResult(True, result=answer.result.structured_content or {})
+    return call_result_of(answer.result)
+
+
+def call_result_of(result: ToolCallResult) -> CallResult:
+    """A participant's answer: an error answer refused the request; any other acted, and its value (an object:
+    structured content, else JSON text) is what `$result.<field>` and the reservation id are read from."""
+    try:
+        value = result_value(result)
+    except ToolAnsweredError as exc:
+        return CallResult(False, error=exc.text[:500] or "the tool answered an error")
+    except NoResultValue:
+        value = None  # it acted, but its answer has no fields to read
+    return CallResult(True, result=value if isinstance(value, dict) else {})

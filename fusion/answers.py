@@ -1,8 +1,9 @@
 """From a source's raw answer to the values to fuse, or the reason it is left out.
 
-The document is the structured content (what the tool's output schema describes), else the text parsed as JSON,
-else the text itself. Checks, in order: the tool's output schema, each field's presence and type, the ranges the
-query gives, and staleness by the answer's own timestamp.
+The document is the value of the result as `mcp_client.results.result_value` reads it (the structured content, else
+the JSON in the first text content), else the text itself: a source that answers plain text is fused as text.
+Checks, in order: the tool's output schema, each field's presence and type, the ranges the query gives, and
+staleness by the answer's own timestamp.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from jsonschema import exceptions as schema_exceptions
 from fusion.query import FusionQuery
 from fusion.strategies import WHOLE_ANSWER, is_number
 from mcp_client import ResourceReadResult, ToolCallResult
+from mcp_client.results import NoResultValue, NotJson, result_value
 from registry.tool_arguments import compiled_validator
 
 CLOCK_SKEW_SECONDS = 5.0
@@ -35,18 +37,12 @@ class Reading:
 
 
 def document_of(result: ToolCallResult | ResourceReadResult) -> Any:
-    if isinstance(result, ToolCallResult):
-        if result.is_error:
-            raise Invalid(f"the tool answered with an error: {result.text[:200]}")
-        if result.structured_content is not None:
-            return result.structured_content
-    text = result.text.strip()
-    if not text:
-        raise Invalid("the answer is empty")
     try:
-        return json.loads(text)
-    except ValueError:
-        return text
+        return result_value(result)
+    except NotJson as exc:
+        return exc.text.strip()
+    except NoResultValue as exc:
+        raise Invalid(str(exc)) from None
 
 
 def lookup(document: Any, path: str) -> Any:

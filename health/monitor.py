@@ -34,14 +34,13 @@ from fleet.status_decider import SESSION, StatusObservation
 from health.alerting import evaluate
 from health.config import CheckConfig, check_config
 from health.damping import CheckVerdict, DampedStatus
-from health.expectations import expectation_problem
+from health.expectations import answer_problem
 from health.models import MaintenanceWindow, SampleKind
 from health.notify import deliver_due
 from health.rollups import roll_up
 from health.samples import PendingSample, samples_record
 from mcp_client import ConnectionLayerError, FleetRuntime
 from mcp_client.deadlines import Deadline
-from pipeline.routes import parse_content
 from pipeline.running import publish
 from registry.models import Server, ServerStatus
 from registry.services import StatusTransition, server_status_transition
@@ -292,17 +291,7 @@ class HealthMonitor:
             self._keep(config, started, SampleKind.SYNTHETIC, False, None, synthetic.tool, message, in_maintenance)
             return CheckVerdict(reachable=True, latency_ms=probe_ms, expectation_ok=False, error=message)
         call_ms = round(call.outcome.latency_ms, 2)
-        result = call.result
-        problem = None
-        if result.is_error:
-            problem = f"{synthetic.tool} answered an error: {result.text[:200]}"
-        elif synthetic.expect:
-            value = result.structured_content
-            if value is None:
-                value = parse_content(result.text)
-            problem = expectation_problem(synthetic.expect, value)
-            if problem:
-                problem = f"{synthetic.tool}: {problem}"
+        problem = answer_problem(synthetic.tool, synthetic.expect, call.result)
         self._keep(
             config,
             started,

@@ -30,7 +30,7 @@ from fleet.orm_worker import OrmWorker
 from mcp_client import ConnectionLayerError
 from mcp_client.deadlines import Deadline
 from pipeline.bus import EventBus
-from pipeline.routes import Routed, parse_content, route_poll, route_resource
+from pipeline.routes import Routed, route_poll, route_resource
 from registry.models import CapabilitySnapshot, Server
 
 logger = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ class ServerProducer:
                         self.name, uri, deadline=Deadline.within(self.plan.timeout_seconds), caller=CALLER
                     )
                     self.stats.reads += 1
-                    self._publish(route_resource(self.name, uri, answer.result.text))
+                    self._publish(route_resource(self.name, uri, answer.result))
                 except asyncio.CancelledError:
                     raise
                 except Exception as error:
@@ -212,14 +212,7 @@ class ServerProducer:
                     caller=CALLER,
                 )
                 self.stats.polls += 1
-                result = answer.result
-                if result.is_error:
-                    raise RuntimeError(f"{poll.tool} answered an error: {result.text[:200]}")
-                value = result.structured_content
-                if value is None:
-                    parsed = parse_content(result.text)
-                    value = parsed if parsed is not None else result.text[:8_192]
-                self._publish(route_poll(self.name, poll.tool, poll.stream, value))
+                self._publish(route_poll(self.name, poll.tool, poll.stream, answer.result))
             except asyncio.CancelledError:
                 raise
             except Exception as error:
