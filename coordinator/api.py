@@ -12,8 +12,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from coordinator.arbitrage_workflow import parse_request, run_arbitrage
-from coordinator.balanced_calls import balanced_call, parse_call, routing_stats
+from coordinator.arbitrage_workflow import ArbitrageRequestSerializer, parse_request, run_arbitrage
+from coordinator.balanced_calls import BalancedCallSerializer, balanced_call, parse_call, routing_stats
 from coordinator.errors import RequestError
 from coordinator.models import Operation, OperationKind, OperationState, Transaction, TransactionState
 from coordinator.submissions import RefusalReason, SubmissionRefused, transaction_submit
@@ -37,11 +37,10 @@ class ArbitrageView(APIView):
         operation_id="coordinator_arbitrage",
         summary="Run an arbitrage analysis across every exchange (or the named ones)",
         description=(
-            'Body: {"symbols": ["BTC-USD"], "size": 0.5, "min_profit_bps": 0, "servers": [...] (optional), '
-            '"slippage_bps": 2, "max_age_seconds": 10, "depth": 10, "timeout_seconds": 5}. Answers the stored '
-            "report: the quotes used, every ordered pair and the opportunities above the minimum, best first."
+            "Answers the stored report: the quotes used, every ordered pair and the opportunities above the "
+            "minimum, best first."
         ),
-        request=OpenApiTypes.OBJECT,
+        request=ArbitrageRequestSerializer,
         responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT},
     )
     def post(self, request: Request) -> Response:
@@ -61,11 +60,8 @@ class BalancedCallView(APIView):
     @extend_schema(
         operation_id="coordinator_call",
         summary="Call a tool on the best of the servers offering it, failing over within the deadline",
-        description=(
-            'Body: {"tool", "arguments", "servers" | "tag" | "server_type" (optional narrowing), "idempotency_key", '
-            '"timeout_seconds"}. 200 with the answer and every attempt; 502 when every candidate failed.'
-        ),
-        request=OpenApiTypes.OBJECT,
+        description=("200 with the answer and every attempt; 502 when every candidate failed."),
+        request=BalancedCallSerializer,
         responses={
             200: OpenApiTypes.OBJECT,
             400: OpenApiTypes.OBJECT,

@@ -9,13 +9,12 @@ leaves the others' analysis standing), then the analysis step after all of them.
 from __future__ import annotations
 
 import asyncio
-import math
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.utils import timezone
+from rest_framework import serializers
 
 from coordinator.arbitrage import MarketView, analyse
 from coordinator.errors import RequestError
@@ -24,8 +23,15 @@ from coordinator.services import StepLog, operation_finish, operation_start
 from coordinator.workflows import Step, StepContext, Workflow, run_workflow
 from fleet import calls as fleet_calls
 from mcp_client import Deadline
-from mcp_client.results import NoResultValue, ToolAnsweredError, ToolCallResult, result_value
 from registry.models import Capability, CapabilityKind, Server
+from registry.request_bodies import (
+    DistinctNamesField,
+    JsonBody,
+    JsonIntegerField,
+    JsonNumberField,
+    one_message,
+    plain_errors,
+)
 
 SYMBOL = re.compile(r"^[A-Z0-9]{2,10}-[A-Z0-9]{2,10}$")
 QUOTE_TOOLS = ("get_quote", "get_order_book")
@@ -57,75 +63,50 @@ class ArbitrageRequest:
         }
 
 
-def _number(data: Mapping[str, Any], name: str, default: float | None, low: float, high: float, errors: dict) -> float:
-    value = data.get(name, default)
-    if value is None:
-        errors[name] = ["This field is required."]
-        return 0.0
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        errors[name] = ["Must be a number."]
-        return 0.0
-    if not low <= value <= high:
-        errors[name] = [f"Must be between {low:g} and {high:g}."]
-    return float(value)
+SYMBOL_LIST = 'A non-empty list of symbols, e.g. ["BTC-USD"].'
+
+
+class ArbitrageRequestSerializer(JsonBody):
+    """An arbitrage analysis to run: symbols, the size to trade, the least net profit worth reporting, and which
+    exchanges (default: every enabled server offering get_quote and get_order_book)."""
+
+    symbols = DistinctNamesField(
+        pattern=SYMBOL,
+        limit=MAX_SYMBOLS,
+        error_messages={
+            **one_message(SYMBOL_LIST, ("not_a_list",)),
+            "too_many": "At most {limit} symbols.",
+            "bad_entry": "Not a symbol of the form BASE-QUOTE: {entry!r}.",
+            "repeated": "Symbols must not repeat.",
+        },
+    )
+    size = JsonNumberField(min_value=0, max_value=1e9, help_text="Greater than 0.")
+    min_profit_bps = JsonNumberField(required=False, default=0.0, min_value=-10_000, max_value=10_000)
+    servers = DistinctNamesField(
+        required=False,
+        default=list,
+        error_messages={"not_a_list": "A list of server names.", "repeated": "Servers must not repeat."},
+    )
+    slippage_bps = JsonNumberField(required=False, default=2.0, min_value=0, max_value=1_000)
+    max_age_seconds = JsonNumberField(required=False, default=10.0, min_value=0.1, max_value=3_600)
+    depth = JsonIntegerField(
+        required=False, default=10, min_value=1, max_value=100, message="A whole number from 1 to 100."
+    )
+    timeout_seconds = JsonNumberField(required=False, default=5.0, min_value=0.1, max_value=60)
+
+    def validate_size(self, size: float) -> float:
+        if size <= 0:
+            raise serializers.ValidationError("Must be greater than 0.")
+        return size
 
 
 def parse_request(data: Any) -> ArbitrageRequest:
-    if not isinstance(data, Mapping):
-        raise RequestError({"non_field_errors": ["The body must be a JSON object."]})
-    errors: dict[str, list[str]] = {}
-    known = {
-        "symbols",
-        "size",
-        "min_profit_bps",
-        "servers",
-        "slippage_bps",
-        "max_age_seconds",
-        "depth",
-        "timeout_seconds",
-    }
-    for key in sorted(set(data) - known):
-        errors[key] = [f"Unknown field; the fields are {', '.join(sorted(known))}."]
-    symbols = data.get("symbols")
-    if isinstance(symbols, str):
-        symbols = [part.strip() for part in symbols.split(",") if part.strip()]
-    if not isinstance(symbols, list) or not symbols or not all(isinstance(s, str) for s in symbols):
-        errors["symbols"] = ['A non-empty list of symbols, e.g. ["BTC-USD"].']
-        symbols = []
-    elif len(symbols) > MAX_SYMBOLS:
-        errors["symbols"] = [f"At most {MAX_SYMBOLS} symbols."]
-    elif bad := [s for s in symbols if not SYMBOL.match(s)]:
-        errors["symbols"] = [f"Not a symbol of the form BASE-QUOTE: {bad[0][:40]!r}."]
-    elif len(set(symbols)) != len(symbols):
-        errors["symbols"] = ["Symbols must not repeat."]
-    size = _number(data, "size", None, 0.0, 1e9, errors)
-    if "size" not in errors and size <= 0:
-        errors["size"] = ["Must be greater than 0."]
-    min_profit = _number(data, "min_profit_bps", 0.0, -10_000.0, 10_000.0, errors)
-    slippage = _number(data, "slippage_bps", 2.0, 0.0, 1_000.0, errors)
-    max_age = _number(data, "max_age_seconds", 10.0, 0.1, 3_600.0, errors)
-    timeout = _number(data, "timeout_seconds", 5.0, 0.1, 60.0, errors)
-    depth = data.get("depth", 10)
-    if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 100:
-        errors["depth"] = ["A whole number from 1 to 100."]
-    servers = data.get("servers") or []
-    if not isinstance(servers, list) or not all(isinstance(s, str) for s in servers):
-        errors["servers"] = ["A list of server names."]
-        servers = []
-    elif len(set(servers)) != len(servers):
-        errors["servers"] = ["Servers must not repeat."]
-    if errors:
-        raise RequestError(errors)
-    return ArbitrageRequest(
-        symbols=tuple(symbols),
-        size=size,
-        min_profit_bps=min_profit,
-        servers=tuple(servers),
-        slippage_bps=slippage,
-        max_age_seconds=max_age,
-        depth=int(depth),
-        timeout_seconds=timeout,
-    )
+    """An ArbitrageRequest from the API's JSON, or RequestError naming each bad field."""
+    body = ArbitrageRequestSerializer(data=data)
+    if not body.is_valid():
+        raise RequestError(plain_errors(body.errors))
+    attrs = body.validated_data
+    return ArbitrageRequest(**attrs | {"symbols": tuple(attrs["symbols"]), "servers": tuple(attrs["servers"])})
 
 
 def candidate_servers(request: ArbitrageRequest) -> list[str]:
@@ -160,16 +141,6 @@ class _Collected:
     failures: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _value_of(tool: str, result: ToolCallResult) -> Any:
-    """The answer's value (the analysis checks its shape); the step fails with what was wrong otherwise."""
-    try:
-        return result_value(result)
-    except ToolAnsweredError as exc:
-        raise RuntimeError(exc.text[:300] or "the tool answered an error") from None
-    except NoResultValue as exc:
-        raise RuntimeError(f"{tool}: {exc}") from None
-
-
 def _fetch_step(server: str, symbol: str, request: ArbitrageRequest) -> Any:
     async def fetch(context: StepContext) -> dict[str, Any]:
         deadline = Deadline.within(request.timeout_seconds)
@@ -179,9 +150,12 @@ def _fetch_step(server: str, symbol: str, request: ArbitrageRequest) -> Any:
                 server, "get_order_book", {"symbol": symbol, "depth": request.depth}, deadline=deadline, caller=CALLER
             ),
         )
+        for answer in (quote, book):
+            if answer.result.is_error:
+                raise RuntimeError(answer.result.text[:300] or "the tool answered an error")
         return {
-            "quote": _value_of("get_quote", quote.result),
-            "book": _value_of("get_order_book", book.result),
+            "quote": quote.result.structured_content or {},
+            "book": book.result.structured_content or {},
             "latency_ms": round(max(quote.outcome.latency_ms, book.outcome.latency_ms), 2),
         }
 

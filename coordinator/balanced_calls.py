@@ -7,11 +7,11 @@ as an operation (kind `call`) with its attempts as steps.
 
 from __future__ import annotations
 
-import math
 import re
 import uuid
-from collections.abc import Mapping
 from typing import Any
+
+from rest_framework import serializers
 
 from coordinator.balancer import Balancer, Candidate, call_with_failover
 from coordinator.errors import RequestError
@@ -21,6 +21,7 @@ from fleet import application
 from fleet.calls import run_on_fleet
 from mcp_client import Deadline
 from registry.models import CapabilityKind, Server
+from registry.request_bodies import JsonBody, JsonNumberField, JsonObjectField, JsonTextField, one_message, plain_errors
 from registry.selectors import tool_schemas_for
 from registry.tool_arguments import argument_errors
 
@@ -43,45 +44,38 @@ def routing_stats() -> dict[str, Any]:
     return run_on_fleet(read(), deadline=Deadline.within(0.0), what="reading the balancer's figures")
 
 
+SLUG = "A slug (letters, digits, - and _)."
+SERVER_NAMES = "A list of server names."
+
+
+class BalancedCallSerializer(JsonBody):
+    """A tool to call on the best of the servers offering it (narrowed by servers, tag or server_type), failing over
+    to the next within timeout_seconds. 200 with the answer and every attempt; 502 when every candidate failed."""
+
+    tool = JsonTextField(allow_blank=False, max_length=300, message="A tool name.")
+    arguments = JsonObjectField(
+        required=False, default=dict, message="Must be a JSON object of argument names to values."
+    )
+    servers = serializers.ListField(
+        child=JsonTextField(pattern=_NAME, message=SERVER_NAMES),
+        required=False,
+        default=list,
+        error_messages=one_message(SERVER_NAMES, ("not_a_list",)),
+    )
+    tag = JsonTextField(required=False, default="", pattern=_NAME, message=SLUG)
+    server_type = JsonTextField(required=False, default="", pattern=_NAME, message=SLUG)
+    idempotency_key = JsonTextField(
+        required=False, default=None, min_length=1, max_length=200, message="Text of 1 to 200 characters."
+    )
+    timeout_seconds = JsonNumberField(required=False, default=10.0, min_value=0.01, max_value=300)
+
+
 def parse_call(data: Any) -> dict[str, Any]:
-    if not isinstance(data, Mapping):
-        raise RequestError({"non_field_errors": ["The body must be a JSON object."]})
-    errors: dict[str, list[str]] = {}
-    known = {"tool", "arguments", "servers", "tag", "server_type", "idempotency_key", "timeout_seconds"}
-    for key in sorted(set(data) - known):
-        errors[key] = [f"Unknown field; the fields are {', '.join(sorted(known))}."]
-    tool = data.get("tool")
-    if not isinstance(tool, str) or not tool or len(tool) > 300:
-        errors["tool"] = ["A tool name."]
-    arguments = data.get("arguments") or {}
-    if not isinstance(arguments, Mapping):
-        errors["arguments"] = ["Must be a JSON object of argument names to values."]
-    servers = data.get("servers") or []
-    if not isinstance(servers, list) or not all(isinstance(s, str) and _NAME.match(s) for s in servers):
-        errors["servers"] = ["A list of server names."]
-    for name in ("tag", "server_type"):
-        value = data.get(name) or ""
-        if not isinstance(value, str) or (value and not _NAME.match(value)):
-            errors[name] = ["A slug (letters, digits, - and _)."]
-    key = data.get("idempotency_key")
-    if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= 200):
-        errors["idempotency_key"] = ["Text of 1 to 200 characters."]
-    timeout = data.get("timeout_seconds", 10.0)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not math.isfinite(timeout):
-        errors["timeout_seconds"] = ["Must be a number."]
-    elif not 0.01 <= timeout <= 300:
-        errors["timeout_seconds"] = ["Must be between 0.01 and 300."]
-    if errors:
-        raise RequestError(errors)
-    return {
-        "tool": tool,
-        "arguments": dict(arguments),
-        "servers": list(servers),
-        "tag": data.get("tag") or "",
-        "server_type": data.get("server_type") or "",
-        "idempotency_key": key,
-        "timeout_seconds": float(timeout),
-    }
+    """The call a request asks for (every field, defaults filled in), or RequestError naming each bad field."""
+    body = BalancedCallSerializer(data=data)
+    if not body.is_valid():
+        raise RequestError(plain_errors(body.errors))
+    return dict(body.validated_data)
 
 
 def candidates_for(call: dict[str, Any]) -> list[Candidate]:

@@ -97,7 +97,8 @@ class JsonObjectField(serializers.DictField):
 
 @extend_schema_field({"type": "array", "items": {"type": "string"}, "uniqueItems": True})
 class DistinctNamesField(serializers.Field):
-    """A list of distinct names matching `pattern`, at most `limit`; "a, b" is read as ["a", "b"]."""
+    """A list of distinct names matching `pattern` (if given), at most `limit` (if given); "a, b" is read as
+    ["a", "b"]. Its messages can be worded for what the names are (error_messages)."""
 
     default_error_messages = {
         "not_a_list": "Must be a list of strings.",
@@ -106,7 +107,7 @@ class DistinctNamesField(serializers.Field):
         "repeated": "Entries must not repeat.",
     }
 
-    def __init__(self, *, pattern: re.Pattern[str], limit: int, **kwargs: Any) -> None:
+    def __init__(self, *, pattern: re.Pattern[str] | None = None, limit: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.pattern, self.limit = pattern, limit
 
@@ -115,9 +116,9 @@ class DistinctNamesField(serializers.Field):
             data = [part.strip() for part in data.split(",") if part.strip()]
         if not isinstance(data, list) or not all(isinstance(item, str) for item in data):
             self.fail("not_a_list")
-        if len(data) > self.limit:
+        if self.limit is not None and len(data) > self.limit:
             self.fail("too_many", limit=self.limit)
-        bad = [item for item in data if not self.pattern.fullmatch(item)]
+        bad = [item for item in data if self.pattern is not None and not self.pattern.fullmatch(item)]
         if bad:
             self.fail("bad_entry", entry=bad[0][:80])
         if len(set(data)) != len(data):
