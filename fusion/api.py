@@ -22,6 +22,53 @@ from registry.permissions import IsOperator, IsViewer
 logger = logging.getLogger(__name__)
 
 
+class FusionAnswerSerializer(serializers.Serializer):
+    """A fused answer: what POST /api/fusion/query/ answers and each run of the history shows. Made by
+    `engine.answer_json` (the cache keeps it as made); declared here for the schema, and a test keeps the two equal."""
+
+    run_id = serializers.IntegerField()
+    value = serializers.JSONField(allow_null=True, help_text="The fused value (null when there is none).")
+    quorum_met = serializers.BooleanField()
+    confidence = serializers.FloatField(allow_null=True)
+    sources = serializers.ListField(
+        child=serializers.DictField(), help_text="Per source: what it answered and how it counted."
+    )
+    strategy = serializers.CharField()
+    options = serializers.DictField()
+    tool = serializers.CharField(allow_null=True)
+    resource = serializers.CharField(allow_null=True)
+    dispersion = serializers.FloatField(allow_null=True, help_text="Of the one fused field, if one.")
+    interval = serializers.ListField(child=serializers.FloatField(), allow_null=True, min_length=2, max_length=2)
+    quorum = serializers.IntegerField()
+    valid_answers = serializers.IntegerField(allow_null=True)
+    error = serializers.CharField(allow_null=True, help_text="Why there is no usable value (then the answer is 502).")
+    duration_ms = serializers.FloatField()
+    created_at = serializers.DateTimeField()
+    cached = serializers.BooleanField(help_text="Answered from the cache (cache_ttl_seconds).")
+    shared = serializers.BooleanField(help_text="Answered by an identical query running at the same time.")
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # Declared here, not as an attribute: `fields` is the serializer's own map of its fields.
+        return super().get_fields() | {
+            "fields": serializers.DictField(
+                child=serializers.DictField(), help_text="Per fused field: value, method, dispersion, interval."
+            )
+        }
+
+    def to_representation(self, run: FusionRun) -> dict[str, Any]:
+        return answer_json(run)
+
+
+class FusionRunSerializer(FusionAnswerSerializer):
+    """One run of the history with the normalised query and the explanation of every decision."""
+
+    query = serializers.DictField()
+    explanation = serializers.DictField()
+
+    def to_representation(self, run: FusionRun) -> dict[str, Any]:
+        return {**answer_json(run), "query": run.query, "explanation": run.explanation}
+
+
 class FusionQueryView(APIView):
     permission_classes = [IsOperator]
 
@@ -34,9 +81,9 @@ class FusionQueryView(APIView):
         ),
         request=FusionQuerySerializer,
         responses={
-            200: OpenApiTypes.OBJECT,
+            200: FusionAnswerSerializer,
             400: OpenApiTypes.OBJECT,
-            502: OpenApiTypes.OBJECT,
+            502: FusionAnswerSerializer,
             503: OpenApiTypes.OBJECT,
         },
     )
@@ -52,19 +99,10 @@ class FusionQueryView(APIView):
         return Response(answer, status=status.HTTP_502_BAD_GATEWAY if answer["error"] else status.HTTP_200_OK)
 
 
-class FusionRunSerializer(serializers.ModelSerializer):
-    def to_representation(self, run: FusionRun) -> dict[str, Any]:
-        return answer_json(run)
-
-    class Meta:
-        model = FusionRun
-        fields = ["id"]
-
-
 class FusionRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Every fused answer, newest first, with figures over the filtered runs; one run with its explanation."""
 
-    serializer_class = FusionRunSerializer
+    serializer_class = FusionAnswerSerializer
     permission_classes = [IsViewer]
     lookup_value_regex = r"\d+"
 
@@ -80,10 +118,9 @@ class FusionRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         response.data["statistics"] = run_statistics(self.get_queryset())
         return response
 
-    @extend_schema(summary="One fusion run with its explanation")
+    @extend_schema(summary="One fusion run with its explanation", responses=FusionRunSerializer)
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        run = self.get_object()
-        return Response({**answer_json(run), "query": run.query, "explanation": run.explanation})
+        return Response(FusionRunSerializer(self.get_object()).data)
 
 
 class StrategyListView(APIView):
