@@ -30,11 +30,14 @@ from django.conf import settings
 from fleet.orm_worker import OrmWorker
 from mcp_client import BackoffPolicy, ConnectionHub, FleetRuntime
 from mcp_client.outbound import OutboundPolicy
+from registry import announcements
+from registry.announcements import RegistryListener
 
 if TYPE_CHECKING:
     from coordinator.balancer import Balancer
     from fleet.supervisor import FleetSupervisor
     from health.monitor import HealthMonitor
+    from pipeline.observers import FleetEvents
     from pipeline.running import Pipeline
 
 logger = logging.getLogger(__name__)
@@ -91,6 +94,16 @@ class TransactionRecovery:
             self.finished.set()
 
 
+class _SessionsFollowRegistry(RegistryListener):
+    """A server created, changed or deleted (announced once committed): the supervisor reconciles the sessions."""
+
+    def __init__(self, application: FleetApplication) -> None:
+        self.application = application
+
+    def registry_changed(self) -> None:
+        self.application.request_reconcile()
+
+
 class FleetApplication:
     """Build with the parts wanted (all of them for `serve`), then `start()`; `stop()` when done.
 
@@ -140,6 +153,8 @@ class FleetApplication:
         self.monitor: HealthMonitor | None = None
         self.supervisor: FleetSupervisor | None = None
         self.recovery: TransactionRecovery | None = None
+        self._fleet_events: FleetEvents | None = None
+        self._sessions_follow_registry = _SessionsFollowRegistry(self)
         self._started_steps: list[tuple[str, Callable[[], None]]] = []
         self._state = "new"  # new -> running -> stopped
         self._lock = threading.Lock()
@@ -243,6 +258,7 @@ class FleetApplication:
             self.runtime.shutdown()
 
     def _start_pipeline(self) -> None:
+        from pipeline.observers import FleetEvents
         from pipeline.running import Pipeline
         from pipeline.stores import event_store
 
@@ -254,8 +270,13 @@ class FleetApplication:
         )
         self.runtime.run(pipeline.start())
         self.pipeline = pipeline  # published into from now on
+        # What the registry announces (status writes, servers seen) travels as fleet.status / fleet.seen events.
+        self._fleet_events = FleetEvents(pipeline.bus)
+        announcements.connect(self._fleet_events)
 
     def _stop_pipeline(self) -> None:
+        if self._fleet_events is not None:
+            announcements.disconnect(self._fleet_events)
         if self.pipeline is not None and not self.runtime.stopped:
             self.runtime.run(self.pipeline.stop(), timeout=10.0)
 
@@ -288,8 +309,10 @@ class FleetApplication:
             flush_seconds=self.options["call_record_flush_seconds"],
         )
         self.supervisor.start()
+        announcements.connect(self._sessions_follow_registry)
 
     def _stop_supervisor(self) -> None:
+        announcements.disconnect(self._sessions_follow_registry)
         if self.supervisor is not None:
             self.supervisor.stop()
 

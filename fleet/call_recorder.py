@@ -19,8 +19,8 @@ from django.utils import timezone
 
 from fleet.orm_worker import OrmWorker
 from mcp_client import CallOutcome, Subscription
+from registry import announcements
 from registry.services import call_outcomes_record, call_records_prune, servers_seen_record
-from registry.signals import announce_seen
 
 logger = logging.getLogger(__name__)
 
@@ -100,8 +100,7 @@ class CallRecorder:
         self._seen_written.update(due)
         if len(self._seen_written) > 2 * len(ids_by_name) + 1_000:
             self._seen_written.clear()  # names of servers long gone: bounded, at the cost of one early write each
-        if seen:
-            announce_seen(seen)
+        announcements.servers_seen(seen)  # here, on the fleet loop, once the batch is written
         return True
 
     async def prune_once(self) -> int:

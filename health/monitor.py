@@ -42,6 +42,7 @@ from health.samples import PendingSample, samples_record
 from mcp_client import ConnectionLayerError, FleetRuntime
 from mcp_client.deadlines import Deadline
 from pipeline.running import publish
+from registry import announcements
 from registry.models import Server, ServerStatus
 from registry.services import StatusTransition, server_status_transition
 
@@ -351,6 +352,8 @@ class HealthMonitor:
             error=error,
         )
         if transition is not None:
+            # Announced here, on the fleet loop that decided it, once the write came back from the database thread.
+            announcements.status_changed(transition)
             tracked.written = (transition.to_status, transition.reason)
             if transition.changed:
                 logger.info("MCP server %r is %s: %s", tracked.config.name, status, reason)

@@ -5,8 +5,3 @@ class PipelineConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "pipeline"
     verbose_name = "Event pipeline"
-
-    def ready(self) -> None:
-        from pipeline import observers
-
-        observers.connect()

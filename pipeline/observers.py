@@ -1,16 +1,18 @@
-"""The registry, observed: its signals become `fleet.status` and `fleet.seen` events on the bus.
+"""The registry, observed: what it announces becomes `fleet.status` and `fleet.seen` events on the bus.
 
-The registry is the ground floor and knows nothing of the pipeline; it sends Django signals (registry.signals) and
-these receivers publish. `pipeline.running.publish` never blocks, so a status write is never held up by its
-audience.
+The registry is the ground floor and knows nothing of the pipeline; the fleet application connects a `FleetEvents`
+for its pipeline when it starts the pipeline (registry.announcements). Announcements arrive on the thread or loop
+that owns them (the fleet loop for what health decides and for the servers seen; a request thread for an operator's
+edit); the bus's `publish` is thread-safe and never blocks, so a status write is never held up by its audience.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
-from pipeline.running import publish
+from pipeline.bus import EventBus
+from registry.announcements import RegistryListener, StatusTransition
 
 FLEET_STATUS = "fleet.status"
 FLEET_SEEN = "fleet.seen"
@@ -20,36 +22,25 @@ def _iso(value: datetime | str | None) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def on_status_changed(
-    sender: Any,
-    *,
-    name: str,
-    status: str,
-    status_reason: str,
-    last_seen_at: datetime | None,
-    protocol_version: str,
-    **_: Any,
-) -> None:
-    publish(
-        FLEET_STATUS,
-        "status",
-        {
-            "server": name,
-            "status": status,
-            "status_reason": status_reason,
-            "last_seen_at": _iso(last_seen_at),
-            "protocol_version": protocol_version,
-        },
-        server=name,
-    )
+class FleetEvents(RegistryListener):
+    """Publishes what the registry announces on one pipeline's bus."""
 
+    def __init__(self, bus: EventBus) -> None:
+        self.bus = bus
 
-def on_servers_seen(sender: Any, *, seen: dict[str, datetime], **_: Any) -> None:
-    publish(FLEET_SEEN, "seen", {"servers": {name: _iso(at) for name, at in seen.items()}})
+    def status_changed(self, transition: StatusTransition) -> None:
+        self.bus.publish(
+            FLEET_STATUS,
+            "status",
+            {
+                "server": transition.name,
+                "status": str(transition.to_status),
+                "status_reason": transition.reason or "",
+                "last_seen_at": _iso(transition.last_seen_at),
+                "protocol_version": transition.protocol_version or "",
+            },
+            server=transition.name,
+        )
 
-
-def connect() -> None:
-    from registry.signals import server_status_changed, servers_seen
-
-    server_status_changed.connect(on_status_changed, dispatch_uid="pipeline.fleet.status")
-    servers_seen.connect(on_servers_seen, dispatch_uid="pipeline.fleet.seen")
+    def servers_seen(self, seen: Mapping[str, datetime]) -> None:
+        self.bus.publish(FLEET_SEEN, "seen", {"servers": {name: _iso(at) for name, at in seen.items()}})

@@ -7,11 +7,10 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from registry.discovery import discover_and_record, registry_changed
+from registry.discovery import discover_and_record
 from registry.models import CallRecord, Capability, CapabilitySnapshot, Server, Tag
 from registry.permissions import role_of
 from registry.policies import require_may_change
@@ -138,9 +137,8 @@ class ServerAdmin(admin.ModelAdmin):
             server = server_create(**definition)
         obj.pk = server.pk
         obj.refresh_from_db()
-        # The admin wraps the request in a transaction: the live session follows only once the change is committed,
-        # and no MCP work happens while the transaction holds the database.
-        transaction.on_commit(registry_changed)
+        # The admin wraps the request in a transaction: the services announce the change (and the live session
+        # follows) only once it is committed, so no MCP work happens while the transaction holds the database.
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         # Tags were set by the service; the capability inline is read-only.
@@ -150,7 +148,6 @@ class ServerAdmin(admin.ModelAdmin):
     def delete_model(self, request: HttpRequest, obj: Server) -> None:
         require_may_change(role=role_of(request.user), server=obj)
         server_delete(server=obj)
-        transaction.on_commit(registry_changed)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Server]) -> None:
         for server in queryset:

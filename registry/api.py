@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
@@ -14,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from registry.discovery import discover_and_record, first_discovery, registry_changed
+from registry.discovery import discover_and_record, first_discovery
 from registry.filters import ServerFilter
 from registry.models import CapabilitySnapshot, Server
 from registry.permissions import IsAdmin, IsOperator, ReadForViewersWriteForOperators, role_of
@@ -84,8 +83,7 @@ class ServerViewSet(viewsets.ModelViewSet):
         conflicts = name_conflicts(name=definition.validated_data["name"])
         if conflicts:
             raise ValidationError(conflicts)
-        server = server_create(**definition.validated_data)
-        registry_changed()
+        server = server_create(**definition.validated_data)  # the live sessions follow once it is committed
         discovery = None
         if server.enabled and _flag(request, "discover", default=True):
             discovery = first_discovery(server=server, caller=request.user.get_username())
@@ -104,9 +102,8 @@ class ServerViewSet(viewsets.ModelViewSet):
         conflicts = name_conflicts(name=changes.get("name", server.name), server=server)
         if conflicts:
             raise ValidationError(conflicts)
+        # The live session follows the definition once it is committed: restarted on change, closed when disabled.
         server = server_update(server=server, by=request.user.get_username(), **changes)
-        # The live session follows the definition: restarted on change, closed when disabled.
-        transaction.on_commit(registry_changed)
         return self._respond_with(server, discovery=None, code=status.HTTP_200_OK)
 
     @extend_schema(request=ServerDefinitionSerializer, responses=ServerSerializer)
@@ -119,7 +116,6 @@ class ServerViewSet(viewsets.ModelViewSet):
         require_may_define(role=role, server=server)
         require_may_change_secret_holder(role=role, server=server)
         server_delete(server=server)
-        registry_changed()
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses={200: DiscoveryOutcomeSerializer})
@@ -186,6 +182,4 @@ class RegistryImportView(APIView):
             )
         except ImportDocumentError as error:
             return Response({"detail": str(error), "problems": error.problems}, status=status.HTTP_400_BAD_REQUEST)
-        if not report.dry_run and (report.created or report.updated):
-            registry_changed()
         return Response(report.as_dict())

@@ -68,10 +68,3 @@ def first_discovery(*, server: Server, caller: str = "") -> dict[str, Any]:
         deadline=Deadline.within(budget),
         what=f"the first discovery of {server.name!r}",
     )
-
-
-def registry_changed() -> None:
-    """A server was created, changed or deleted: the live sessions follow (call after the change is committed)."""
-    running = application.running()
-    if running is not None:
-        running.request_reconcile()

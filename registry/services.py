@@ -15,6 +15,8 @@ from django.utils import timezone
 
 from mcp_client.capabilities import DiscoveredCapabilities
 from mcp_client.outcomes import CallOutcome
+from registry import announcements
+from registry.announcements import StatusTransition
 from registry.models import (
     DEFAULT_MAX_CONCURRENCY,
     CallRecord,
@@ -26,7 +28,6 @@ from registry.models import (
     StatusChange,
     Tag,
 )
-from registry.signals import announce_status
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ def server_create(
         status=ServerStatus.UNKNOWN if enabled else ServerStatus.DISABLED,
     )
     _tags_set(server=server, tags=tags)
+    announcements.registry_changed()
     return server
 
 
@@ -107,12 +109,14 @@ def server_update(*, server: Server, by: str = "an operator", **changes: Any) ->
         _status_by_operator(server, ServerStatus.UNKNOWN, f"enabled by {by}; connecting", by=by)
     if tags is not None:
         _tags_set(server=server, tags=tags)
+    announcements.registry_changed()
     return server
 
 
 def _status_by_operator(server: Server, status: str, reason: str, *, by: str) -> None:
     transition = server_status_transition(server_id=server.pk, status=status, reason=reason, source=by)
     if transition is not None:
+        transaction.on_commit(lambda: announcements.status_changed(transition))
         # The instance follows the row, so the save around this does not write the old status back.
         server.status, server.status_reason = transition.to_status, transition.reason
         server.status_changed_at = Server.objects.filter(pk=server.pk).values_list("status_changed_at", flat=True)[0]
@@ -128,6 +132,7 @@ def server_delete(*, server: Server) -> None:
     """
     Server.objects.select_for_update().filter(pk=server.pk).exists()
     server.delete()
+    announcements.registry_changed()
 
 
 def _content_hash(discovered: DiscoveredCapabilities) -> str:
@@ -231,21 +236,6 @@ def capabilities_record(
     return CapabilitiesRecorded(snapshot=snapshot, changed=True, previous=latest)
 
 
-@dataclass(frozen=True)
-class StatusTransition:
-    """What a status write did: `changed` is False when only the reason (or nothing) changed."""
-
-    server_id: int
-    name: str
-    from_status: str
-    to_status: str
-    reason: str
-    changed: bool
-    at: datetime
-    last_seen_at: datetime | None
-    protocol_version: str
-
-
 def server_status_transition(
     *,
     server_id: int,
@@ -262,6 +252,8 @@ def server_status_transition(
     the loser re-reads and decides again), and only to an enabled server (a disabled or deleted one is left alone:
     None). `expected`, when given, lists the statuses this transition is allowed from. A write that changes only the
     reason updates it in place: `status_reason` always says why the server is in its current status.
+
+    It announces nothing: the writer announces the transition where it owns it (registry.announcements).
     """
     reason = reason[:500]
     for _attempt in range(5):
@@ -288,13 +280,6 @@ def server_status_transition(
                     server_id=server_id, from_status=current, to_status=status, reason=reason, at=now, source=source
                 )
             fresh = Server.objects.filter(pk=server_id).values("last_seen_at", "protocol_version").first() or {}
-            announce_status(
-                name=row["name"],
-                status=status,
-                status_reason=reason,
-                last_seen_at=fresh.get("last_seen_at"),
-                protocol_version=fresh.get("protocol_version") or "",
-            )
             return StatusTransition(
                 server_id=server_id,
                 name=row["name"],

@@ -1,5 +1,5 @@
 """The dashboard's live fleet: a snapshot with where to resume, then the registry's status writes arriving as
-fleet.status events on /ws/events/ (through the registry's signal, the bus and the channel layer)."""
+fleet.status events on /ws/events/ (through the registry's announcements, the bus and the channel layer)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from registry import announcements
 from registry.models import Capability, CapabilityKind, CapabilitySnapshot, Server, ServerStatus, Transport
 from registry.services import server_status_transition, server_update
 
@@ -66,9 +67,11 @@ async def test_status_writes_reach_a_viewer_after_the_snapshot_without_a_gap(
 ):
     # A change made before the browser connects, after the page took its snapshot: replayed, not lost.
     snapshot = await sync_to_async(fleet_snapshot)(viewer_user)
-    await sync_to_async(server_status_transition)(
+    # Written and announced as the decider does it.
+    transition = await sync_to_async(server_status_transition)(
         server_id=exchange.id, status=ServerStatus.DEGRADED, reason="p95 latency 900 ms", source="test"
     )
+    announcements.status_changed(transition)
     browser = await browser_for(viewer_user)
     assert await browser.connect()
     await browser.send(

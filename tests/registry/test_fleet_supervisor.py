@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -14,8 +15,11 @@ from django.conf import settings
 from django.utils import timezone
 
 from exchange_fleet import launcher
+from fleet.calls import fleet_runtime
 from mcp_client import CallOutcome
 from mcp_client.processes import child_pids, is_alive
+from registry import announcements
+from registry.announcements import RegistryListener, StatusTransition
 from registry.models import CallRecord, CapabilitySnapshot, Server, ServerStatus, StatusChange
 from registry.services import (
     call_outcomes_record,
@@ -24,7 +28,6 @@ from registry.services import (
     server_delete,
     server_update,
 )
-from registry.signals import server_status_changed, servers_seen
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -70,22 +73,39 @@ def http_exchange() -> Iterator[tuple[int, list[subprocess.Popen[bytes]]]]:
         launcher.stop_process(process)
 
 
+def _on_fleet_loop() -> bool:
+    try:
+        return asyncio.get_running_loop() is fleet_runtime().loop
+    except RuntimeError:
+        return False
+
+
+class AnnouncementRecorder(RegistryListener):
+    def __init__(self) -> None:
+        self.received: list[dict] = []
+
+    def status_changed(self, transition: StatusTransition) -> None:
+        self.received.append(
+            {
+                "type": "fleet.status",
+                "name": transition.name,
+                "status": transition.to_status,
+                "reason": transition.reason,
+                "on_fleet_loop": _on_fleet_loop(),
+            }
+        )
+
+    def servers_seen(self, seen) -> None:
+        self.received.append({"type": "fleet.seen", "servers": dict(seen), "on_fleet_loop": _on_fleet_loop()})
+
+
 @pytest.fixture
 def fleet_events() -> Iterator[Callable[[], list[dict]]]:
-    """What the registry announced (its signals, which the pipeline turns into fleet.status / fleet.seen events)."""
-    received: list[dict] = []
-
-    def on_status(sender, **announced) -> None:
-        received.append({"type": "fleet.status", **announced})
-
-    def on_seen(sender, seen, **_) -> None:
-        received.append({"type": "fleet.seen", "servers": seen})
-
-    server_status_changed.connect(on_status, dispatch_uid="test-fleet-status")
-    servers_seen.connect(on_seen, dispatch_uid="test-fleet-seen")
-    yield lambda: list(received)
-    server_status_changed.disconnect(dispatch_uid="test-fleet-status")
-    servers_seen.disconnect(dispatch_uid="test-fleet-seen")
+    """What the registry announced (which the pipeline turns into fleet.status / fleet.seen events)."""
+    recorder = AnnouncementRecorder()
+    announcements.connect(recorder)
+    yield lambda: list(recorder.received)
+    announcements.disconnect(recorder)
 
 
 def test_it_brings_servers_online_discovering_each_session_exactly_once(live_fleet, http_exchange, fleet_events):
@@ -108,6 +128,8 @@ def test_it_brings_servers_online_discovering_each_session_exactly_once(live_fle
         live_fleet.runtime.run(live_fleet.supervisor.reconcile_once())
     wait_for(lambda: any(e.get("type") == "fleet.seen" for e in fleet_events()), what="a last-seen event")
     assert CallRecord.objects.filter(server=server, operation="discover").count() == 1
+    # Health decided and the recorder saw: both announced on the fleet loop, not from a database thread.
+    assert all(event["on_fleet_loop"] for event in fleet_events())
     assert CapabilitySnapshot.objects.filter(server=server).count() == 1
 
 
