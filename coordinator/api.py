@@ -119,13 +119,35 @@ def operation_json(operation: Operation, *, full: bool = False) -> dict[str, Any
     return data
 
 
-class OperationSerializer(serializers.ModelSerializer):
+class OperationSerializer(serializers.Serializer):
+    """An operation as the list shows it. Made by `operation_json`; declared here for the schema (a test keeps the
+    two equal)."""
+
+    id = serializers.IntegerField()
+    kind = serializers.CharField(help_text=", ".join(OperationKind.values))
+    state = serializers.CharField(help_text=", ".join(OperationState.values))
+    parameters = serializers.DictField(help_text="The request it ran.")
+    error = serializers.CharField(allow_null=True)
+    created_by = serializers.CharField()
+    started_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    duration_ms = serializers.FloatField(allow_null=True)
+    steps = serializers.IntegerField(help_text="How many steps it has (the list: one operation).")
+    opportunities = serializers.IntegerField(required=False, help_text="Arbitrage only: how many were found.")
+    best = serializers.DictField(required=False, allow_null=True, help_text="Arbitrage only: the best opportunity.")
+
     def to_representation(self, operation: Operation) -> dict[str, Any]:
         return operation_json(operation)
 
-    class Meta:
-        model = Operation
-        fields = ["id"]
+
+class OperationDetailSerializer(OperationSerializer):
+    """One operation with every step (name, state, started/finished, duration, error) and its result."""
+
+    steps = serializers.ListField(child=serializers.DictField())  # type: ignore[assignment]
+    result = serializers.JSONField(allow_null=True)
+
+    def to_representation(self, operation: Operation) -> dict[str, Any]:
+        return operation_json(operation, full=True)
 
 
 class OperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -146,8 +168,9 @@ class OperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
                 rows = rows.filter(**{name: value})
         return rows
 
+    @extend_schema(responses=OperationDetailSerializer)
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return Response(operation_json(self.get_object(), full=True))
+        return Response(OperationDetailSerializer(self.get_object()).data)
 
 
 TRANSACTION_STATUS = {
@@ -191,13 +214,40 @@ def refusal_response(refusal: SubmissionRefused) -> Response:
     return response
 
 
-class TransactionSerializer(serializers.ModelSerializer):
+class ParticipantSerializer(serializers.Serializer):
+    server = serializers.CharField()
+    order = serializers.DictField(
+        help_text="Two-phase: symbol, side, quantity, limit_price; saga: action, compensation."
+    )
+    idempotency_key = serializers.CharField()
+    state = serializers.CharField()
+    reservation_id = serializers.CharField(allow_null=True)
+    prepared = serializers.JSONField(allow_null=True, help_text="What the reservation (or the action) answered.")
+    outcome = serializers.JSONField(allow_null=True, help_text="What the confirmation or cancellation answered.")
+    error = serializers.CharField(allow_null=True)
+    timeline = serializers.ListField(child=serializers.DictField(), help_text="Each call made to it, in order.")
+
+
+class TransactionSerializer(serializers.Serializer):
+    """A transaction with its participants. Made by `transaction_json`; declared here for the schema (a test keeps
+    the two equal)."""
+
+    id = serializers.IntegerField()
+    protocol = serializers.CharField(help_text="two_phase or saga")
+    state = serializers.CharField(help_text=", ".join(TransactionState.values))
+    decision = serializers.CharField(allow_null=True, help_text="commit or abort, once decided (two-phase)")
+    decided_at = serializers.DateTimeField(allow_null=True)
+    reason = serializers.CharField(allow_null=True)
+    created_by = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    operation_id = serializers.IntegerField(allow_null=True)
+    idempotency_key = serializers.CharField(allow_null=True)
+    parameters = serializers.DictField()
+    participants = ParticipantSerializer(many=True)
+
     def to_representation(self, tx: Transaction) -> dict[str, Any]:
         return transaction_json(tx)
-
-    class Meta:
-        model = Transaction
-        fields = ["id"]
 
 
 class TransactionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -252,8 +302,8 @@ class TransactionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
             )
         ],
         responses={
-            200: OpenApiResponse(OpenApiTypes.OBJECT, description="Committed (or a replay of a committed one)."),
-            202: OpenApiResponse(OpenApiTypes.OBJECT, description="In doubt: phase two still retrying."),
+            200: OpenApiResponse(TransactionSerializer, description="Committed (or a replay of a committed one)."),
+            202: OpenApiResponse(TransactionSerializer, description="In doubt: phase two still retrying."),
             400: OpenApiResponse(OpenApiTypes.OBJECT, description="A bad field, named (the key's too)."),
             409: OpenApiResponse(
                 OpenApiTypes.OBJECT,
