@@ -43,7 +43,9 @@ def call(api, **extra):  # type: ignore[no-untyped-def]
 
 def test_the_balancer_prefers_the_fast_replica_and_ejects_the_broken_one(live_fleet, operator_api):
     replica("fast", "--latency-ms", "5")
-    replica("slow", "--latency-ms", "150")
+    # Far slower than the fast one plus what a loaded machine adds to each call (at 150 ms, the fast replica's
+    # measured latency under parallel test workers came close enough that the in-flight weighting sent it too few).
+    replica("slow", "--latency-ms", "500")
     # Answers its liveness probes (so the registry calls it online) but fails every tool call.
     replica("broken", "--error-rate", "1")
     ready(live_fleet, "fast", "slow", "broken")

@@ -295,19 +295,10 @@ def test_only_staff_see_the_admin_link(admin_user, viewer_user):
 
 @pytest.mark.django_db(transaction=True)
 def test_operators_discover_from_the_server_page_and_viewers_cannot(client, operator_user, viewer_user):
-    import sys
-
-    from django.conf import settings
-
     from registry.services import server_create
+    from tests.exchanges import EXCHANGE_HOST
 
-    server_create(
-        name="exchange-alpha",
-        transport="stdio",
-        command=sys.executable,
-        args=["-m", "exchange_fleet", "serve", "--profile", "alpha"],
-        cwd=str(settings.BASE_DIR),
-    )
+    server_create(name="exchange-alpha", transport="http", url=EXCHANGE_HOST.fresh_exchange_url("--profile", "alpha"))
     client.force_login(viewer_user)
     assert b"Discover now" not in client.get("/servers/exchange-alpha/").content
     assert client.post("/servers/exchange-alpha/discover/").status_code == 403
