@@ -23,6 +23,7 @@ from coordinator.services import StepLog, operation_finish, operation_start
 from coordinator.workflows import Step, StepContext, Workflow, run_workflow
 from fleet import calls as fleet_calls
 from mcp_client import Deadline
+from mcp_client.results import NoResultValue, ToolAnsweredError, ToolCallResult, result_value
 from registry.models import Capability, CapabilityKind, Server
 from registry.request_bodies import (
     DistinctNamesField,
@@ -141,6 +142,16 @@ class _Collected:
     failures: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _value_of(tool: str, result: ToolCallResult) -> Any:
+    """The answer's value (the analysis checks its shape); the step fails with what was wrong otherwise."""
+    try:
+        return result_value(result)
+    except ToolAnsweredError as exc:
+        raise RuntimeError(exc.text[:300] or "the tool answered an error") from None
+    except NoResultValue as exc:
+        raise RuntimeError(f"{tool}: {exc}") from None
+
+
 def _fetch_step(server: str, symbol: str, request: ArbitrageRequest) -> Any:
     async def fetch(context: StepContext) -> dict[str, Any]:
         deadline = Deadline.within(request.timeout_seconds)
@@ -150,12 +161,9 @@ def _fetch_step(server: str, symbol: str, request: ArbitrageRequest) -> Any:
                 server, "get_order_book", {"symbol": symbol, "depth": request.depth}, deadline=deadline, caller=CALLER
             ),
         )
-        for answer in (quote, book):
-            if answer.result.is_error:
-                raise RuntimeError(answer.result.text[:300] or "the tool answered an error")
         return {
-            "quote": quote.result.structured_content or {},
-            "book": book.result.structured_content or {},
+            "quote": _value_of("get_quote", quote.result),
+            "book": _value_of("get_order_book", book.result),
             "latency_ms": round(max(quote.outcome.latency_ms, book.outcome.latency_ms), 2),
         }
 
