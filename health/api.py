@@ -24,13 +24,82 @@ from registry.permissions import IsOperator, IsViewer, ReadForViewersWriteForOpe
 MAX_SAMPLES = 5_000
 
 
+# The health figures as the API answers them; `selectors.fleet_health` and `tool_figures` make them, these declare
+# them for the schema (tests/health/test_health_shape.py keeps the two equal).
+class LatencySerializer(serializers.Serializer):
+    p50 = serializers.FloatField(allow_null=True)
+    p95 = serializers.FloatField(allow_null=True)
+    p99 = serializers.FloatField(allow_null=True)
+    approximate = serializers.BooleanField(help_text="Hourly percentiles weighted by their checks, not exact.")
+
+
+class TrendSerializer(serializers.Serializer):
+    direction = serializers.CharField(help_text="improving, stable or degrading")
+    slope_ms_per_hour = serializers.FloatField()
+    confidence = serializers.FloatField()
+    points = serializers.IntegerField()
+
+
+class PredictionSerializer(serializers.Serializer):
+    metric = serializers.CharField()
+    threshold = serializers.FloatField()
+    at = serializers.DateTimeField(help_text="When the latency target is expected to be crossed.")
+    earliest = serializers.DateTimeField()
+    latest = serializers.DateTimeField(allow_null=True)
+
+
+class ServerFiguresSerializer(serializers.Serializer):
+    """One server's health over the last 24 hours (availability also over 7 and 30 days)."""
+
+    server = serializers.CharField()
+    status = serializers.CharField()
+    status_reason = serializers.CharField(allow_blank=True)
+    availability = serializers.DictField(
+        child=serializers.FloatField(allow_null=True), help_text="Per window (24h, 7d, 30d): checks that passed."
+    )
+    latency_ms = LatencySerializer()
+    success_rate = serializers.FloatField(allow_null=True)
+    checks_24h = serializers.IntegerField()
+    trend = TrendSerializer(allow_null=True)
+    prediction = PredictionSerializer(allow_null=True, help_text="Null when no crossing is expected within 24 h.")
+
+
+class FleetHealthSerializer(serializers.Serializer):
+    results = ServerFiguresSerializer(many=True)
+
+
+class ToolFiguresSerializer(serializers.Serializer):
+    tool = serializers.CharField()
+    calls = serializers.IntegerField()
+    success_rate = serializers.FloatField(allow_null=True)
+    latency_p50_ms = serializers.FloatField(allow_null=True)
+    latency_p95_ms = serializers.FloatField(allow_null=True)
+
+
+class StatusChangeSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    source = serializers.CharField()
+    reason = serializers.CharField(allow_blank=True)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # "from" is a Python keyword, so these two are added by name.
+        return super().get_fields() | {"from": serializers.CharField(), "to": serializers.CharField()}
+
+
+class ServerHealthSerializer(ServerFiguresSerializer):
+    """One server's figures, per tool too, with its last 100 status changes."""
+
+    tools = ToolFiguresSerializer(many=True)
+    status_history = StatusChangeSerializer(many=True)
+
+
 class FleetHealthView(APIView):
     permission_classes = [IsViewer]
 
     @extend_schema(
         operation_id="health_fleet",
         summary="Every server's health: status, availability, latency, success rate, trend, prediction",
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: FleetHealthSerializer},
     )
     def get(self, request: Request) -> Response:
         return Response({"results": fleet_health()})
@@ -42,7 +111,7 @@ class ServerHealthView(APIView):
     @extend_schema(
         operation_id="health_server",
         summary="One server's health, with figures per tool",
-        responses={200: OpenApiTypes.OBJECT, 404: None},
+        responses={200: ServerHealthSerializer, 404: None},
     )
     def get(self, request: Request, name: str) -> Response:
         server = get_object_or_404(Server, name=name)
