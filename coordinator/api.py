@@ -26,6 +26,7 @@ from coordinator.transaction_requests import (
     idempotency_key_of,
 )
 from registry.permissions import IsOperator, IsViewer
+from registry.request_bodies import one_of, query_filters
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +151,15 @@ class OperationDetailSerializer(OperationSerializer):
         return operation_json(operation, full=True)
 
 
+class OperationFilters(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        choices=OperationKind.values, required=False, allow_blank=True, error_messages=one_of(OperationKind.values)
+    )
+    state = serializers.ChoiceField(
+        choices=OperationState.values, required=False, allow_blank=True, error_messages=one_of(OperationState.values)
+    )
+
+
 class OperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Every coordinated operation, newest first (?kind=, ?state=); one with its steps and result."""
 
@@ -158,15 +168,11 @@ class OperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     lookup_value_regex = r"\d+"
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
-        rows = Operation.objects.all()
-        params = self.request.query_params
-        for name, choices in (("kind", OperationKind.values), ("state", OperationState.values)):
-            value = params.get(name)
-            if value:
-                if value not in choices:
-                    raise serializers.ValidationError({name: f"one of {', '.join(choices)}"})
-                rows = rows.filter(**{name: value})
-        return rows
+        return Operation.objects.filter(**query_filters(OperationFilters, self.request.query_params))
+
+    @extend_schema(parameters=[OperationFilters])
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
 
     @extend_schema(responses=OperationDetailSerializer)
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -250,6 +256,15 @@ class TransactionSerializer(serializers.Serializer):
         return transaction_json(tx)
 
 
+class TransactionFilters(serializers.Serializer):
+    state = serializers.ChoiceField(
+        choices=TransactionState.values,
+        required=False,
+        allow_blank=True,
+        error_messages=one_of(TransactionState.values),
+    )
+
+
 class TransactionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Transactions across servers: viewers read them, operators run one (POST)."""
 
@@ -260,13 +275,12 @@ class TransactionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         return [IsOperator()] if self.request.method == "POST" else [IsViewer()]
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
-        rows = Transaction.objects.prefetch_related("participants")
-        state = self.request.query_params.get("state")
-        if state:
-            if state not in TransactionState.values:
-                raise serializers.ValidationError({"state": f"one of {', '.join(TransactionState.values)}"})
-            rows = rows.filter(state=state)
-        return rows
+        filters = query_filters(TransactionFilters, self.request.query_params)
+        return Transaction.objects.prefetch_related("participants").filter(**filters)
+
+    @extend_schema(parameters=[TransactionFilters])
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
 
     @extend_schema(
         summary="Run a transaction across servers (two-phase: reserve everywhere, decide, confirm or cancel)",

@@ -18,6 +18,7 @@ from fusion.query import FusionQuerySerializer, QueryError, parse_query
 from fusion.selectors import filtered_runs, run_statistics, trust_rows
 from fusion.strategies import all_strategies
 from registry.permissions import IsOperator, IsViewer
+from registry.request_bodies import query_filters
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +100,14 @@ class FusionQueryView(APIView):
         return Response(answer, status=status.HTTP_502_BAD_GATEWAY if answer["error"] else status.HTTP_200_OK)
 
 
+class RunFilters(serializers.Serializer):
+    tool = serializers.CharField(required=False, help_text="Runs asking this tool.")
+    strategy = serializers.CharField(required=False)
+    quorum_met = serializers.ChoiceField(
+        choices=["true", "false"], required=False, allow_blank=True, error_messages={"invalid_choice": "true or false"}
+    )
+
+
 class FusionRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Every fused answer, newest first, with figures over the filtered runs; one run with its explanation."""
 
@@ -107,12 +116,10 @@ class FusionRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     lookup_value_regex = r"\d+"
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
-        quorum_met = self.request.query_params.get("quorum_met")
-        if quorum_met not in (None, "", "true", "false"):
-            raise serializers.ValidationError({"quorum_met": "true or false"})
+        query_filters(RunFilters, self.request.query_params)
         return filtered_runs(self.request.query_params)
 
-    @extend_schema(summary="Fusion runs, newest first, with statistics (?tool=&strategy=&quorum_met=)")
+    @extend_schema(summary="Fusion runs, newest first, with statistics", parameters=[RunFilters])
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         response = super().list(request, *args, **kwargs)
         response.data["statistics"] = run_statistics(self.get_queryset())

@@ -18,6 +18,7 @@ from health.models import Alert, AlertRule, AlertState, NotificationChannel, Not
 from pipeline.running import publish
 from registry.models import Server
 from registry.permissions import IsAdmin, IsOperator, IsViewer, Role, role_of
+from registry.request_bodies import one_of, query_filters
 from registry.validation import url_errors
 
 
@@ -50,19 +51,24 @@ class AlertSerializer(serializers.Serializer):
         return alert_json(alert)
 
 
+class AlertFilters(serializers.Serializer):
+    state = serializers.ChoiceField(
+        choices=AlertState.values, required=False, allow_blank=True, error_messages=one_of(AlertState.values)
+    )
+
+
 class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = AlertSerializer
     permission_classes = [IsViewer]
     lookup_value_regex = r"\d+"
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
-        rows = Alert.objects.select_related("rule", "server").order_by("-started_at")
-        state = self.request.query_params.get("state")
-        if state:
-            if state not in AlertState.values:
-                raise serializers.ValidationError({"state": f"one of {', '.join(AlertState.values)}"})
-            rows = rows.filter(state=state)
-        return rows
+        filters = query_filters(AlertFilters, self.request.query_params)
+        return Alert.objects.select_related("rule", "server").filter(**filters).order_by("-started_at")
+
+    @extend_schema(parameters=[AlertFilters])
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
 
     @extend_schema(
         summary="Acknowledge an alert (operators): no more repeat notifications",

@@ -179,3 +179,18 @@ class JsonBody(serializers.Serializer):
         if unknown:
             raise serializers.ValidationError(unknown)
         return values
+
+
+def query_filters(serializer_class: type[serializers.Serializer], params: Any) -> dict[str, Any]:
+    """A list's filters (?name=value) read by the serializer that declares them, which the views also show in the
+    OpenAPI schema (`extend_schema(parameters=[...])`). A bad one answers 400 naming it with its message as text
+    ({"state": "one of ..."}), the shape these filters always answered."""
+    filters = serializer_class(data=params)
+    if not filters.is_valid():
+        raise serializers.ValidationError({name: str(messages[0]) for name, messages in filters.errors.items()})
+    return {name: value for name, value in filters.validated_data.items() if value not in EMPTY_VALUES}
+
+
+def one_of(choices: list[str]) -> dict[str, str]:
+    """error_messages of a filter's ChoiceField, in the words the filters always used."""
+    return {"invalid_choice": literal(f"one of {', '.join(choices)}")}

@@ -94,3 +94,35 @@ def test_the_nested_parts_are_declared_too(schema):
     assert set(components["Order"]["required"]) == {"server", "symbol", "side", "quantity"}
     assert set(components["SagaStep"]["required"]) == {"server", "action", "compensation"}
     assert transaction["properties"]["arbitrage"]["allOf"][0]["$ref"].endswith("/ArbitrageChoice")
+
+
+@pytest.mark.parametrize(
+    ("path", "filters"),
+    [
+        ("/api/fusion/runs/", {"tool", "strategy", "quorum_met"}),
+        ("/api/coordinator/operations/", {"kind", "state"}),
+        ("/api/coordinator/transactions/", {"state"}),
+        ("/api/alerts/", {"state"}),
+    ],
+)
+def test_the_filters_of_a_list_are_declared(schema, path, filters):
+    parameters = {p["name"] for p in schema["paths"][path]["get"]["parameters"] if p["in"] == "query"}
+    assert filters <= parameters
+
+
+@pytest.mark.parametrize(
+    ("query", "answer"),
+    [
+        ("/api/fusion/runs/?quorum_met=maybe", {"quorum_met": "true or false"}),
+        ("/api/coordinator/operations/?kind=dance", {"kind": "one of arbitrage, call, transaction"}),
+        ("/api/coordinator/transactions/?state=odd", None),
+        ("/api/alerts/?state=sideways", {"state": "one of pending, firing, resolved"}),
+    ],
+)
+def test_a_bad_filter_is_named_with_its_message_as_text(viewer_api, query, answer):
+    response = viewer_api.get(query)
+    assert response.status_code == 400
+    if answer is not None:
+        assert response.json() == answer
+    else:
+        assert list(response.json()) == ["state"] and response.json()["state"].startswith("one of ")
