@@ -115,11 +115,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 
+
+def redis_channel_layer(url: str) -> dict:
+    """channels_redis on `url`. Its receive blocks 5 s in BZPOPMIN on an idle channel, and redis-py 8 times every
+    socket read out after 5 s by default: the read lost that race and a WebSocket consumer died with TimeoutError
+    after 5 quiet seconds. Reads here wait longer than the block."""
+    return {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [{"address": url, "socket_timeout": 15}]},
+    }
+
+
 REDIS_URL = env_str("REDIS_URL", "")
 if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}},
-    }
+    CHANNEL_LAYERS = {"default": redis_channel_layer(REDIS_URL)}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     # In-memory does not cross processes: in the embedded mode the loops run inside the web process.
@@ -284,7 +293,9 @@ PIPELINE_REDIS_PREFIX = env_str("PIPELINE_REDIS_PREFIX", "pipeline:")
 # Every bus subscriber's queue bound, and how long the bus waits once for a full one before dropping its oldest.
 PIPELINE_SUBSCRIBER_QUEUE = env_int("PIPELINE_SUBSCRIBER_QUEUE", 10_000)
 PIPELINE_SLOW_SUBSCRIBER_WAIT_SECONDS = env_float("PIPELINE_SLOW_SUBSCRIBER_WAIT_SECONDS", 0.05)
-# Browsers: one frame per batch, sent at most this long after its first event, or at this many events.
+# Browsers: leading-edge batching. A socket that sent no frame within this window sends an event at once; events
+# arriving within it after a frame wait until it is over and go as one frame (at most about one frame per window
+# on a busy socket), or sooner at this many events.
 PIPELINE_SOCKET_BATCH_SECONDS = env_float("PIPELINE_SOCKET_BATCH_SECONDS", 0.05)
 PIPELINE_SOCKET_BATCH_MAX = env_int("PIPELINE_SOCKET_BATCH_MAX", 500)
 # A paused socket keeps at most this many events, then loses the oldest (and is told how many on continue).

@@ -143,10 +143,10 @@ async def test_an_event_published_in_another_process_reaches_a_browser_here(
         pytest.skip("Redis is not running on 127.0.0.1:6379")
     from channels.layers import channel_layers
 
+    from orchestrator_site.settings import redis_channel_layer
+
     settings.REDIS_URL = url
-    settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [url]}}
-    }
+    settings.CHANNEL_LAYERS = {"default": redis_channel_layer(url)}
     channel_layers.backends.clear()
     try:
         browser = await browser_for(viewer_user)
