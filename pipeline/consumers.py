@@ -12,8 +12,10 @@ Every socket joins one channel-layer group and receives every batch the forwarde
 filter wants. It knows the last sequence number of every stream it follows, so a duplicate is dropped and a hole
 (events dropped anywhere on the way, or while paused) becomes a gap frame with the number missed. `after` replays
 each named stream from the history first, then goes on live with no hole and no duplicate between the two.
-Frames go out at most PIPELINE_SOCKET_BATCH_SECONDS after their first event, or sooner at
-PIPELINE_SOCKET_BATCH_MAX events; a paused socket keeps at most PIPELINE_SOCKET_BUFFER events.
+Leading-edge batching: on a socket that sent no frame within PIPELINE_SOCKET_BATCH_SECONDS (idle), events go out
+at once; after a frame, what arrives within that window waits until the window since that frame is over and goes
+as one frame (or sooner at PIPELINE_SOCKET_BATCH_MAX events). So a lone status change is not held, and a busy
+socket still sends at most about one frame per window. A paused socket keeps at most PIPELINE_SOCKET_BUFFER events.
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
         self.wanted_streams: dict[str, bool] = {}
         self.flush_lock = asyncio.Lock()
         self.flush_timer: asyncio.TimerHandle | None = None
+        # The loop time of the last frame of events; -inf: none yet, so the first events go at once.
+        self.last_frame_at = float("-inf")
         self.sent = 0
         await self.channel_layer.group_add(EVENTS_GROUP, self.channel_name)
         self.joined = True
@@ -228,7 +232,11 @@ class EventsConsumer(AsyncWebsocketConsumer):
             await self._flush()
         elif self.outbox and self.flush_timer is None and not self.paused:
             loop = asyncio.get_running_loop()
-            self.flush_timer = loop.call_later(settings.PIPELINE_SOCKET_BATCH_SECONDS, self._flush_soon)
+            wait = self.last_frame_at + settings.PIPELINE_SOCKET_BATCH_SECONDS - loop.time()
+            if wait <= 0:
+                await self._flush()  # idle: nothing to batch with, so no reason to wait
+            else:
+                self.flush_timer = loop.call_later(wait, self._flush_soon)
 
     def _wants_stream(self, stream: str) -> bool:
         wanted = self.wanted_streams.get(stream)
@@ -286,6 +294,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
                 self.flush_timer = None
             items, self.outbox, self.outbox_events = self.outbox, deque(), 0
             missed, self.missed_while_paused = self.missed_while_paused, {}
+            if items or missed:
+                self.last_frame_at = asyncio.get_running_loop().time()
             for stream, count in missed.items():
                 await self._send_gap(stream, count)
             now = time.time()
