@@ -61,7 +61,9 @@ def sweep(args: argparse.Namespace) -> dict[str, Any]:
     from registry.services import server_create
 
     fleets: list[tuple[Any, list[str]]] = []
-    application = FleetApplication()  # as `manage.py serve` builds it
+    # As `manage.py serve` builds it, less the pipeline (its producers would subscribe to every exchange's quotes) and
+    # recovery: the window counts what checking costs, as this bench always has.
+    application = FleetApplication(pipeline=False, recovery=False)
     result: dict[str, Any] = {"servers": args.processes * args.per_process, "interval_seconds": args.interval}
     try:
         for _ in range(args.processes):

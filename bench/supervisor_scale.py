@@ -126,9 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         window_seconds=args.window,
     )
     fleets: list[tuple[Any, list[str]]] = []
-    # As `manage.py serve` builds it; health (the status decider) checks every server on the interval asked for.
+    # As `manage.py serve` builds it, less the pipeline (its producers would subscribe to every exchange's quotes) and
+    # recovery, so the window counts what checking costs; health (the decider) checks on the interval asked for.
     settings.HEALTH_CHECK_INTERVAL_SECONDS = args.check_interval
-    application = FleetApplication()
+    application = FleetApplication(pipeline=False, recovery=False)
     try:
         for _ in range(args.processes):
             fleets.append(
