@@ -265,12 +265,9 @@ LOGGING = {
 OUTBOUND_ALLOWED_NETWORKS = env_list("OUTBOUND_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
 # stdio servers run a command on this machine (admins only). When set, only these exact commands may be registered.
 MCP_STDIO_COMMAND_ALLOWLIST = env_list("MCP_STDIO_COMMAND_ALLOWLIST", [])
-# The fleet supervisor: liveness checks of every connected server (each with its own deadline); a server whose
-# checks fail is degraded, then offline after this many failures in a row. A full reconcile with the registry runs
-# on every change and, as a safety net for changes made by other processes, every FLEET_RECONCILE_SECONDS.
-FLEET_CHECK_INTERVAL_SECONDS = float(env_int("FLEET_CHECK_INTERVAL_SECONDS", 5))
-FLEET_CHECK_TIMEOUT_SECONDS = float(env_int("FLEET_CHECK_TIMEOUT_SECONDS", 3))
-FLEET_CHECK_FAILURES_TO_OFFLINE = env_int("FLEET_CHECK_FAILURES_TO_OFFLINE", 2)
+# The fleet supervisor keeps the sessions matched to the registry (liveness checks are health's: HEALTH_* below). A
+# full reconcile runs on every change and, as a safety net for changes made by other processes, every
+# FLEET_RECONCILE_SECONDS.
 FLEET_RECONCILE_SECONDS = float(env_int("FLEET_RECONCILE_SECONDS", 30))
 # New sessions are discovered this many at a time (after a restart every one of them wants a discovery).
 FLEET_DISCOVERIES_AT_ONCE = env_int("FLEET_DISCOVERIES_AT_ONCE", 16)
