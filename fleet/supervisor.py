@@ -77,8 +77,6 @@ class Watched:
 class Definition:
     server_id: int
     name: str
-    status: str
-    status_reason: str
     target: ServerTarget | None
     problem: str = ""
 
@@ -91,7 +89,7 @@ def load_definitions() -> list[Definition]:
             target, problem = server_target(server), ""
         except ValueError as error:
             target, problem = None, str(error)
-        definitions.append(Definition(server.pk, server.name, server.status, server.status_reason, target, problem))
+        definitions.append(Definition(server.pk, server.name, target, problem))
     return definitions
 
 
