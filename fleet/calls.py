@@ -157,6 +157,18 @@ def run_on_fleet(work: Submittable[T], *, deadline: Deadline, what: str) -> T:
     return future.result()
 
 
+async def await_on_fleet(work: Submittable[T], *, deadline: Deadline, what: str) -> T:
+    """`run_on_fleet` for async code on another loop (the API's async views): the same deadline plus
+    `HANDOFF_SLACK_SECONDS`, then the work is cancelled and FleetTimedOut names `what`; no thread is held."""
+    waited = max(0.0, deadline.remaining()) + HANDOFF_SLACK_SECONDS
+    task = asyncio.ensure_future(fleet_runtime().arun(work))
+    done, _ = await asyncio.wait([task], timeout=waited)
+    if not done:
+        task.cancel()  # cancels the work on the fleet loop too
+        raise FleetTimedOut(what, waited)
+    return task.result()
+
+
 # -- async API (names) -------------------------------------------------------------------------------------------
 
 

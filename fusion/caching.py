@@ -3,9 +3,10 @@ single flight: concurrent identical queries in this process share one fan-out.""
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from django.core.cache import cache
@@ -44,13 +45,14 @@ def keep_answer(key: str, answer: dict[str, Any], ttl_seconds: float) -> None:
 
 
 class SingleFlight:
-    """The first caller of a key does the work; callers that arrive while it runs wait for its result."""
+    """The first caller of a key does the work; callers that arrive while it runs wait for its result. Callers may
+    be on different event loops (the API's, a sync caller's own), so the shared result is a thread-safe future."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._running: dict[str, concurrent.futures.Future[Any]] = {}
 
-    def run(self, key: str, work: Callable[[], T], *, timeout: float | None = None) -> tuple[T, bool]:
+    async def run(self, key: str, work: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
         """(the result, whether it was shared from another caller's work)."""
         with self._lock:
             future = self._running.get(key)
@@ -60,9 +62,9 @@ class SingleFlight:
                 self._running[key] = future
         assert future is not None
         if not leader:
-            return future.result(timeout), True
+            return await asyncio.wrap_future(future), True
         try:
-            result = work()
+            result = await work()
         except BaseException as exc:
             future.set_exception(exc)
             raise

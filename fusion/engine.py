@@ -1,4 +1,4 @@
-"""Running a fusion query end to end (sync: a view, the demo, a command).
+"""Running a fusion query end to end (async: the API view; `run_query` wraps it for the demo and commands).
 
 parse -> cache -> single flight -> plan the sources (registry, health status, trust) -> fan out on the fleet loop
 -> evaluate -> learn trust and store the run -> publish on the bus -> cache a success.
@@ -9,18 +9,20 @@ from __future__ import annotations
 import copy
 import time
 import uuid
+from datetime import datetime
 from typing import Any
 
+from asgiref.sync import async_to_sync, sync_to_async
 from django.utils import timezone
 
-from fleet.calls import HANDOFF_SLACK_SECONDS, run_on_fleet
+from fleet.calls import await_on_fleet
 from fusion import caching
-from fusion.evaluation import evaluate
+from fusion.evaluation import Evaluation, evaluate
 from fusion.fanout import fan_out
 from fusion.models import FusionRun
 from fusion.query import FusionQuery, QueryError
 from fusion.services import record_run
-from fusion.sources import plan_sources
+from fusion.sources import SourcePlan, plan_sources
 from mcp_client import Deadline
 from pipeline.running import publish
 
@@ -75,17 +77,40 @@ def run_event(run: FusionRun) -> dict[str, Any]:
     }
 
 
-def _fresh(query: FusionQuery, caller: str) -> dict[str, Any]:
-    started_at = timezone.now()
-    started = time.perf_counter()
+def _plan(query: FusionQuery, started_at: datetime) -> list[SourcePlan]:
     plans = plan_sources(query, started_at)
-    planned = time.perf_counter()
     if query.quorum > len(plans):
         raise QueryError({"quorum": [f"Only {len(plans)} source(s) can be asked; the quorum is {query.quorum}."]})
     caching.count("fan_outs")
+    return plans
+
+
+def _record(
+    query: FusionQuery,
+    evaluation: Evaluation,
+    *,
+    caller: str,
+    started_at: datetime,
+    started: float,
+    phases: dict[str, float],
+) -> dict[str, Any]:
+    run = record_run(query, evaluation, caller=caller, started_at=started_at, started=started, phases=phases)
+    publish(EVENT_STREAM, "completed" if evaluation.ok else "failed", run_event(run))
+    answer = answer_json(run)
+    if evaluation.ok:
+        caching.keep_answer(query.cache_key(), answer, query.cache_ttl_seconds)
+    return answer
+
+
+async def _fresh(query: FusionQuery, caller: str) -> dict[str, Any]:
+    """Planning and recording are database work (a thread); the fan-out is awaited, holding no thread."""
+    started_at = timezone.now()
+    started = time.perf_counter()
+    plans = await sync_to_async(_plan)(query, started_at)
+    planned = time.perf_counter()
     correlation_id = f"fusion-{uuid.uuid4().hex[:12]}"
-    # The fan-out hands the replies back at the deadline, whatever is still out.
-    replies = run_on_fleet(
+    # The fan-out answers by the query's deadline on the fleet loop (a late source is cancelled and reported).
+    replies = await await_on_fleet(
         fan_out(query, plans, correlation_id),
         deadline=Deadline.within(query.deadline_seconds),
         what=f"the fusion fan-out {correlation_id}",
@@ -98,28 +123,26 @@ def _fresh(query: FusionQuery, caller: str) -> dict[str, Any]:
         "fan_out_ms": round((answered - planned) * 1000.0, 2),
         "evaluate_ms": round((evaluated - answered) * 1000.0, 2),
     }
-    run = record_run(query, evaluation, caller=caller, started_at=started_at, started=started, phases=phases)
-    publish(EVENT_STREAM, "completed" if evaluation.ok else "failed", run_event(run))
-    answer = answer_json(run)
-    if evaluation.ok:
-        caching.keep_answer(query.cache_key(), answer, query.cache_ttl_seconds)
-    return answer
+    return await sync_to_async(_record)(
+        query, evaluation, caller=caller, started_at=started_at, started=started, phases=phases
+    )
 
 
-def run_query(query: FusionQuery, *, caller: str) -> dict[str, Any]:
+async def run_query_async(query: FusionQuery, *, caller: str) -> dict[str, Any]:
     """The fused answer (a dict for the API). `answer["error"]` is set when there is no usable value; QueryError
     when the query cannot be asked at all (unknown servers, bad arguments)."""
     key = query.cache_key()
     if query.cache_ttl_seconds > 0:
-        cached = caching.cached_answer(key)
+        cached = await sync_to_async(caching.cached_answer)(key)
         if cached is not None:
             return {**cached, "cached": True}
-    # A follower waits for the leader's fan-out (its deadline and the hand-off slack) and one slack more for the
-    # leader's own work around it (planning, storing the run).
-    answer, shared = caching.single_flight.run(
-        key, lambda: _fresh(query, caller), timeout=query.deadline_seconds + 2 * HANDOFF_SLACK_SECONDS
-    )
+    answer, shared = await caching.single_flight.run(key, lambda: _fresh(query, caller))
     if shared:
-        caching.count("shared")
+        await sync_to_async(caching.count)("shared")
         return {**copy.deepcopy(answer), "shared": True}
     return answer
+
+
+def run_query(query: FusionQuery, *, caller: str) -> dict[str, Any]:
+    """`run_query_async` for sync code (the demo's thread, commands, benchmarks)."""
+    return async_to_sync(run_query_async)(query, caller=caller)

@@ -27,6 +27,7 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+from .event_loops import new_event_loop
 from .hub import ConnectionHub
 from .loop_bridge import LoopBridge
 
@@ -74,7 +75,7 @@ class FleetRuntime:
                 raise RuntimeError("FleetRuntime was shut down; create a new one")
             if self._thread is not None:
                 return self
-            loop = asyncio.new_event_loop()
+            loop = new_event_loop()
             ready = threading.Event()
 
             def serve() -> None:

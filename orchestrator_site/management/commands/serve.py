@@ -1,8 +1,8 @@
-"""Serve the dashboard, the API and the WebSockets with daphne, and run the fleet loops in the same process.
+"""Serve the dashboard, the API and the WebSockets with uvicorn, and run the fleet loops in the same process.
 
 In the embedded mode the in-memory channel layer does not cross processes, so the loops that publish events run
-here, next to the web server: the fleet application (fleet/application.py), started once daphne is ready and stopped
-before the reactor stops. On SIGINT/SIGTERM every MCP session is closed and every child process stopped.
+here, next to the web server: the fleet application (fleet/application.py), started once uvicorn listens and stopped
+once it has stopped serving. On SIGINT/SIGTERM every MCP session is closed and every child process stopped.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ from typing import Any
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from orchestrator_site.web_server import WebServer
+
 logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
-    help = "Serve the orchestrator (daphne + fleet loops); --demo also starts and registers the demo exchange fleet."
+    help = "Serve the orchestrator (uvicorn + fleet loops); --demo also starts and registers the demo exchange fleet."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
@@ -28,12 +30,6 @@ class Command(BaseCommand):
         parser.add_argument("--demo", action="store_true", help="Start and register the simulated exchange fleet.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        # daphne.server installs the asyncio Twisted reactor on import: it must come before anything else imports
-        # twisted.internet.reactor.
-        from daphne.endpoints import build_endpoint_description_strings
-        from daphne.server import Server as DaphneServer
-        from twisted.internet import reactor
-
         from fleet.application import FleetApplication
         from orchestrator_site.asgi import application
         from orchestrator_site.demo import DemoActivity, DemoFleet, demo_alert_rules, demo_login, demo_register
@@ -71,9 +67,9 @@ class Command(BaseCommand):
                 f"unchanged {len(report['unchanged'])})."
             )
 
-        def start_loops() -> None:
-            # Events for the browsers are delivered on daphne's loop, which owns the in-memory channel layer.
-            bind_delivery_loop(asyncio.get_event_loop())
+        def start_loops(web_loop: asyncio.AbstractEventLoop) -> None:
+            # Events for the browsers are delivered on the web server's loop, which owns the in-memory channel layer.
+            bind_delivery_loop(web_loop)
             # Pipeline, health (the decider), supervisor, transaction recovery: in that order (see the application).
             fleet.start()
             if options["demo"]:
@@ -98,16 +94,9 @@ class Command(BaseCommand):
             demo.stop()
             self.stdout.write("Stopped cleanly.")
 
-        # Before the reactor stops, so a SIGINT/SIGTERM from daphne's signal handlers closes every session.
-        reactor.addSystemEventTrigger("before", "shutdown", shut_down)
         # The embedded server serves its own static files; a bigger deployment puts them behind a web server.
-        http_application = ASGIStaticFilesHandler(application)
+        web_server = WebServer(ASGIStaticFilesHandler(application), host=host, port=port, on_ready=start_loops)
         try:
-            DaphneServer(
-                application=http_application,
-                endpoints=build_endpoint_description_strings(host=host, port=port),
-                ready_callable=start_loops,
-                verbosity=0,
-            ).run()
+            web_server.run()
         finally:
             shut_down()
