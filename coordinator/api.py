@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.http import HttpRequest, JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
@@ -13,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from coordinator.arbitrage_workflow import ArbitrageRequestSerializer, parse_request, run_arbitrage
-from coordinator.balanced_calls import BalancedCallSerializer, balanced_call, parse_call, routing_stats
+from coordinator.balanced_calls import BalancedCallSerializer, balanced_call_async, parse_call, routing_stats
 from coordinator.errors import RequestError
 from coordinator.models import Operation, OperationKind, OperationState, Transaction, TransactionState
 from coordinator.submissions import RefusalReason, SubmissionRefused, transaction_submit
@@ -25,7 +26,8 @@ from coordinator.transaction_requests import (
     TransactionRequestSerializer,
     idempotency_key_of,
 )
-from registry.permissions import IsOperator, IsViewer
+from orchestrator_site.async_api import AsyncAPIView, Caller, json_answer
+from registry.permissions import IsOperator, IsViewer, Role
 from registry.request_bodies import one_of, query_filters
 
 logger = logging.getLogger(__name__)
@@ -55,8 +57,10 @@ class ArbitrageView(APIView):
         return Response(report)
 
 
-class BalancedCallView(APIView):
-    permission_classes = [IsOperator]
+class BalancedCallView(AsyncAPIView):
+    """Served on the event loop (the API fast lane for tokens): the call is awaited, holding no thread."""
+
+    required_role = Role.OPERATOR
 
     @extend_schema(
         operation_id="coordinator_call",
@@ -70,15 +74,15 @@ class BalancedCallView(APIView):
             503: OpenApiTypes.OBJECT,
         },
     )
-    def post(self, request: Request) -> Response:
+    async def post(self, request: HttpRequest, caller: Caller, body: Any) -> JsonResponse:
         try:
-            answer = balanced_call(parse_call(request.data), created_by=request.user.get_username())
+            answer = await balanced_call_async(parse_call(body), created_by=caller.username)
         except RequestError as exc:
             raise serializers.ValidationError(exc.errors) from None
         except RuntimeError as exc:
             logger.warning("coordinator: cannot route a call: %s", exc)
-            return Response({"error": "the fleet is not running here"}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
-        return Response(answer, status=status.HTTP_502_BAD_GATEWAY if answer["error"] else status.HTTP_200_OK)
+            return json_answer({"error": "the fleet is not running here"}, status.HTTP_503_SERVICE_UNAVAILABLE)
+        return json_answer(answer, status.HTTP_502_BAD_GATEWAY if answer["error"] else status.HTTP_200_OK)
 
 
 class RoutingView(APIView):

@@ -1,7 +1,7 @@
 """Balanced calls: one tool, several servers that offer it, the balancer's choice and failover within one deadline.
 
 The balancer lives on the fleet loop (it is not thread-safe: every choice and every outcome happens there); the
-sync entry point hands the whole call, choice and failovers included, to that loop. Every balanced call is stored
+whole call, choice and failovers included, is awaited on that loop. Every balanced call is stored
 as an operation (kind `call`) with its attempts as steps.
 """
 
@@ -11,14 +11,15 @@ import re
 import uuid
 from typing import Any
 
+from asgiref.sync import async_to_sync, sync_to_async
 from rest_framework import serializers
 
 from coordinator.balancer import Balancer, Candidate, call_with_failover
 from coordinator.errors import RequestError
-from coordinator.models import OperationKind
+from coordinator.models import Operation, OperationKind
 from coordinator.services import operation_finish, operation_start
 from fleet import application
-from fleet.calls import run_on_fleet
+from fleet.calls import await_on_fleet, run_on_fleet
 from mcp_client import Deadline
 from registry.models import CapabilityKind, Server
 from registry.request_bodies import JsonBody, JsonNumberField, JsonObjectField, JsonTextField, one_message, plain_errors
@@ -100,14 +101,22 @@ def candidates_for(call: dict[str, Any]) -> list[Candidate]:
     return [Candidate(server.name, server.status, server.priority) for server in servers]
 
 
-def balanced_call(call: dict[str, Any], *, created_by: str) -> dict[str, Any]:
-    """Route one call; the answer with the attempts. RequestError for a call that cannot be routed at all."""
+def _start(call: dict[str, Any], created_by: str) -> tuple[list[Candidate], Operation]:
     candidates = candidates_for(call)
     operation = operation_start(
         kind=OperationKind.CALL,
         parameters={**call, "candidates": [c.server for c in candidates]},
         created_by=created_by,
     )
+    return candidates, operation
+
+
+async def balanced_call_async(call: dict[str, Any], *, created_by: str) -> dict[str, Any]:
+    """Route one call; the answer with the attempts. RequestError for a call that cannot be routed at all.
+
+    The candidates and the operation's record are short database steps (a thread); the call, choice and failovers
+    included, is awaited on the fleet loop, holding no thread."""
+    candidates, operation = await sync_to_async(_start)(call, created_by)
     correlation_id = f"coordinator-{uuid.uuid4().hex[:12]}"
 
     deadline = Deadline.within(call["timeout_seconds"])  # shared by the choice and every failover
@@ -125,9 +134,11 @@ def balanced_call(call: dict[str, Any], *, created_by: str) -> dict[str, Any]:
         )
 
     try:
-        result = run_on_fleet(route(), deadline=deadline, what=f"the balanced call {correlation_id}")
+        result = await await_on_fleet(route(), deadline=deadline, what=f"the balanced call {correlation_id}")
     except Exception as exc:
-        operation_finish(operation, steps=[], result=None, error=f"the call could not be routed: {exc}")
+        await sync_to_async(operation_finish)(
+            operation, steps=[], result=None, error=f"the call could not be routed: {exc}"
+        )
         raise
     steps = [
         {
@@ -148,5 +159,10 @@ def balanced_call(call: dict[str, Any], *, created_by: str) -> dict[str, Any]:
         ],
         "correlation_id": correlation_id,
     }
-    operation = operation_finish(operation, steps=steps, result=answer, error=result.error)
+    operation = await sync_to_async(operation_finish)(operation, steps=steps, result=answer, error=result.error)
     return {"operation_id": operation.pk, "state": operation.state, "error": result.error or None, **answer}
+
+
+def balanced_call(call: dict[str, Any], *, created_by: str) -> dict[str, Any]:
+    """`balanced_call_async` for sync code (the demo, commands)."""
+    return async_to_sync(balanced_call_async)(call, created_by=created_by)
