@@ -15,12 +15,13 @@ demo: $(VENV_STAMP)
 
 # Parallel test workers: most of a pass is waiting (servers starting, outages and retries playing out, browsers), so
 # four workers overlap those waits on two cores (one pass: ~1050 s in one process, ~500 s with four on a loaded
-# machine). PYTEST_WORKERS=0 runs everything in this process.
+# machine). A file's tests stay on one worker (its module fixtures start once; the longest files, listed in
+# tests/conftest.py, go first, one to a worker). PYTEST_WORKERS=0 runs everything in this process.
 PYTEST_WORKERS ?= 4
 
 test: $(VENV_STAMP) $(NODE_STAMP) system-deps
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS)
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: $(VENV_STAMP)
 	$(PY) -m bench

@@ -10,6 +10,25 @@ from registry.permissions import OPERATOR_GROUP, VIEWER_GROUP
 
 PASSWORD = "correct-horse-battery"
 
+# The longest test files (15-140 s each: a fuzz in its own pytest, browsers, the demo as a process, the conformance
+# suite's scenarios), collected first: with `make test`'s workers (a file per worker, in collection order) they start
+# at once, one to a worker, and the rest runs beside them instead of the pass ending on one of them.
+LONG_TESTS_FIRST = (
+    "tests/site/test_api_fuzz.py",
+    "tests/e2e/",
+    "tests/site/test_serve_command.py",
+    "tests/registry/test_conformance.py",
+    "tests/coordinator/test_crash_recovery.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def position(item: pytest.Item) -> int:
+        matches = [rank for rank, prefix in enumerate(LONG_TESTS_FIRST) if item.nodeid.startswith(prefix)]
+        return matches[0] if matches else len(LONG_TESTS_FIRST)
+
+    items.sort(key=position)  # stable: the order within each group stays as collected
+
 
 def _user(username: str, *, group: str | None = None, staff: bool = False) -> User:
     user = User.objects.create_user(username=username, password=PASSWORD, is_staff=staff, is_superuser=staff)
