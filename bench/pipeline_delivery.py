@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.pipeline_delivery                          # in-memory layer, then Redis
     .venv/bin/python -m bench.pipeline_delivery --layer memory --soak-seconds 600
 
-Each layer runs in a process of its own: daphne serves the real ASGI application on 127.0.0.1 (as `serve` does),
+Each layer runs in a process of its own: uvicorn serves the real ASGI application on 127.0.0.1 (as `serve` does),
 the pipeline runs on the fleet loop, and 20 WebSocket clients (the `websockets` library, over TCP, logged in with a
 session cookie) subscribe to `bench.*`. A publisher publishes 2,000 events per second (in ticks of 10 ms) through
 `pipeline.running.publish`; every client records, for every event, the time from publish to receipt.
@@ -201,13 +201,10 @@ def one_layer(args: argparse.Namespace) -> int:
     client.force_login(user)
     cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
 
-    from daphne.endpoints import build_endpoint_description_strings
-    from daphne.server import Server as DaphneServer
-    from twisted.internet import reactor
-
     from exchange_fleet.launcher import free_port
     from fleet.application import FleetApplication
     from orchestrator_site.asgi import application
+    from orchestrator_site.web_server import WebServer
     from pipeline.delivery import bind_delivery_loop
 
     port = free_port()
@@ -221,19 +218,15 @@ def one_layer(args: argparse.Namespace) -> int:
         except Exception as error:  # reported, and the server still stops
             outcome["error"] = f"{type(error).__name__}: {error}"
         finally:
-            reactor.callFromThread(reactor.stop)
+            web_server.stop()
 
-    def ready() -> None:
-        bind_delivery_loop(asyncio.get_event_loop())
+    def ready(web_loop: asyncio.AbstractEventLoop) -> None:
+        bind_delivery_loop(web_loop)
         fleet.start()
         threading.Thread(target=bench_thread, name="bench", daemon=True).start()
 
-    DaphneServer(
-        application=application,
-        endpoints=build_endpoint_description_strings(host="127.0.0.1", port=port),
-        ready_callable=ready,
-        verbosity=0,
-    ).run()
+    web_server = WebServer(application, host="127.0.0.1", port=port, on_ready=ready)
+    web_server.run()
     fleet.stop()
     if args.layer == "redis":
         import redis

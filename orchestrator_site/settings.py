@@ -47,7 +47,6 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -246,7 +245,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    # Every record of every logger (the SDK's, httpx2's, daphne's included) is scrubbed of the secret values the
+    # Every record of every logger (the SDK's, httpx2's, uvicorn's included) is scrubbed of the secret values the
     # MCP connection layer knows; the filter also hooks record creation, so handlers added elsewhere see it scrubbed.
     "filters": {"secrets": {"()": "mcp_client.redaction.SecretsFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["secrets"]}},
@@ -256,7 +255,7 @@ LOGGING = {
         "httpx": {"level": "WARNING"},
         # One INFO line per MCP request over HTTP would drown everything else.
         "httpx2": {"level": "WARNING"},
-        "daphne": {"level": "WARNING"},
+        "uvicorn": {"level": "WARNING"},
     },
 }
 

@@ -78,5 +78,9 @@ class WebServer:
         self._server = _Server(config, on_ready)
 
     def run(self) -> None:
-        """Serve until SIGINT/SIGTERM; returns once every connection is closed."""
+        """Serve until SIGINT/SIGTERM or `stop()`; returns once every connection is closed."""
         self._server.run()
+
+    def stop(self) -> None:
+        """Stop serving (from any thread): the server's loop sees it within a tenth of a second."""
+        self._server.should_exit = True

@@ -1,6 +1,6 @@
 """The demo as an operator meets it, in headless Chromium: log in, see the fleet, watch a status change live.
 
-Runs `manage.py serve --demo` for real (daphne, WebSockets, the fleet loops, the exchange processes).
+Runs `manage.py serve --demo` for real (uvicorn, WebSockets, the fleet loops, the exchange processes).
 """
 
 from __future__ import annotations
