@@ -22,7 +22,7 @@ from fusion.fanout import fan_out
 from fusion.models import FusionRun
 from fusion.query import FusionQuery, QueryError
 from fusion.services import record_run
-from fusion.sources import SourcePlan, plan_sources
+from fusion.sources import SourcePlan, cached_plan, plan_sources
 from mcp_client import Deadline
 from pipeline.running import publish
 
@@ -77,12 +77,18 @@ def run_event(run: FusionRun) -> dict[str, Any]:
     }
 
 
-def _plan(query: FusionQuery, started_at: datetime) -> list[SourcePlan]:
-    plans = plan_sources(query, started_at)
+def _quorum_checked(query: FusionQuery, plans: list[SourcePlan]) -> list[SourcePlan]:
     if query.quorum > len(plans):
         raise QueryError({"quorum": [f"Only {len(plans)} source(s) can be asked; the quorum is {query.quorum}."]})
-    caching.count("fan_outs")
     return plans
+
+
+async def _plan(query: FusionQuery, started_at: datetime) -> list[SourcePlan]:
+    """From what this process keeps when it can (no thread, no database), else read in a thread."""
+    plans = cached_plan(query, started_at)
+    if plans is None:
+        plans = await sync_to_async(plan_sources)(query, started_at)
+    return _quorum_checked(query, plans)
 
 
 def _record(
@@ -94,6 +100,7 @@ def _record(
     started: float,
     phases: dict[str, float],
 ) -> dict[str, Any]:
+    caching.count("fan_outs")  # counted here, in the one thread step, rather than in a thread step of its own
     run = record_run(query, evaluation, caller=caller, started_at=started_at, started=started, phases=phases)
     publish(EVENT_STREAM, "completed" if evaluation.ok else "failed", run_event(run))
     answer = answer_json(run)
@@ -106,7 +113,7 @@ async def _fresh(query: FusionQuery, caller: str) -> dict[str, Any]:
     """Planning and recording are database work (a thread); the fan-out is awaited, holding no thread."""
     started_at = timezone.now()
     started = time.perf_counter()
-    plans = await sync_to_async(_plan)(query, started_at)
+    plans = await _plan(query, started_at)
     planned = time.perf_counter()
     correlation_id = f"fusion-{uuid.uuid4().hex[:12]}"
     # The fan-out answers by the query's deadline on the fleet loop (a late source is cancelled and reported).

@@ -13,15 +13,18 @@ from fusion.evaluation import Evaluation
 from fusion.models import FusionRun, SourceTrust
 from fusion.quality import decayed_trust, learned_trust
 from fusion.query import FusionQuery
+from fusion.sources import planning_cache, trust_learned
 from registry.models import Server
 
 _runs_since_prune = 0
 PRUNE_EVERY_RUNS = 200
 
 
-def learn_trust(query: FusionQuery, evaluation: Evaluation, now: datetime) -> list[dict[str, Any]]:
+def learn_trust(
+    query: FusionQuery, evaluation: Evaluation, now: datetime, written: list[SourceTrust] | None = None
+) -> list[dict[str, Any]]:
     """Fold each observation into its source's trust (rows locked, read and written in bulk); the updates, for the
-    explanation."""
+    explanation. The rows written are added to `written`."""
     if not evaluation.observations:
         return []
     names = [observation.server for observation in evaluation.observations]
@@ -66,6 +69,8 @@ def learn_trust(query: FusionQuery, evaluation: Evaluation, now: datetime) -> li
             }
         )
     _write_trust(changed)
+    if written is not None:
+        written.extend(changed)
     return updates
 
 
@@ -92,9 +97,12 @@ def record_run(
     started: float,
     phases: dict[str, float],
 ) -> FusionRun:
-    """`started` is the perf_counter at the start: the duration stored is up to this write (the last step)."""
+    """`started` is the perf_counter at the start: the duration stored is up to this write (the last step). The trust
+    learned is kept for the next plans once committed."""
+    generation = planning_cache.generation
+    written: list[SourceTrust] = []
     with transaction.atomic():
-        evaluation.explanation["trust_updates"] = learn_trust(query, evaluation, started_at)
+        evaluation.explanation["trust_updates"] = learn_trust(query, evaluation, started_at, written)
         duration_ms = (time.perf_counter() - started) * 1000.0
         evaluation.explanation["timing"] = {
             "timeout_seconds": query.timeout_seconds,
@@ -124,6 +132,7 @@ def record_run(
             duration_ms=duration_ms,
             cache_key=query.cache_key(),
         )
+        trust_learned(query.subject, written, generation)
     _prune_now_and_then(started_at)
     return run
 
