@@ -18,7 +18,7 @@ What counts as the secret appearing (whole values, not pieces of words):
 The log filter: every `Redactor` registers its values with `SECRETS` (the process-wide set of secret values the
 connection layer knows, dropped when the redactor is garbage) while it lives. `SecretsFilter`, configured on the
 handlers in settings.LOGGING, also installs a log record factory, so every record of every logger (the SDK's
-`mcp.*`, `httpx2`, `uvicorn`, `daphne`, `django`...) is scrubbed when it is made, before any handler (ours, a test's
+`mcp.*`, `httpx2`, `uvicorn`, `django`...) is scrubbed when it is made, before any handler (ours, a test's
 capture, an error reporter) sees it. With no secret registered that costs one attribute check per record; the
 combined pattern is compiled again only when the set of values changes.
 """

@@ -1,6 +1,6 @@
 """An event loop thread that owns the live MCP sessions.
 
-Django code is a mix of sync views, management commands, daphne's own loop and test loops. SDK clients are
+Django code is a mix of sync views, management commands, the web server's loop and test loops. SDK clients are
 bound to the loop (and task) that entered them, so the sessions live on one dedicated loop in a daemon
 thread ("mcp-fleet"), and everybody else submits coroutines to it:
 

@@ -1,9 +1,10 @@
-"""API views served on the event loop: the serving path (tool calls, resource reads) never queues on a shared thread.
+"""API views served on the event loop: the serving path (tool calls, resource reads, fused queries, balanced
+calls) never queues on a shared thread.
 
 Django runs every sync view on one thread (asgiref's thread-sensitive executor), so twenty callers of a sync view
 wait for each other even while their MCP calls are in flight, and each pays a database round trip for the token,
-the role and the server. An `AsyncAPIView` handler runs on daphne's event loop instead and awaits the fleet, with
-the caller answered from a short per-process cache:
+the role and the server. An `AsyncAPIView` handler runs on the web server's event loop instead and awaits the
+fleet, with the caller answered from a short per-process cache:
 
 - `Authorization: Token <key>`: the token's user and role are kept for `API_CALLER_CACHE_SECONDS` (a revoked token,
   a deactivated user or a changed role take effect within that time in every process; at once in this one, where

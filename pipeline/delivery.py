@@ -1,6 +1,6 @@
 """Handing batches of events to the channel layer, on the loop that is allowed to touch it.
 
-The in-memory channel layer's queues belong to the event loop that serves the sockets (daphne's): putting into
+The in-memory channel layer's queues belong to the event loop that serves the sockets (uvicorn's): putting into
 them from another thread loses wake-ups (a delivery once took 4.8 s). So the serve command binds that loop here
 at start and every batch is handed to it with `run_coroutine_threadsafe`. Without a bound loop (a test that runs
 its sockets on its own loop binds that one; channels_redis works from any loop) the batch is sent from the
