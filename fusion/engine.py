@@ -93,6 +93,7 @@ async def _plan(query: FusionQuery, started_at: datetime) -> list[SourcePlan]:
 
 def _record(
     query: FusionQuery,
+    plans: list[SourcePlan],
     evaluation: Evaluation,
     *,
     caller: str,
@@ -101,7 +102,15 @@ def _record(
     phases: dict[str, float],
 ) -> dict[str, Any]:
     caching.count("fan_outs")  # counted here, in the one thread step, rather than in a thread step of its own
-    run = record_run(query, evaluation, caller=caller, started_at=started_at, started=started, phases=phases)
+    run = record_run(
+        query,
+        evaluation,
+        caller=caller,
+        started_at=started_at,
+        started=started,
+        phases=phases,
+        server_ids={plan.server: plan.server_id for plan in plans},
+    )
     publish(EVENT_STREAM, "completed" if evaluation.ok else "failed", run_event(run))
     answer = answer_json(run)
     if evaluation.ok:
@@ -131,7 +140,7 @@ async def _fresh(query: FusionQuery, caller: str) -> dict[str, Any]:
         "evaluate_ms": round((evaluated - answered) * 1000.0, 2),
     }
     return await sync_to_async(_record)(
-        query, evaluation, caller=caller, started_at=started_at, started=started, phases=phases
+        query, plans, evaluation, caller=caller, started_at=started_at, started=started, phases=phases
     )
 
 

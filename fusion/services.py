@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,36 +22,37 @@ PRUNE_EVERY_RUNS = 200
 
 
 def learn_trust(
-    query: FusionQuery, evaluation: Evaluation, now: datetime, written: list[SourceTrust] | None = None
+    query: FusionQuery,
+    evaluation: Evaluation,
+    now: datetime,
+    written: list[SourceTrust] | None = None,
+    server_ids: Mapping[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """Fold each observation into its source's trust (rows locked, read and written in bulk); the updates, for the
-    explanation. The rows written are added to `written`."""
+    explanation. `server_ids` (name -> id, from the plans) spares reading the servers; the rows written are added to
+    `written`."""
     if not evaluation.observations:
         return []
     names = [observation.server for observation in evaluation.observations]
-    servers = {server.name: server for server in Server.objects.filter(name__in=names).only("id", "name")}
-    rows = {
-        row.server_id: row
-        for row in SourceTrust.objects.select_for_update().filter(server__in=servers.values(), subject=query.subject)
-    }
-    missing = [
-        SourceTrust(server=server, subject=query.subject, score=settings.FUSION_TRUST_PRIOR, updated_at=now)
-        for server in servers.values()
-        if server.pk not in rows
-    ]
-    SourceTrust.objects.bulk_create(missing, ignore_conflicts=True)
-    if missing:  # re-read, so a row another run created meanwhile is the one we update
-        rows = {
-            row.server_id: row
-            for row in SourceTrust.objects.select_for_update().filter(
-                server__in=servers.values(), subject=query.subject
-            )
-        }
+    if server_ids is None:
+        server_ids = dict(Server.objects.filter(name__in=names).values_list("name", "id"))
+    ids = {name: server_ids[name] for name in names if name in server_ids}
+    rows = _locked_trust(ids.values(), query.subject)
+    absent = [pk for pk in ids.values() if pk not in rows]
+    if absent:  # first observations: rows at the prior, for servers still there
+        existing = Server.objects.filter(pk__in=absent).values_list("pk", flat=True)
+        missing = [
+            SourceTrust(server_id=pk, subject=query.subject, score=settings.FUSION_TRUST_PRIOR, updated_at=now)
+            for pk in existing
+        ]
+        SourceTrust.objects.bulk_create(missing, ignore_conflicts=True)
+        if missing:  # re-read, so a row another run created meanwhile is the one we update
+            rows = _locked_trust(ids.values(), query.subject)
     updates: list[dict[str, Any]] = []
     changed: list[SourceTrust] = []
     for observation in evaluation.observations:
-        server = servers.get(observation.server)
-        row = rows.get(server.pk) if server is not None else None
+        server_id = ids.get(observation.server)
+        row = rows.get(server_id) if server_id is not None else None
         if row is None:
             continue  # deleted while we asked
         before = decayed_trust(row.score, row.updated_at, now) if row.observations else row.score
@@ -72,6 +74,12 @@ def learn_trust(
     if written is not None:
         written.extend(changed)
     return updates
+
+
+def _locked_trust(server_ids: Iterable[int], subject: str) -> dict[int, SourceTrust]:
+    """Unordered: the model's ordering (by server name) joins the servers, and FOR UPDATE would lock them too."""
+    rows = SourceTrust.objects.select_for_update().filter(server_id__in=list(server_ids), subject=subject)
+    return {row.server_id: row for row in rows.order_by()}
 
 
 def _write_trust(rows: list[SourceTrust]) -> None:
@@ -96,13 +104,14 @@ def record_run(
     started_at: datetime,
     started: float,
     phases: dict[str, float],
+    server_ids: Mapping[str, int] | None = None,
 ) -> FusionRun:
     """`started` is the perf_counter at the start: the duration stored is up to this write (the last step). The trust
     learned is kept for the next plans once committed."""
     generation = planning_cache.generation
     written: list[SourceTrust] = []
     with transaction.atomic():
-        evaluation.explanation["trust_updates"] = learn_trust(query, evaluation, started_at, written)
+        evaluation.explanation["trust_updates"] = learn_trust(query, evaluation, started_at, written, server_ids)
         duration_ms = (time.perf_counter() - started) * 1000.0
         evaluation.explanation["timing"] = {
             "timeout_seconds": query.timeout_seconds,
@@ -154,5 +163,8 @@ def prune_runs(now: datetime) -> int:
 
 
 def reset_trust(rows: Any, now: datetime) -> int:
-    """Back to the prior (the admin's action, after a source was fixed)."""
-    return rows.update(score=settings.FUSION_TRUST_PRIOR, observations=0, agreements=0, updated_at=now)
+    """Back to the prior (the admin's action, after a source was fixed). A queryset update sends no signal: the
+    trust kept for planning is cleared here."""
+    reset = rows.update(score=settings.FUSION_TRUST_PRIOR, observations=0, agreements=0, updated_at=now)
+    planning_cache.clear_now_and_on_commit()
+    return reset

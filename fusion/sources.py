@@ -42,6 +42,7 @@ class SourcePlan:
     trust: float
     output_schema: Mapping[str, Any] | None
     request_timeout_seconds: float
+    server_id: int
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ def _load_candidates(query: FusionQuery) -> tuple[_Candidate, ...]:
 def _load_trust(server_ids: Iterable[int], subject: str) -> dict[int, StoredTrust]:
     ids = list(server_ids)
     found: dict[int, StoredTrust] = dict.fromkeys(ids)
-    rows = SourceTrust.objects.filter(server_id__in=ids, subject=subject)
+    rows = SourceTrust.objects.filter(server_id__in=ids, subject=subject).order_by()  # (ordering joins the servers)
     for server_id, score, updated_at, observations in rows.values_list(
         "server_id", "score", "updated_at", "observations"
     ):
@@ -265,6 +266,7 @@ def _plans(
                 trust=decayed_trust(stored[0], stored[1], now) if stored else decayed_trust(0, None, now),
                 output_schema=output_schema,
                 request_timeout_seconds=candidate.request_timeout_seconds,
+                server_id=candidate.pk,
             )
         )
     if lacking:

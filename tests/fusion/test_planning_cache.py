@@ -6,13 +6,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from fusion.evaluation import Evaluation, Observation
 from fusion.models import SourceTrust
 from fusion.quality import decayed_trust
 from fusion.query import FusionQuery, QueryError
-from fusion.services import record_run
+from fusion.services import record_run, reset_trust
 from fusion.sources import cached_plan, plan_sources, planning_cache
 from mcp_client import DiscoveredCapabilities
 from registry import announcements
@@ -124,3 +127,50 @@ def test_the_trust_a_run_teaches_is_the_trust_the_next_plan_uses(django_assert_n
         plans = {plan.server: plan for plan in plan_sources(QUERY, now)}
     for name, row in rows.items():
         assert plans[name].trust == pytest.approx(decayed_trust(row.score, row.updated_at, now))
+
+
+def agreeing(*names: str) -> Evaluation:
+    return Evaluation(
+        ok=True,
+        quorum_met=True,
+        value=1.0,
+        confidence=1.0,
+        error="",
+        sources=[],
+        fields={},
+        valid_answers=len(names),
+        explanation={},
+        observations=[Observation(name, 1.0, "agreed") for name in names],
+    )
+
+
+@pytest.mark.django_db
+def test_trust_is_learned_by_the_planned_ids_and_skips_a_server_deleted_while_asked():
+    one, two = exchange("one"), exchange("two")
+    plans = {plan.server: plan.server_id for plan in plan_sources(QUERY, timezone.now())}
+    assert plans == {"one": one.pk, "two": two.pk}
+    record_run(
+        QUERY, agreeing("one", "two"), caller="t", started_at=timezone.now(), started=0.0, phases={}, server_ids=plans
+    )
+    # Known rows: locked, updated and the run stored, with no read of the servers.
+    with CaptureQueriesContext(connection) as queries:
+        run = record_run(
+            QUERY, agreeing("one"), caller="t", started_at=timezone.now(), started=0.0, phases={}, server_ids=plans
+        )
+    assert [update["server"] for update in run.explanation["trust_updates"]] == ["one"]
+    assert not [query for query in queries.captured_queries if '"registry_server"' in query["sql"]]
+    two.delete()  # while the next run asked it
+    gone = record_run(
+        QUERY, agreeing("one", "two"), caller="t", started_at=timezone.now(), started=0.0, phases={}, server_ids=plans
+    )
+    assert [update["server"] for update in gone.explanation["trust_updates"]] == ["one"]
+    assert SourceTrust.objects.get(server=one).observations == 3
+
+
+@pytest.mark.django_db
+def test_resetting_trust_clears_what_planning_keeps():
+    one = exchange("one")
+    SourceTrust.objects.create(server=one, subject=QUERY.subject, score=0.1, updated_at=timezone.now(), observations=5)
+    assert plan_sources(QUERY, timezone.now())[0].trust < 0.2
+    reset_trust(SourceTrust.objects.all(), timezone.now())
+    assert plan_sources(QUERY, timezone.now())[0].trust == pytest.approx(settings.FUSION_TRUST_PRIOR)
