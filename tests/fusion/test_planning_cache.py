@@ -3,8 +3,6 @@ in this process (a server, its status, its discovery, the trust a run taught) se
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from django.conf import settings
 from django.db import connection
@@ -16,7 +14,7 @@ from fusion.models import SourceTrust
 from fusion.quality import decayed_trust
 from fusion.query import FusionQuery, QueryError
 from fusion.services import record_run, reset_trust
-from fusion.sources import cached_plan, plan_sources, planning_cache
+from fusion.sources import cached_plan, plan_sources
 from mcp_client import DiscoveredCapabilities
 from registry import announcements
 from registry.models import Server
@@ -24,14 +22,6 @@ from registry.services import capabilities_record, server_create, server_status_
 
 SCHEMA = {"type": "object", "properties": {"symbol": {"type": "string"}}, "required": ["symbol"]}
 QUERY = FusionQuery(tool="get_quote", arguments={"symbol": "BTC-USD"}, server_type="exchange")
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache() -> Iterator[None]:
-    # A test's rows are rolled back without a signal: what one test kept must not plan the next one's query.
-    planning_cache.clear()
-    yield
-    planning_cache.clear()
 
 
 def discovered(server: Server, *tools: str) -> None:
