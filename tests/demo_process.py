@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from django.conf import settings
 
@@ -39,16 +42,21 @@ def running_demo(var_dir: Path, *, start_timeout: float = 60.0) -> Iterator[Runn
     env["DEBUG"] = "1"  # as `make demo` runs it
     env["DJANGO_SETTINGS_MODULE"] = "orchestrator_site.settings"
     manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
-    subprocess.run([*manage, "migrate", "-v0"], env=env, check=True, timeout=120)
-    process = subprocess.Popen(
-        [*manage, "serve", "--demo", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        # A background process started from a script inherits "SIGINT ignored"; restore it like a terminal does.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    start_lock = _demo_start_lock()
+    try:
+        subprocess.run([*manage, "migrate", "-v0"], env=env, check=True, timeout=120)
+        process = subprocess.Popen(
+            [*manage, "serve", "--demo", "--port", str(port)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            # A background process started from a script inherits "SIGINT ignored"; restore it like a terminal does.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+    except BaseException:
+        start_lock.close()
+        raise
     output: list[str] = []
     try:
         login = None
@@ -59,9 +67,11 @@ def running_demo(var_dir: Path, *, start_timeout: float = 60.0) -> Iterator[Runn
                 break
             output.append(line)
             login = re.search(r"Log in as (\S+) / (\S+)", line)
+        start_lock.close()  # releases it: this demo's ports are taken
         assert login, "the demo did not start:\n" + "".join(output)
         yield RunningDemo(process, f"http://127.0.0.1:{port}", login.group(1), login.group(2), output)
     finally:
+        start_lock.close()
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             try:
@@ -69,6 +79,16 @@ def running_demo(var_dir: Path, *, start_timeout: float = 60.0) -> Iterator[Runn
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.communicate()
+
+
+def _demo_start_lock() -> TextIO:
+    """Held from a demo's migrate until its login is printed; demos start one at a time across test processes
+    (parallel workers). A demo gives its HTTP exchange the profile's port when that port is free: two demos checking
+    at once both took it, the second one's exchange failed to bind and its registry pointed at the first demo's
+    exchange (offline once that demo stopped). Closing the file releases the lock."""
+    lock = open(Path(tempfile.gettempdir()) / "mcp-orchestrator-demo-start.lock", "w")  # noqa: SIM115
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    return lock
 
 
 def descendants(pid: int) -> set[int]:
