@@ -10,10 +10,16 @@ os.environ.setdefault("SECRET_KEY", "test-only-insecure-key-for-the-suite")
 from orchestrator_site.settings import *  # noqa: E402, F403
 from orchestrator_site.settings import CACHES, CHANNEL_LAYERS, REDIS_URL  # noqa: E402
 
-# Parallel test workers (pytest-xdist) share one Redis: each gets its own channel-layer and cache namespace, so one
-# worker's group messages and throttle counts never reach another's tests. (Databases are per worker already:
+# Parallel test workers (pytest-xdist) share one Redis: each gets its own channel-layer namespace and its own Redis
+# database for the cache, so one worker's group messages and throttle counts never reach another's tests, and a
+# test's cache.clear() (a FLUSHDB) empties only its own worker's cache. (Databases are per worker already:
 # pytest-django suffixes PostgreSQL's test database, and SQLite's test file is per process.)
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 if REDIS_URL and _WORKER:
+    from urllib.parse import urlsplit, urlunsplit
+
     CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"test-{_WORKER}"
     CACHES["default"]["KEY_PREFIX"] = f"test-{_WORKER}"
+    # gw0 -> database 1, gw1 -> 2, ...: database 0 keeps what the workers share (the pipeline's streams, by prefix).
+    _cache_url = urlsplit(REDIS_URL)._replace(path=f"/{1 + int(_WORKER.removeprefix('gw') or 0) % 15}")
+    CACHES["default"]["LOCATION"] = urlunsplit(_cache_url)
