@@ -197,6 +197,7 @@
       renderSources(form);
       form.querySelector("select[name=tool]").addEventListener("change", function () { renderSources(form); });
       form.addEventListener("submit", function (event) { event.preventDefault(); ask(form); });
+      form.querySelector("button[type=submit]").disabled = false;
     }
     refresh();
     window.setInterval(refresh, 15000);

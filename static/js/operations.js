@@ -112,7 +112,10 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     var form = document.getElementById("arbitrage-form");
-    if (form) form.addEventListener("submit", function (event) { event.preventDefault(); run(form); });
+    if (form) {
+      form.addEventListener("submit", function (event) { event.preventDefault(); run(form); });
+      form.querySelector("button[type=submit]").disabled = false;
+    }
     refresh();
     window.setInterval(refresh, 15000);
     if (window.OrchestratorEvents) {
