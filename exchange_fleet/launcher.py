@@ -96,6 +96,13 @@ def start_http_exchange(
     """
     argv: Sequence[str] = [sys.executable, "-m", "exchange_fleet", "serve", "--profile", profile]
     argv = [*argv, "--transport", "streamable-http", "--host", "127.0.0.1", "--port", str(port), *extra_args]
+    return _listening(argv, port, quiet=quiet, wait_seconds=wait_seconds, tied_to_parent=tied_to_parent)
+
+
+def _listening(
+    argv: Sequence[str], port: int, *, quiet: bool, wait_seconds: float, tied_to_parent: bool = False
+) -> subprocess.Popen:
+    """Start `argv` and return once it listens on `port`; stopped again if it exits or never listens."""
     output = subprocess.DEVNULL if quiet else None
     process = subprocess.Popen(
         argv,
@@ -119,24 +126,11 @@ def start_http_exchange_fleet(
     """`python -m exchange_fleet serve-many`: `count` exchanges in one process; returns it and their URLs."""
     argv = [sys.executable, "-m", "exchange_fleet", "serve-many", "--profile", profile, "--count", str(count)]
     argv += ["--port", str(port), *extra_args]
-    output = subprocess.DEVNULL if quiet else None
-    process = subprocess.Popen(argv, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=output, stderr=output)
-    try:
-        wait_for_port(port, process, wait_seconds)
-    except RuntimeError:
-        stop_process(process)
-        raise
+    process = _listening(argv, port, quiet=quiet, wait_seconds=wait_seconds)
     return process, [f"http://127.0.0.1:{port}/x{index}/mcp" for index in range(count)]
 
 
 def start_exchange_host(port: int, *, quiet: bool = True, wait_seconds: float = 30.0) -> subprocess.Popen:
     """`python -m exchange_fleet serve-host`: fresh exchanges on request at http://127.0.0.1:port (see many.py)."""
     argv = [sys.executable, "-m", "exchange_fleet", "serve-host", "--port", str(port)]
-    output = subprocess.DEVNULL if quiet else None
-    process = subprocess.Popen(argv, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=output, stderr=output)
-    try:
-        wait_for_port(port, process, wait_seconds)
-    except RuntimeError:
-        stop_process(process)
-        raise
-    return process
+    return _listening(argv, port, quiet=quiet, wait_seconds=wait_seconds)
