@@ -137,6 +137,8 @@ class ServerConnection:
         self._verifying = False
         self._last_verify = 0.0
         self._pid: int | None = None  # the current stdio child, for the safety nets
+        # Until the handshake names the child, how to find it: the children before the spawn and its token.
+        self._spawning: tuple[set[int], str] | None = None
         self._notifications = NotificationChannel(
             target.key,
             emit=self._emit,
@@ -239,8 +241,12 @@ class ServerConnection:
             logger.error("MCP server %r: owner task is stuck; abandoning it", self.key)
 
     def kill_child(self) -> bool:
-        """Emergency stop: SIGKILL the current stdio child's process group. Sync, safe from any thread."""
+        """Emergency stop: SIGKILL the current stdio child's process group. Sync, safe from any thread.
+        Also while the handshake is still pending (a server that never answers), found by its session token."""
         pid = self._pid
+        spawning = self._spawning
+        if pid is None and spawning is not None:
+            pid = processes.identify_child(*spawning)
         if pid is None or not processes.is_alive(pid):
             return False
         processes.kill_group(pid)
@@ -383,6 +389,7 @@ class ServerConnection:
             release_slot()
             raise
         children_before = processes.child_pids() if stdio else set()
+        self._spawning = (children_before, token) if stdio else None
         pid: int | None = None
         connected_at: float | None = None
         extras: list[asyncio.Task[None]] = []
@@ -449,6 +456,7 @@ class ServerConnection:
                 # cancellation may propagate from here).
                 await asyncio.gather(*extras, return_exceptions=True)
             self._pid = None
+            self._spawning = None
             if pid is not None:
                 self._reap(pid)
             if relay is not None:
