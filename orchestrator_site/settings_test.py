@@ -23,3 +23,9 @@ if REDIS_URL and _WORKER:
     # gw0 -> database 1, gw1 -> 2, ...: database 0 keeps what the workers share (the pipeline's streams, by prefix).
     _cache_url = urlsplit(REDIS_URL)._replace(path=f"/{1 + int(_WORKER.removeprefix('gw') or 0) % 15}")
     CACHES["default"]["LOCATION"] = urlunsplit(_cache_url)
+
+# Password hashing is not under test: PBKDF2's deliberate cost (about 0.3 s of CPU per user created or password
+# checked, and on every failed login, which hashes to keep its timing) made a third of the API fuzz's request time
+# and a part of every test with a persona. Django's own advice for test settings. (Processes a test starts with the
+# production settings, such as the demo, keep PBKDF2.)
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -46,10 +46,10 @@ def throttle_cache(request, settings) -> Iterator[str]:
 
 
 @pytest.fixture
-def quick_passwords(settings) -> None:
-    """A fast hasher for the tests that check many passwords one after another (requested before the personas, so
-    they are hashed with it). The parallel test keeps the real one: its slowness is what the race needs."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def real_password_hashing(settings) -> None:
+    """The production hasher (the suite's settings use a fast one), requested before the personas so they are hashed
+    with it: the parallel test needs its slowness, which is what opens the race."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
 
 
 def _token(username: str, password: str, address: str):
@@ -57,7 +57,9 @@ def _token(username: str, password: str, address: str):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_thirty_parallel_wrong_passwords_get_at_most_the_limit_of_password_checks(throttle_cache, admin_user):
+def test_thirty_parallel_wrong_passwords_get_at_most_the_limit_of_password_checks(
+    throttle_cache, real_password_hashing, admin_user
+):
     limit = django_settings.LOGIN_THROTTLE_FAILURES_PER_ACCOUNT
     checked: list[str] = []
     lock = threading.Lock()
@@ -98,9 +100,7 @@ def test_thirty_parallel_wrong_passwords_get_at_most_the_limit_of_password_check
 
 
 @pytest.mark.django_db
-def test_the_owner_logs_in_from_another_address_while_a_guesser_is_blocked(
-    throttle_cache, quick_passwords, admin_user, settings
-):
+def test_the_owner_logs_in_from_another_address_while_a_guesser_is_blocked(throttle_cache, admin_user, settings):
     # A total just above the pair's limit: refused attempts must not spend it, or the hammering below would.
     settings.LOGIN_THROTTLE_FAILURES_PER_ACCOUNT_TOTAL = settings.LOGIN_THROTTLE_FAILURES_PER_ACCOUNT + 5
     for _ in range(settings.LOGIN_THROTTLE_FAILURES_PER_ACCOUNT):
@@ -119,9 +119,7 @@ def test_the_owner_logs_in_from_another_address_while_a_guesser_is_blocked(
 
 
 @pytest.mark.django_db
-def test_guesses_spread_over_addresses_block_the_account_at_its_total(
-    throttle_cache, quick_passwords, admin_user, settings
-):
+def test_guesses_spread_over_addresses_block_the_account_at_its_total(throttle_cache, admin_user, settings):
     settings.LOGIN_THROTTLE_FAILURES_PER_ACCOUNT = 3
     settings.LOGIN_THROTTLE_FAILURES_PER_ACCOUNT_TOTAL = 6
     for address in ("10.0.1.1", "10.0.1.2"):
@@ -134,9 +132,7 @@ def test_guesses_spread_over_addresses_block_the_account_at_its_total(
 
 
 @pytest.mark.django_db
-def test_the_login_page_answers_429_with_retry_after_once_the_pair_is_spent(
-    throttle_cache, quick_passwords, viewer_user, settings
-):
+def test_the_login_page_answers_429_with_retry_after_once_the_pair_is_spent(throttle_cache, viewer_user, settings):
     guesser = Client(REMOTE_ADDR=GUESSER)
     for _ in range(settings.LOGIN_THROTTLE_FAILURES_PER_ACCOUNT):
         assert guesser.post("/accounts/login/", {"username": viewer_user.username, "password": "x"}).status_code == 200
