@@ -74,6 +74,36 @@ def _invalid_reason(exc: InvalidResponse) -> str:
     return reason
 
 
+class LatencyHints:
+    """What each source took last time, to send the slowest source's request first.
+
+    Sending a request costs the fleet loop a millisecond or two of CPU; sent in plan order, the slowest source's
+    request waits for the others' to be written, and that wait adds to the whole answer. Sent first, the others are
+    written while it is in flight. Only a hint: kept on the fleet loop, bounded, and a wrong or missing one costs
+    nothing but the order (unknown sources go first, as possibly slow).
+    """
+
+    LIMIT = 10_000
+
+    def __init__(self) -> None:
+        self._ms: dict[str, float] = {}
+
+    def dispatch_order(self, plans: Sequence[SourcePlan]) -> list[int]:
+        """Indexes into `plans`, the expected slowest first."""
+        return sorted(range(len(plans)), key=lambda i: -self._ms.get(plans[i].server, float("inf")))
+
+    def learn(self, replies: Sequence[Reply]) -> None:
+        for reply in replies:
+            if reply.latency_ms is None:
+                continue
+            if len(self._ms) >= self.LIMIT and reply.server not in self._ms:
+                self._ms.clear()  # a registry far beyond the limit: start over rather than grow
+            self._ms[reply.server] = reply.latency_ms
+
+
+latency_hints = LatencyHints()
+
+
 def _forget(task: asyncio.Task[Reply]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.warning("fusion: a cancelled source call ended with %r", task.exception())
@@ -83,9 +113,11 @@ async def fan_out(query: FusionQuery, plans: Sequence[SourcePlan], correlation_i
     """One reply per plan, in the plans' order."""
     overall = Deadline.within(query.deadline_seconds)
     started = time.perf_counter()
-    tasks = [asyncio.ensure_future(_ask(query, plan, overall, correlation_id)) for plan in plans]
-    if not tasks:
+    if not plans:
         return []
+    order = latency_hints.dispatch_order(plans)
+    started_tasks = {i: asyncio.ensure_future(_ask(query, plans[i], overall, correlation_id)) for i in order}
+    tasks = [started_tasks[i] for i in range(len(plans))]
     _, pending = await asyncio.wait(tasks, timeout=max(0.0, overall.remaining()))
     for task in pending:
         task.cancel()
@@ -101,4 +133,5 @@ async def fan_out(query: FusionQuery, plans: Sequence[SourcePlan], correlation_i
             replies.append(Reply(plan.server, "failed", None, None, "an unexpected error in the orchestrator"))
         else:
             replies.append(task.result())
+    latency_hints.learn(replies)
     return replies
