@@ -107,7 +107,7 @@ class Severity(models.TextChoices):
 
 
 class RuleKind(models.TextChoices):
-    DOWN = "down", "Server down (offline or unhealthy)"
+    DOWN = "down", "Server down (offline or unhealthy) or flapping between up and down"
     LATENCY = "latency", "Latency p95 over a target (ms)"
     AVAILABILITY = "availability", "Availability under a target (0-1)"
     ERROR_RATE = "error_rate", "Error rate of calls over a target (0-1)"
@@ -159,9 +159,13 @@ class Alert(models.Model):
     """One rule's condition on one server, from the moment it held to the moment it stopped holding."""
 
     rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="alerts")
-    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="alerts")
+    # Kept when the server is removed (its alerts resolve as "server removed" and stay in the history by name).
+    server = models.ForeignKey(Server, null=True, on_delete=models.SET_NULL, related_name="alerts")
+    server_name = models.CharField(max_length=100, help_text="The server's name when the alert opened.")
     state = models.CharField(max_length=8, choices=AlertState.choices)
-    summary = models.CharField(max_length=500)
+    summary = models.CharField(max_length=500, help_text="What holds now (updated while the alert is open).")
+    cause = models.CharField(max_length=500, blank=True, help_text="The summary when it fired, kept.")
+    resolution = models.CharField(max_length=300, blank=True, help_text="How it resolved.")
     value = models.FloatField(null=True, blank=True)
     started_at = models.DateTimeField()
     fired_at = models.DateTimeField(null=True, blank=True)
@@ -183,6 +187,9 @@ class Alert(models.Model):
         ]
         indexes = [models.Index(fields=["state", "started_at"], name="alert_state_started")]
         ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.rule.name} on {self.server_name} ({self.state})"
 
 
 class Silence(models.Model):
@@ -243,3 +250,4 @@ class NotificationDelivery(models.Model):
     class Meta:
         indexes = [models.Index(fields=["state", "next_attempt_at"], name="delivery_state_next")]
         ordering = ["-created_at"]
+        verbose_name_plural = "notification deliveries"
