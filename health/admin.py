@@ -83,9 +83,20 @@ class AlertRuleAdmin(admin.ModelAdmin):
 
 @admin.register(Alert)
 class AlertAdmin(ReadOnlyAdmin):
-    list_display = ["rule", "server", "state", "summary", "fired_at", "resolved_at", "acknowledged_by"]
+    list_display = [
+        "rule",
+        "server_name",
+        "state",
+        "summary",
+        "cause",
+        "resolution",
+        "fired_at",
+        "resolved_at",
+        "acknowledged_by",
+    ]
     list_filter = ["state", "rule"]
-    list_select_related = ["rule", "server"]
+    list_select_related = ["rule"]
+    search_fields = ["server_name", "summary", "cause"]
 
 
 @admin.register(Silence)

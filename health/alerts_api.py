@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
@@ -13,7 +14,7 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from health.alerting import acknowledge, alert_event, alert_json
+from health.alerting import acknowledge, active_silences, alert_event, alert_json
 from health.models import Alert, AlertRule, AlertState, NotificationChannel, NotificationDelivery, Silence
 from pipeline.running import publish
 from registry.models import Server
@@ -29,26 +30,42 @@ class ReadForViewersWriteForAdmins(BasePermission):
         return role_of(request.user) >= (Role.VIEWER if request.method in SAFE_METHODS else Role.ADMIN)
 
 
+class SilencedBySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    ends_at = serializers.DateTimeField()
+    comment = serializers.CharField(allow_blank=True)
+    created_by = serializers.CharField(allow_blank=True)
+
+
 class AlertSerializer(serializers.Serializer):
     """An alert as the API and the health.alerts events show it. Made by `alerting.alert_json`; declared here for
     the schema (a test keeps the two equal)."""
 
     id = serializers.IntegerField()
     rule = serializers.CharField(help_text="The rule's name.")
+    rule_id = serializers.IntegerField(help_text="The rule's id (e.g. for a silence of it).")
     kind = serializers.CharField(help_text="The rule's kind.")
     severity = serializers.CharField()
-    server = serializers.CharField()
+    server = serializers.CharField(help_text="The server's name (kept when the server is removed).")
+    server_type = serializers.CharField(allow_blank=True, help_text="Alerts group by rule and server type.")
     state = serializers.CharField(help_text=", ".join(AlertState.values))
-    summary = serializers.CharField()
+    summary = serializers.CharField(help_text="What holds now (while open; the last state once resolved).")
+    cause = serializers.CharField(allow_blank=True, help_text="The summary when it fired, kept after it resolves.")
+    resolution = serializers.CharField(
+        allow_blank=True, help_text='How it resolved, e.g. "recovered: now online (...)", "rule disabled".'
+    )
+    flapping = serializers.BooleanField(help_text="A down alert held open because its server flaps.")
     value = serializers.FloatField(allow_null=True, help_text="The figure that crossed the rule's threshold.")
     started_at = serializers.DateTimeField()
     fired_at = serializers.DateTimeField(allow_null=True)
     resolved_at = serializers.DateTimeField(allow_null=True)
     acknowledged_by = serializers.CharField(allow_blank=True)
     acknowledged_at = serializers.DateTimeField(allow_null=True)
+    silenced = serializers.BooleanField(help_text="An active silence covers it: it sends nothing.")
+    silenced_by = SilencedBySerializer(allow_null=True, help_text="The silence that covers it (ending last).")
 
     def to_representation(self, alert: Alert) -> dict[str, Any]:
-        return alert_json(alert)
+        return alert_json(alert, self.context.get("silences"))
 
 
 class AlertFilters(serializers.Serializer):
@@ -65,6 +82,10 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def get_queryset(self):  # type: ignore[no-untyped-def]
         filters = query_filters(AlertFilters, self.request.query_params)
         return Alert.objects.select_related("rule", "server").filter(**filters).order_by("-started_at")
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        # The active silences once per request, not once per alert.
+        return {**super().get_serializer_context(), "silences": active_silences(timezone.now())}
 
     @extend_schema(parameters=[AlertFilters])
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:

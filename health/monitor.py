@@ -331,7 +331,7 @@ class HealthMonitor:
             interval = tracked.config.interval_seconds
             self._schedule(observation.name, time.monotonic() + random.uniform(0.2, max(0.5, min(interval, 5.0))))
         else:
-            tracked.damped.observed(observation.status, observation.reason)
+            tracked.damped.observed(observation.status, observation.reason, policy)
         return await self._apply(tracked, protocol_version=observation.protocol_version, error=observation.error)
 
     async def _apply(
