@@ -29,3 +29,7 @@ if REDIS_URL and _WORKER:
 # and a part of every test with a persona. Django's own advice for test settings. (Processes a test starts with the
 # production settings, such as the demo, keep PBKDF2.)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # noqa: F405
+    # The same PostgreSQL backend, emptying tables between transactional tests with DELETE (see that module).
+    DATABASES["default"]["ENGINE"] = "orchestrator_site.postgresql_for_tests"  # noqa: F405
