@@ -29,9 +29,11 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture
-def demo(tmp_path: Path) -> Iterator[RunningDemo]:
-    with running_demo(tmp_path) as running:
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDemo]:
+    """One demo for the module: starting one costs more than either test (the phone test needs only the five rows and
+    a live ticker, whichever test runs first)."""
+    with running_demo(tmp_path_factory.mktemp("dashboard-demo")) as running:
         yield running
 
 
