@@ -70,132 +70,14 @@
     });
   }
 
-  // -- alerts (fleet page) ---------------------------------------------------------------------------------------
-  var alerts = {}; // id -> alert
-
-  function renderAlerts() {
-    var list = document.getElementById("alert-list");
-    var rows = Object.keys(alerts).map(function (id) { return alerts[id]; });
-    rows.sort(function (a, b) {
-      if ((a.state === "firing") !== (b.state === "firing")) return a.state === "firing" ? -1 : 1;
-      return (b.fired_at || b.started_at || "").localeCompare(a.fired_at || a.started_at || "");
-    });
-    rows = rows.slice(0, 20);
-    var firing = rows.filter(function (a) { return a.state === "firing"; }).length;
-    document.getElementById("alert-count").textContent = firing ? firing + " firing" : "none firing";
-    list.textContent = "";
-    if (!rows.length) {
-      var empty = document.createElement("li");
-      empty.className = "muted";
-      empty.textContent = "No alerts.";
-      list.appendChild(empty);
-    }
-    rows.forEach(function (alert) {
-      var li = document.createElement("li");
-      li.className = "alert-item alert-" + alert.state + " severity-" + alert.severity;
-      li.dataset.alert = alert.id;
-      var head = document.createElement("strong");
-      head.textContent = alert.state.toUpperCase() + " · " + alert.severity + " · " + alert.rule + " · " + alert.server;
-      li.appendChild(head);
-      var text = document.createElement("div");
-      text.textContent = alert.summary;
-      li.appendChild(text);
-      var when = document.createElement("div");
-      when.className = "muted";
-      when.textContent = "since " + new Date(alert.fired_at || alert.started_at).toLocaleTimeString() +
-        (alert.resolved_at ? ", resolved " + new Date(alert.resolved_at).toLocaleTimeString() : "") +
-        (alert.acknowledged_by ? ", acknowledged by " + alert.acknowledged_by : "");
-      li.appendChild(when);
-      if (alert.state === "firing" && !alert.acknowledged_by && csrfToken()) {
-        var button = document.createElement("button");
-        button.type = "button";
-        button.className = "button button-quiet";
-        button.textContent = "Acknowledge";
-        button.addEventListener("click", function () {
-          fetch("/api/alerts/" + alert.id + "/acknowledge/", { method: "POST", credentials: "same-origin",
-            headers: { "X-CSRFToken": csrfToken(), Accept: "application/json" } })
-            .then(function (r) { return r.ok ? r.json() : null; })
-            .then(function (updated) { if (updated) { alerts[updated.id] = updated; renderAlerts(); } });
-        });
-        li.appendChild(button);
-      }
-      list.appendChild(li);
-    });
-  }
-
-  function loadAlerts() {
-    Promise.all([getJSON("/api/alerts/?state=firing"), getJSON("/api/alerts/?state=resolved")])
-      .then(function (both) {
-        alerts = {};
-        both.forEach(function (page) { page.results.forEach(function (a) { alerts[a.id] = a; }); });
-        renderAlerts();
-      })
-      .catch(function () {});
-  }
-
-  // Rules the alert rounds cannot evaluate (their `last_error`), live from `rule_error` / `rule_ok` events.
-  var ruleErrors = {}; // rule name -> {rule, kind, error, error_at}
-
-  function renderRuleErrors() {
-    var names = Object.keys(ruleErrors).sort();
-    document.getElementById("rule-errors").hidden = !names.length;
-    var list = document.getElementById("rule-error-list");
-    list.textContent = "";
-    names.forEach(function (name) {
-      var rule = ruleErrors[name];
-      var li = document.createElement("li");
-      li.className = "alert-item alert-firing severity-warning rule-error";
-      li.dataset.rule = name;
-      var head = document.createElement("strong");
-      head.textContent = "CANNOT EVALUATE · " + rule.kind + " · " + name;
-      li.appendChild(head);
-      var text = document.createElement("div");
-      text.textContent = rule.error;
-      li.appendChild(text);
-      if (rule.error_at) {
-        var when = document.createElement("div");
-        when.className = "muted";
-        when.textContent = "since " + new Date(rule.error_at).toLocaleTimeString();
-        li.appendChild(when);
-      }
-      list.appendChild(li);
-    });
-  }
-
-  function loadRuleErrors() {
-    getJSON("/api/alerts/rules/?failing=true")
-      .then(function (page) {
-        ruleErrors = {};
-        page.results.forEach(function (r) {
-          ruleErrors[r.name] = { kind: r.kind, error: r.last_error, error_at: r.last_error_at };
-        });
-        renderRuleErrors();
-      })
-      .catch(function () {});
-  }
+  // The alert card is static/js/alert_list.js's.
 
   function fleetPage() {
     function load() {
       getJSON("/api/health/").then(renderFleet).catch(function () {});
     }
     load();
-    loadAlerts();
-    loadRuleErrors();
     window.setInterval(load, 5000);
-    window.OrchestratorEvents.connect({
-      streams: ["health.alerts"],
-      onEvent: function (event) {
-        if (event.payload.what === "pending") return;
-        if (event.payload.what === "rule_error" || event.payload.what === "rule_ok") {
-          if (event.payload.what === "rule_ok") delete ruleErrors[event.payload.rule];
-          else ruleErrors[event.payload.rule] = event.payload;
-          renderRuleErrors();
-          return;
-        }
-        alerts[event.payload.id] = event.payload;
-        renderAlerts();
-      },
-    });
     window.OrchestratorEvents.connect({
       streams: ["health.checks"],
       onEvent: function (event) {
