@@ -79,3 +79,14 @@ def test_real_calls_that_fail_often_make_a_server_that_passes_its_checks_degrade
     for _ in range(20):  # the window slides past the failures
         damped.note_call(False)
     assert run(damped, [GOOD]) == ["online"]
+
+
+def test_a_partly_failing_server_keeps_one_status_and_one_reason_while_it_stays_partly_failing():
+    # Every write of a status or a reason is a database write and an event: degraded once, then nothing new, although
+    # the count of failures in the window moves with every check.
+    damped = DampedStatus(status=ServerStatus.ONLINE)
+    pattern = [WRONG if step % 3 == 0 else GOOD for step in range(120)]  # one check in three fails
+    first = [damped.after_check(verdict, POLICY, at=float(step)) for step, verdict in enumerate(pattern[:10])]
+    assert [status for status, _ in first][-1] == "degraded"
+    later = {damped.after_check(verdict, POLICY, at=float(10 + step)) for step, verdict in enumerate(pattern[10:])}
+    assert later == {("degraded", "2 of the last 10 checks failed")}
