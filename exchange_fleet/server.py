@@ -632,7 +632,11 @@ def build_exchange_server(
             raise ToolError(str(exc)) from None
         return runtime.reservation_result(reservation)
 
-    @server.tool(annotations=ToolAnnotations(destructive_hint=False, idempotent_hint=True, open_world_hint=False))
+    @server.tool(
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+        )
+    )
     async def confirm_order(reservation_id: str) -> ConfirmResult:
         """Phase two (commit): execute a reservation. Safe to retry: returns the same fill."""
         await runtime.gate()
@@ -649,7 +653,11 @@ def build_exchange_server(
             )
         return runtime.confirm_result(fill)
 
-    @server.tool(annotations=ToolAnnotations(destructive_hint=False, idempotent_hint=True, open_world_hint=False))
+    @server.tool(
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+        )
+    )
     async def cancel_order(reservation_id: str) -> CancelResult:
         """Phase two (abort): release a reservation. Cancelling twice is a no-op success."""
         await runtime.gate()

@@ -18,6 +18,7 @@ from fusion.models import FusionRun
 from fusion.query import FusionQuerySerializer, QueryError, parse_query
 from fusion.selectors import filtered_runs, run_statistics, trust_rows
 from fusion.strategies import all_strategies
+from fusion.tool_safety import RULE as STATE_CHANGING_RULE
 from orchestrator_site.async_api import AsyncAPIView, Caller, json_answer
 from registry.permissions import IsViewer, Role
 from registry.request_bodies import query_filters
@@ -44,6 +45,7 @@ class FusionAnswerSerializer(serializers.Serializer):
     interval = serializers.ListField(child=serializers.FloatField(), allow_null=True, min_length=2, max_length=2)
     quorum = serializers.IntegerField()
     valid_answers = serializers.IntegerField(allow_null=True)
+    decision = serializers.CharField(allow_null=True, help_text="What the strategy decided, in a sentence.")
     error = serializers.CharField(allow_null=True, help_text="Why there is no usable value (then the answer is 502).")
     duration_ms = serializers.FloatField()
     created_at = serializers.DateTimeField()
@@ -82,7 +84,9 @@ class FusionQueryView(AsyncAPIView):
         summary="Ask several servers the same question and fuse their answers",
         description=(
             "200 with the fused value; 502 with what came in when the quorum is not met or the strategy cannot "
-            "decide; 400 naming each bad field."
+            "decide; 400 naming each bad field. Servers in maintenance are not asked (listed as excluded, reason "
+            "maintenance). A tool that changes state is refused (400 on tool) unless allow_state_changing is true: "
+            + STATE_CHANGING_RULE
         ),
         request=FusionQuerySerializer,
         responses={

@@ -18,7 +18,7 @@ from django.utils import timezone
 from fleet.calls import await_on_fleet
 from fusion import caching
 from fusion.evaluation import Evaluation, evaluate
-from fusion.fanout import fan_out
+from fusion.fanout import askable, fan_out
 from fusion.models import FusionRun
 from fusion.query import FusionQuery, QueryError
 from fusion.services import record_run
@@ -49,6 +49,7 @@ def answer_json(run: FusionRun, **extra: Any) -> dict[str, Any]:
         "interval": single["interval"] if single else None,
         "quorum": run.quorum,
         "valid_answers": (explanation.get("quorum") or {}).get("valid"),
+        "decision": explanation.get("decision"),
         "error": run.error or None,
         "duration_ms": round(run.duration_ms, 2),
         "created_at": run.created_at.isoformat(),
@@ -78,8 +79,11 @@ def run_event(run: FusionRun) -> dict[str, Any]:
 
 
 def _quorum_checked(query: FusionQuery, plans: list[SourcePlan]) -> list[SourcePlan]:
-    if query.quorum > len(plans):
-        raise QueryError({"quorum": [f"Only {len(plans)} source(s) can be asked; the quorum is {query.quorum}."]})
+    asked = [plan for plan in plans if askable(plan)]
+    if query.quorum > len(asked):
+        resting = [plan.server for plan in plans if not askable(plan)]
+        why = f" ({', '.join(resting)} in maintenance, not asked)" if resting else ""
+        raise QueryError({"quorum": [f"Only {len(asked)} source(s) can be asked{why}; the quorum is {query.quorum}."]})
     return plans
 
 

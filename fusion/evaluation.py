@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 
 from fusion.answers import Invalid, document_of, numeric_field_names, read_answer
-from fusion.fanout import Reply
+from fusion.fanout import MAINTENANCE, Reply
 from fusion.quality import Quality, agreement, quality_of
 from fusion.query import FusionQuery
 from fusion.sources import SourcePlan
@@ -50,6 +50,11 @@ class Evaluation:
     def used(self) -> int:
         return sum(1 for row in self.sources if row["state"] == "used")
 
+    @property
+    def asked(self) -> int:
+        """Sources asked: those in maintenance are listed (excluded, with the reason) but were not asked."""
+        return sum(1 for row in self.sources if row["status"] != MAINTENANCE)
+
 
 def evaluate(query: FusionQuery, plans: Sequence[SourcePlan], replies: Sequence[Reply], now: datetime) -> Evaluation:
     strategy = get_strategy(query.strategy)
@@ -62,7 +67,7 @@ def evaluate(query: FusionQuery, plans: Sequence[SourcePlan], replies: Sequence[
         plan = plan_of[reply.server]
         rows[reply.server] = {
             "server": reply.server,
-            "state": "excluded" if reply.state == "invalid" else reply.state,
+            "state": "excluded" if reply.state in ("invalid", MAINTENANCE) else reply.state,
             "value": None,
             "latency_ms": None if reply.latency_ms is None else round(reply.latency_ms, 2),
             "age_ms": None,
@@ -113,9 +118,10 @@ def evaluate(query: FusionQuery, plans: Sequence[SourcePlan], replies: Sequence[
         for server, reason in fused.excluded.items():
             rows[server].update(state="excluded", reason=reason)
     else:
+        asked_count = sum(1 for reply in replies if reply.state != MAINTENANCE)
         error = (
             f"quorum not met: {len(candidates)} valid answer{'s' if len(candidates) != 1 else ''} of the "
-            f"{query.quorum} required ({len(replies)} source{'s' if len(replies) != 1 else ''} asked)"
+            f"{query.quorum} required ({asked_count} source{'s' if asked_count != 1 else ''} asked)"
         )
     ok = quorum_met and not error
     fused_values = {name: tidy(result.value) for name, result in fused.fields.items()} if ok else {}
@@ -123,7 +129,8 @@ def evaluate(query: FusionQuery, plans: Sequence[SourcePlan], replies: Sequence[
     if ok:
         value = fused_values if query.fields else fused_values[WHOLE_ANSWER]
 
-    failed_to_answer = {reply.server for reply in replies if reply.state in ("failed", "timed_out")}
+    # Not judged: a source that could not answer (failed, timed out) or was not asked (maintenance).
+    failed_to_answer = {reply.server for reply in replies if reply.state in ("failed", "timed_out", MAINTENANCE)}
     tolerance = settings.FUSION_AGREEMENT_BPS
     confidence: float | None = None
     observations: list[Observation] = []
@@ -136,7 +143,7 @@ def evaluate(query: FusionQuery, plans: Sequence[SourcePlan], replies: Sequence[
         for server, row in rows.items():
             if row["state"] == "excluded" and server not in readings and server not in failed_to_answer:
                 observations.append(Observation(server, 0.0, row["reason"] or "invalid answer"))
-        asked = sum(quality.weight for quality in qualities.values())
+        asked = sum(quality.weight for server, quality in qualities.items() if rows[server]["status"] != MAINTENANCE)
         confidence = round(agreeing / asked, 4) if asked > 0 else 0.0
         if len(readings) < settings.FUSION_TRUST_MIN_ANSWERS:
             observations = []  # too few answers for a consensus to judge anyone by
@@ -144,6 +151,7 @@ def evaluate(query: FusionQuery, plans: Sequence[SourcePlan], replies: Sequence[
     figures = {name or "value": result.to_json() for name, result in fused.fields.items()}
     sources = [rows[reply.server] for reply in replies]
     explanation = {
+        "decision": decision_sentence(strategy.name, sources, figures, error, confidence, query.quorum),
         "query": query.to_json(),
         "method": {
             "strategy": strategy.name,
@@ -174,6 +182,38 @@ def evaluate(query: FusionQuery, plans: Sequence[SourcePlan], replies: Sequence[
         explanation=explanation,
         observations=observations,
     )
+
+
+def _number(value: Any) -> str:
+    return f"{value:,.6g}" if isinstance(value, int | float) and not isinstance(value, bool) else str(value)
+
+
+def decision_sentence(
+    strategy: str,
+    sources: Sequence[dict[str, Any]],
+    figures: dict[str, dict[str, Any]],
+    error: str,
+    confidence: float | None,
+    quorum: int,
+) -> str:
+    """What the strategy decided, in one sentence for a reader (the page shows it above the sources table)."""
+    used = [row["server"] for row in sources if row["state"] == "used"]
+    asked = [row for row in sources if row["status"] != MAINTENANCE]
+    left_out = [
+        f"{row['server']} ({(row['reason'] or row['state']).split(':', 1)[0]})"
+        for row in sources
+        if row["state"] != "used"
+    ]
+    counted = f"{len(used)} of {len(asked)} source{'s' if len(asked) != 1 else ''} asked"
+    left = f"; left out: {', '.join(left_out)}" if left_out else ""
+    if error:
+        return f"No value: {error}. {counted.capitalize()} gave a usable answer (quorum {quorum}){left}."
+    values = ", ".join(
+        f"{name} {_number(result['value'])}" if name != "value" else _number(result["value"])
+        for name, result in figures.items()
+    )
+    shown = f" of {confidence:.0%}" if confidence is not None else ""
+    return f"{strategy} of the answers of {counted} gave {values}, with a confidence{shown}{left}."
 
 
 def _shown(document: Any, query: FusionQuery) -> Any:

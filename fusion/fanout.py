@@ -28,12 +28,20 @@ from mcp_client import (
 logger = logging.getLogger(__name__)
 
 FUSION_CALLER = "fusion"
+MAINTENANCE = "maintenance"
+MAINTENANCE_REASON = "maintenance: in a maintenance window, so not asked"
+
+
+def askable(plan: SourcePlan) -> bool:
+    """A server in maintenance is not asked: health (the one decider) sets that status while a window is open, and
+    its answers then are not to be relied on (nor its load added to)."""
+    return plan.status != MAINTENANCE
 
 
 @dataclass(frozen=True)
 class Reply:
     server: str
-    state: Literal["answered", "invalid", "failed", "timed_out"]
+    state: Literal["answered", "invalid", "failed", "timed_out", "maintenance"]
     result: ToolCallResult | ResourceReadResult | None
     latency_ms: float | None
     reason: str = ""
@@ -115,17 +123,22 @@ async def fan_out(query: FusionQuery, plans: Sequence[SourcePlan], correlation_i
     started = time.perf_counter()
     if not plans:
         return []
-    order = latency_hints.dispatch_order(plans)
+    order = [i for i in latency_hints.dispatch_order(plans) if askable(plans[i])]
     started_tasks = {i: asyncio.ensure_future(_ask(query, plans[i], overall, correlation_id)) for i in order}
-    tasks = [started_tasks[i] for i in range(len(plans))]
-    _, pending = await asyncio.wait(tasks, timeout=max(0.0, overall.remaining()))
+    tasks = [started_tasks.get(i) for i in range(len(plans))]
+    asked = [task for task in tasks if task is not None]
+    pending: set[asyncio.Future[Reply]] = set()
+    if asked:
+        _, pending = await asyncio.wait(asked, timeout=max(0.0, overall.remaining()))
     for task in pending:
         task.cancel()
         task.add_done_callback(_forget)
     replies: list[Reply] = []
     waited_ms = (time.perf_counter() - started) * 1000.0
     for plan, task in zip(plans, tasks, strict=True):
-        if task in pending:
+        if task is None:
+            replies.append(Reply(plan.server, MAINTENANCE, None, None, MAINTENANCE_REASON))
+        elif task in pending:
             reason = f"no answer within the deadline of {query.deadline_seconds:g} s"
             replies.append(Reply(plan.server, "timed_out", None, waited_ms, reason))
         elif task.exception() is not None:

@@ -14,6 +14,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from fusion.strategies import StrategyError, get_strategy
+from fusion.tool_safety import RULE as STATE_CHANGING_RULE
 from registry.request_bodies import (
     DistinctNamesField,
     JsonBody,
@@ -73,6 +74,7 @@ class FusionQuery:
     max_age_seconds: float | None = None
     timestamp_field: str = "timestamp"
     ranges: Mapping[str, Range] = field(default_factory=dict)
+    allow_state_changing: bool = False
 
     @property
     def subject(self) -> str:
@@ -97,6 +99,7 @@ class FusionQuery:
             "max_age_seconds": self.max_age_seconds,
             "timestamp_field": self.timestamp_field,
             "ranges": {name: bounds.to_json() for name, bounds in sorted(self.ranges.items())},
+            "allow_state_changing": self.allow_state_changing,
         }
 
     def cache_key(self) -> str:
@@ -139,6 +142,17 @@ def _whom_errors(attrs: Mapping[str, Any]) -> dict[str, list[str]]:
     if attrs["servers"] and attrs["quorum"] > len(attrs["servers"]):
         errors["quorum"] = [f"Cannot exceed the {len(attrs['servers'])} servers asked."]
     return errors
+
+
+class JsonBooleanField(serializers.BooleanField):
+    """A JSON true or false, nothing that merely looks like one ("yes", 1): an opt-in must be meant."""
+
+    default_error_messages = {"invalid": "Must be true or false."}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
 
 
 SOURCE_CHOICES = ("servers", "tag", "server_type")
@@ -185,6 +199,15 @@ class FusionQuerySerializer(JsonBody):
     max_age_seconds = JsonNumberField(required=False, default=None, min_value=0.001, max_value=86_400)
     timestamp_field = JsonTextField(
         required=False, default="timestamp", pattern=_FIELD_PATH, message="A field path, e.g. timestamp."
+    )
+    allow_state_changing = JsonBooleanField(
+        required=False,
+        default=False,
+        help_text=(
+            "The explicit opt-in to fan out a tool that changes state (placing, confirming or cancelling an order on "
+            "every source at once). Without it such a tool is refused with 400 on the field tool. "
+            + STATE_CHANGING_RULE
+        ),
     )
     ranges = serializers.DictField(
         child=RangeSerializer(),

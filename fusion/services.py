@@ -136,7 +136,7 @@ def record_run(
             error=evaluation.error,
             sources=evaluation.sources,
             explanation=evaluation.explanation,
-            sources_asked=len(evaluation.sources),
+            sources_asked=evaluation.asked,
             sources_used=evaluation.used,
             duration_ms=duration_ms,
             cache_key=query.cache_key(),

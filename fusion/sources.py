@@ -23,6 +23,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 from fusion.models import SourceTrust
 from fusion.quality import decayed_trust
 from fusion.query import FusionQuery, QueryError
+from fusion.tool_safety import OPT_IN_FIELD, state_changing_servers
 from registry import announcements
 from registry.announcements import StatusTransition
 from registry.models import CapabilityKind, CapabilitySnapshot, Server, Tag
@@ -58,6 +59,7 @@ class _Candidate:
     input_schema: Mapping[str, Any] | None
     output_schema: Mapping[str, Any] | None
     discovered: bool
+    state_changing: str = ""  # why the selection's tool changes state on this server; "" when it is not declared to
 
 
 Selection = tuple[tuple[str, ...], str, str, str, str]
@@ -115,6 +117,7 @@ def _load_candidates(query: FusionQuery) -> tuple[_Candidate, ...]:
         if query.servers and query.tool
         else set()
     )
+    state_changing = state_changing_servers(servers, query.tool) if query.tool else {}
     return tuple(
         _Candidate(
             pk=server.pk,
@@ -126,6 +129,7 @@ def _load_candidates(query: FusionQuery) -> tuple[_Candidate, ...]:
             input_schema=schemas[server.pk][1] if query.tool else None,
             output_schema=schemas[server.pk][2] if query.tool else None,
             discovered=server.pk in discovered,
+            state_changing=state_changing.get(server.pk, ""),
         )
         for server in servers
     )
@@ -243,7 +247,19 @@ announcements.connect(_RegistryChanges())
 def _plans(
     query: FusionQuery, candidates: tuple[_Candidate, ...], trust: Mapping[int, StoredTrust], now: datetime
 ) -> list[SourcePlan]:
-    """What the registry knows, as plans; QueryError (400) for a tool the named servers lack or bad arguments."""
+    """What the registry knows, as plans; QueryError (400) for a tool the named servers lack, bad arguments, or a
+    tool that changes state without the query's opt-in."""
+    if query.tool and not query.allow_state_changing:
+        reasons = [candidate.state_changing for candidate in candidates if candidate.state_changing]
+        if reasons:
+            raise QueryError(
+                {
+                    "tool": [
+                        f"{query.tool!r} changes state ({'; '.join(reasons[:3])}): asking every source would change "
+                        f"it on each. Send {OPT_IN_FIELD}: true to fan it out anyway."
+                    ]
+                }
+            )
     plans: list[SourcePlan] = []
     lacking: list[str] = []
     for candidate in candidates:

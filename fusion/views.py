@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from fusion.strategies import all_strategies
+from fusion.tool_safety import METADATA_KEY, RULE, state_changing_tools
 from registry.models import Capability, CapabilityKind
 from registry.permissions import Role, role_of
 from registry.views import viewer_required
@@ -28,6 +29,7 @@ class ToolChoices:
     tools: dict[str, list[str]]
     total: int
     search: str
+    state_changing: dict[str, str]  # tool -> why it changes state (hidden from the picker until opted in)
 
     @property
     def capped(self) -> bool:
@@ -48,7 +50,7 @@ def tools_offered(search: str = "", limit: int = TOOL_CHOICES_LIMIT) -> ToolChoi
     rows = offered.filter(name__in=top).values_list("name", "server__name").order_by("name", "server__name")
     for name, server in rows:
         tools[name].append(server)
-    return ToolChoices(tools=tools, total=total, search=search)
+    return ToolChoices(tools=tools, total=total, search=search, state_changing=state_changing_tools(tools))
 
 
 @viewer_required
@@ -56,13 +58,20 @@ def fusion_page(request: HttpRequest) -> HttpResponse:
     search = (request.GET.get("tool_search") or "").strip()[:TOOL_SEARCH_MAX_LENGTH]
     choices = tools_offered(search)
     selected = (request.GET.get("tool") or "").strip()
+    reads = [tool for tool in choices.tools if tool not in choices.state_changing]
     if selected not in choices.tools:
-        selected = DEFAULT_TOOL if DEFAULT_TOOL in choices.tools else next(iter(choices.tools), "")
+        selected = DEFAULT_TOOL if DEFAULT_TOOL in reads else next(iter(reads), "")
+    run = (request.GET.get("run") or "").strip()
     context = {
         "can_ask": role_of(request.user) >= Role.OPERATOR,
         "tools": choices.tools,
         "tool_choices": choices,
         "selected_tool": selected,
+        "state_changing": choices.state_changing,
+        "state_changing_rule": RULE,
+        "state_changing_key": METADATA_KEY,
+        # A past run to open (/fusion/?run=<id>): fusion.js fetches it from GET /api/fusion/runs/<id>/.
+        "open_run": run if run.isdigit() else "",
         "strategies": [strategy.describe() for strategy in all_strategies()],
     }
     return render(request, "fusion/fusion.html", context)

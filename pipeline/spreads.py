@@ -2,8 +2,12 @@
 
 For each symbol it keeps the latest quote per exchange (`quotes.<symbol>` events: exchange, bid, ask, last, size,
 time), leaves out quotes older than PIPELINE_QUOTE_STALE_SECONDS, and publishes `spreads.<symbol>` when the best
-bid, the best ask or where they are changes. `spread` is best bid minus best ask: positive means one exchange bids
-more than another asks (a crossed market across exchanges, the start of an arbitrage).
+bid, the best ask or where they are changes.
+
+The figures say what they are called: `spread` is the best ask minus the best bid (positive in a normal market, as
+a trader reads it), `spread_bps` the same over the mid. When the best bid is above the best ask the market is
+`crossed`: one exchange bids more than another asks, an arbitrage signal rather than a spread, and `crossed_bps`
+says by how much (null otherwise). A locked market (bid equal to ask) has a spread of 0 and is not crossed.
 """
 
 from __future__ import annotations
@@ -52,8 +56,10 @@ class SpreadProcessor:
         if self._last_emitted.get(symbol) == key:
             return []
         self._last_emitted[symbol] = key
-        spread = best_bid.bid - best_ask.ask
+        spread = best_ask.ask - best_bid.bid
         mid = (best_bid.bid + best_ask.ask) / 2
+        spread_bps = round(spread / mid * 10_000, 4) if mid > 0 else None
+        crossed = spread < 0
         return [
             Derived(
                 stream=f"spreads.{symbol}",
@@ -65,7 +71,9 @@ class SpreadProcessor:
                     "best_ask": best_ask.ask,
                     "best_ask_exchange": best_ask.exchange,
                     "spread": round(spread, 10),
-                    "spread_bps": round(spread / mid * 10_000, 4) if mid > 0 else None,
+                    "spread_bps": spread_bps,
+                    "crossed": crossed,
+                    "crossed_bps": -spread_bps if crossed and spread_bps is not None else None,
                     "exchanges": len(fresh),
                 },
             )

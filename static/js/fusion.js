@@ -1,5 +1,8 @@
-/* The fusion page: ask (POST /api/fusion/query/), show the fused value, each source, the explanation and a Plotly
- * chart of the inputs with the fused value and its band; recent runs and trust, live from the stream fusion.runs.
+/* The fusion page: ask (POST /api/fusion/query/), show the fused value, the strategy's decision in a sentence, each
+ * source (value, latency, state, reason) and a Plotly chart of the inputs with the fused value and its band; the raw
+ * explanation behind a disclosure. Recent runs and trust, live from the stream fusion.runs; a past run opens at
+ * /fusion/?run=<id> (GET /api/fusion/runs/<id>/). Tools that change state are left out of the picker until
+ * "Show tools that change state" is ticked, and only then is the opt-in (allow_state_changing) sent.
  */
 (function () {
   "use strict";
@@ -33,18 +36,68 @@
     });
   }
 
+  // The picker hides tools that change state unless the box is ticked; a tool chosen while shown carries a warning.
+  function applyStateChanging(form) {
+    var select = form.querySelector("select[name=tool]");
+    var show = form.querySelector("input[name=allow_state_changing]");
+    if (!show) return;
+    Array.prototype.forEach.call(select.options, function (option) {
+      var hide = !!option.dataset.stateChanging && !show.checked;
+      option.hidden = hide;
+      option.disabled = hide;
+    });
+    var current = select.options[select.selectedIndex];
+    if (!current || current.disabled) {
+      var first = Array.prototype.find.call(select.options, function (option) { return !option.disabled; });
+      if (first) select.value = first.value;
+      renderSources(form);
+    }
+    current = select.options[select.selectedIndex];
+    var warning = document.getElementById("state-changing-warning");
+    var why = current && current.dataset.stateChanging;
+    warning.hidden = !why;
+    warning.textContent = why
+      ? "Warning: " + current.value + " changes state (" + why + "). Fusing it calls it on every selected source " +
+        "at once, and each call takes effect."
+      : "";
+  }
+
+  function clearErrors() {
+    var box = document.getElementById("fusion-error");
+    box.hidden = true;
+    box.textContent = "";
+    Array.prototype.forEach.call(document.querySelectorAll("#fusion-form .field-error"), function (el) {
+      el.parentNode.removeChild(el);
+    });
+  }
+
   function showError(message) {
     var box = document.getElementById("fusion-error");
     box.hidden = !message;
     box.textContent = message || "";
   }
 
-  function errorText(body) {
-    if (!body || typeof body !== "object") return "The request failed.";
-    return Object.keys(body).map(function (field) {
+  // A 400 names each bad field ("tool", "arguments.symbol", "ranges.bid"): the message goes under that field of the
+  // form when it has one, else in the box under the form (with the field's name).
+  function showFieldErrors(form, body) {
+    clearErrors();
+    if (!body || typeof body !== "object") { showError("The request failed."); return; }
+    var unplaced = [];
+    Object.keys(body).forEach(function (field) {
       var messages = body[field];
-      return field + ": " + (Array.isArray(messages) ? messages.join(" ") : JSON.stringify(messages));
-    }).join(" · ");
+      var text = Array.isArray(messages) ? messages.join(" ") : JSON.stringify(messages);
+      var top = field.split(".")[0];
+      var input = form.querySelector('[name="' + top + '"]');
+      var holder = top === "servers" ? document.getElementById("source-choices") : input && input.closest("label");
+      if (!holder) { unplaced.push(field + ": " + text); return; }
+      var note = document.createElement("span");
+      note.className = "field-error";
+      note.dataset.errorFor = field;
+      note.setAttribute("role", "alert");
+      note.textContent = (field !== top ? field + ": " : "") + text;
+      holder.appendChild(note);
+    });
+    if (unplaced.length) showError(unplaced.join(" · "));
   }
 
   function chart(answer) {
@@ -78,10 +131,47 @@
     }, { responsive: true, displayModeBar: false });
   }
 
-  function showAnswer(answer) {
+  var STATE_WORDS = {
+    used: "used", excluded: "left out", failed: "failed", timed_out: "timed out",
+  };
+
+  function fact(list, term, value) {
+    if (value === null || value === undefined || value === "") return;
+    var dt = document.createElement("dt");
+    dt.textContent = term;
+    var dd = document.createElement("dd");
+    dd.textContent = value;
+    list.appendChild(dt);
+    list.appendChild(dd);
+  }
+
+  function showFacts(answer, explanation) {
+    var list = document.getElementById("result-facts");
+    list.textContent = "";
+    var method = (explanation && explanation.method) || {};
+    fact(list, "Question", (answer.tool || answer.resource) + (explanation && explanation.query && explanation.query.arguments
+      ? " " + JSON.stringify(explanation.query.arguments) : ""));
+    fact(list, "Strategy", answer.strategy + (method.description ? ": " + method.description : ""));
+    fact(list, "Quorum", answer.valid_answers + " valid answer(s) of the " + answer.quorum + " required" +
+      (answer.quorum_met ? " (met)" : " (not met)"));
+    if (explanation && explanation.confidence) {
+      fact(list, "Confidence", (explanation.confidence.value !== null ? Math.round(explanation.confidence.value * 100) +
+        " %: " : "") + explanation.confidence.rule);
+    }
+    if (explanation && explanation.trust_updates && explanation.trust_updates.length) {
+      fact(list, "Trust learned", explanation.trust_updates.map(function (u) {
+        return u.server + " " + u.before.toFixed(3) + " → " + u.after.toFixed(3);
+      }).join(" · "));
+    }
+    fact(list, "Asked at", new Date(answer.created_at).toLocaleString() + ", answered in " + answer.duration_ms + " ms");
+  }
+
+  function showAnswer(answer, explanation) {
     document.getElementById("fusion-result").hidden = false;
     document.getElementById("result-run").textContent = "run #" + answer.run_id + (answer.cached ? " (from the cache)" : "") +
       (answer.shared ? " (shared with a concurrent identical query)" : "");
+    document.getElementById("result-link").href = "?run=" + encodeURIComponent(answer.run_id);
+    document.getElementById("result-decision").textContent = answer.decision || "";
     var summary = document.getElementById("result-summary");
     summary.textContent = answer.error
       ? "No answer: " + answer.error
@@ -98,7 +188,7 @@
       var state = td("");
       var badge = document.createElement("span");
       badge.className = "badge state-" + row.state;
-      badge.textContent = row.state.replace("_", " ");
+      badge.textContent = STATE_WORDS[row.state] || row.state.replace("_", " ");
       state.appendChild(badge);
       tr.appendChild(state);
       tr.appendChild(td(short(row.value), "value-cell"));
@@ -109,9 +199,32 @@
       body.appendChild(tr);
     });
     chart(answer);
-    getJSON("/api/fusion/runs/" + answer.run_id + "/").then(function (run) {
-      document.getElementById("explanation").textContent = JSON.stringify(run.explanation, null, 2);
-    }).catch(function () {});
+    showFacts(answer, explanation);
+    document.getElementById("explanation").textContent = explanation ? JSON.stringify(explanation, null, 2) : "";
+    if (!explanation) {
+      getJSON("/api/fusion/runs/" + answer.run_id + "/").then(function (run) {
+        showFacts(run, run.explanation);
+        document.getElementById("explanation").textContent = JSON.stringify(run.explanation, null, 2);
+      }).catch(function () {});
+    }
+  }
+
+  // A past run, with its explanation: from the recent runs list, or /fusion/?run=<id>.
+  function openRun(id, remember) {
+    return getJSON("/api/fusion/runs/" + encodeURIComponent(id) + "/").then(function (run) {
+      showAnswer(run, run.explanation);
+      if (remember && window.history && window.history.replaceState) {
+        window.history.replaceState(null, "", "?run=" + encodeURIComponent(run.run_id));
+      }
+      document.getElementById("fusion-result").scrollIntoView({ block: "start" });
+    }).catch(function () {
+      var section = document.getElementById("fusion-result");
+      section.hidden = false;
+      document.getElementById("result-run").textContent = "run #" + id;
+      var summary = document.getElementById("result-summary");
+      summary.textContent = "Run #" + id + " was not found (runs are kept for a limited time).";
+      summary.className = "field-error";
+    });
   }
 
   function ask(form) {
@@ -126,18 +239,23 @@
       deadline_seconds: parseFloat(data.get("deadline_seconds")),
       cache_ttl_seconds: parseFloat(data.get("cache_ttl_seconds")),
     };
+    // The opt-in is sent only for a tool shown because the box is ticked: a read never needs it.
+    var option = form.querySelector("select[name=tool]").selectedOptions[0];
+    if (option && option.dataset.stateChanging && data.get("allow_state_changing")) body.allow_state_changing = true;
     try {
       body.arguments = JSON.parse(data.get("arguments") || "{}");
     } catch (e) {
-      showError("arguments: not valid JSON (" + e.message + ")");
+      showFieldErrors(form, { arguments: ["Not valid JSON (" + e.message + ")."] });
       return;
     }
-    showError("");
+    clearErrors();
     var button = form.querySelector("button[type=submit]");
     button.disabled = true;
     postJSON("/api/fusion/query/", body).then(function (reply) {
-      if (reply.status === 200 || (reply.status === 502 && reply.json.run_id)) showAnswer(reply.json);
-      else showError(errorText(reply.json));
+      if (reply.status === 200 || (reply.status === 502 && reply.json.run_id)) {
+        showAnswer(reply.json);
+        if (window.history && window.history.replaceState) window.history.replaceState(null, "", "?run=" + reply.json.run_id);
+      } else showFieldErrors(form, reply.json);
     }).catch(function (e) { showError("The request failed: " + e.message); })
       .then(function () { button.disabled = false; });
   }
@@ -148,7 +266,18 @@
     page.results.forEach(function (run) {
       var tr = document.createElement("tr");
       tr.dataset.run = run.run_id;
-      tr.appendChild(td(run.created_at.slice(11, 19)));
+      var first = td("");
+      var link = document.createElement("a");
+      link.href = "?run=" + encodeURIComponent(run.run_id);
+      link.className = "run-link";
+      link.textContent = "#" + run.run_id + " " + new Date(run.created_at).toLocaleTimeString();
+      link.setAttribute("aria-label", "Open run " + run.run_id);
+      link.addEventListener("click", function (event) {
+        event.preventDefault();
+        openRun(run.run_id, true);
+      });
+      first.appendChild(link);
+      tr.appendChild(first);
       tr.appendChild(td((run.tool || run.resource) + ""));
       tr.appendChild(td(run.strategy));
       tr.appendChild(td(run.error ? "✕ " + run.error : short(run.value), "value-cell"));
@@ -156,8 +285,6 @@
       var used = run.sources.filter(function (s) { return s.state === "used"; }).length;
       tr.appendChild(td(used + "/" + run.sources.length, "num col-wide"));
       tr.appendChild(td(Math.round(run.duration_ms), "num col-wide"));
-      tr.style.cursor = "pointer";
-      tr.addEventListener("click", function () { showAnswer(run); });
       body.appendChild(tr);
     });
     var stats = page.statistics;
@@ -195,10 +322,18 @@
     var form = document.getElementById("fusion-form");
     if (form) {
       renderSources(form);
-      form.querySelector("select[name=tool]").addEventListener("change", function () { renderSources(form); });
+      applyStateChanging(form);
+      form.querySelector("select[name=tool]").addEventListener("change", function () {
+        renderSources(form);
+        applyStateChanging(form);
+      });
+      var show = form.querySelector("input[name=allow_state_changing]");
+      if (show) show.addEventListener("change", function () { applyStateChanging(form); });
       form.addEventListener("submit", function (event) { event.preventDefault(); ask(form); });
       form.querySelector("button[type=submit]").disabled = false;
     }
+    var wanted = document.getElementById("fusion-result").dataset.openRun;
+    if (wanted) openRun(wanted, false);
     refresh();
     window.setInterval(refresh, 15000);
     if (window.OrchestratorEvents) {

@@ -1,6 +1,9 @@
 /* The overview's live market: every quotes.<symbol> tick and spreads.<symbol> change from the pipeline.
  * One row per symbol: the best bid and best ask across exchanges (and where), the cross-exchange spread, and the
  * latest quote of each exchange. Rows appear as the first events arrive.
+ * The spread cell says what the market is: a normal spread ("3.2 bps", ask above bid) plainly; a crossed market
+ * (the best bid above the best ask, across exchanges) as "crossed by N bps" with "arbitrage signal", in its own
+ * colour, since a positive-looking number in green read as a healthy spread when it is the opposite.
  */
 (function () {
   "use strict";
@@ -64,8 +67,22 @@
     cell(row.tr, "best-bid").textContent = format(spread.best_bid) + " " + spread.best_bid_exchange;
     cell(row.tr, "best-ask").textContent = format(spread.best_ask) + " " + spread.best_ask_exchange;
     var spreadCell = cell(row.tr, "spread");
-    spreadCell.textContent = (spread.spread_bps === null ? "–" : spread.spread_bps.toFixed(1)) + " bps";
-    spreadCell.classList.toggle("positive", spread.spread > 0);
+    spreadCell.textContent = "";
+    var crossed = spread.crossed === true;
+    if (crossed) {
+      spreadCell.appendChild(document.createTextNode(
+        "crossed by " + (spread.crossed_bps === null ? "–" : spread.crossed_bps.toFixed(1)) + " bps"));
+      var note = document.createElement("span");
+      note.className = "spread-note";
+      note.textContent = "arbitrage signal: " + spread.best_bid_exchange + " bids above " + spread.best_ask_exchange + " asks";
+      spreadCell.appendChild(note);
+    } else {
+      spreadCell.textContent = (spread.spread_bps === null ? "–" : spread.spread_bps.toFixed(1)) + " bps";
+    }
+    spreadCell.classList.toggle("crossed", crossed);
+    spreadCell.title = crossed
+      ? "The best bid is above the best ask across exchanges: buying on one and selling on the other could gain before fees."
+      : "Best ask minus best bid across exchanges, over the mid price.";
     flash(spreadCell);
   }
 

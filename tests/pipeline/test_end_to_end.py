@@ -68,7 +68,8 @@ async def test_a_demo_exchange_price_change_reaches_a_browser_with_spreads(
     )
     spread = spreads[-1]["payload"]
     assert spread["best_bid_exchange"] in {"alpha", "beta"} and spread["best_ask_exchange"] in {"alpha", "beta"}
-    assert spread["spread"] == pytest.approx(spread["best_bid"] - spread["best_ask"])
+    assert spread["spread"] == pytest.approx(spread["best_ask"] - spread["best_bid"])
+    assert spread["crossed"] is (spread["best_bid"] > spread["best_ask"])
     stats = live_pipeline().stats()
     spreads_stats = next(p for p in stats["processors"] if p["name"] == "spreads")
     assert spreads_stats["events_in"] > 0 and spreads_stats["events_out"] > 0 and spreads_stats["errors"] == 0
