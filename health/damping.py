@@ -14,7 +14,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from health.flapping import DOWN, FlapDetector, FlapPolicy
+from health.flapping import DOWN, FlapDetector, FlapPolicy, is_flapping_reason
 from registry.models import ServerStatus
 
 LATENCY_WINDOW = 5
@@ -28,6 +28,7 @@ PARTLY_FAILING_AT = 2
 CALL_WINDOW = 20
 CALLS_TO_JUDGE = 5
 FAILING_SHARE = 0.25
+CALLS_REASON_START = "partly failing: at least "
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,12 @@ class DampedStatus:
     def _failing_calls(self) -> tuple[int, int]:
         return sum(self.recent_calls), len(self.recent_calls)
 
+    def _failing_share(self) -> float:
+        # Hysteresis: degraded for failing calls from FAILING_SHARE, online again only under half of it, so a server
+        # near the share is not degraded and online by turns.
+        partly = self.raw == ServerStatus.DEGRADED and self.raw_reason.startswith(CALLS_REASON_START)
+        return FAILING_SHARE / 2 if partly else FAILING_SHARE
+
     def _bad(self, policy: DampingPolicy, down_status: str, what: str) -> tuple[str, str]:
         self.bad += 1
         self.good = 0
@@ -104,9 +111,9 @@ class DampedStatus:
             elif median > policy.latency_target_ms:
                 status = ServerStatus.DEGRADED
                 reason = f"slow: the median check is over the {policy.latency_target_ms:.0f} ms target"
-            elif (calls := self._failing_calls())[1] >= CALLS_TO_JUDGE and calls[0] >= FAILING_SHARE * calls[1]:
+            elif (calls := self._failing_calls())[1] >= CALLS_TO_JUDGE and calls[0] >= self._failing_share() * calls[1]:
                 status = ServerStatus.DEGRADED
-                reason = f"partly failing: at least {FAILING_SHARE:.0%} of the last {CALL_WINDOW} real calls failed"
+                reason = f"{CALLS_REASON_START}{FAILING_SHARE:.0%} of the last {CALL_WINDOW} real calls failed"
             else:
                 status, reason = ServerStatus.ONLINE, "healthy: checks pass"
         return self._settle(status, reason, policy, at)
@@ -151,13 +158,17 @@ class DampedStatus:
         flapping = self.flaps.observe(raw, at, policy.flapping)
         if flapping and self.flaps.down_for(at) < policy.flapping.down_limit_seconds:
             status, reason = ServerStatus.DEGRADED, self.flaps.reason(policy.flapping)
-        elif self.partly_failing and raw in (ServerStatus.ONLINE, ServerStatus.PENDING):
-            # A failed check of a partly failing server keeps it degraded (its retry budget still counts: enough
-            # failures in a row and it is down), instead of degraded <-> pending at every other check.
+        elif (self.partly_failing and raw in (ServerStatus.ONLINE, ServerStatus.PENDING)) or (
+            raw == ServerStatus.PENDING and self.status == ServerStatus.DEGRADED
+        ):
+            # A failed check of a degraded server keeps it degraded (its retry budget still counts: enough failures
+            # in a row and it is down), instead of degraded <-> pending at every other check.
             status = ServerStatus.DEGRADED
             tail = f" of the last {CHECK_WINDOW} checks failed"
-            keep = self.status == ServerStatus.DEGRADED and self.reason.endswith(tail)
-            # The count when it became degraded, kept (a reason that changes is a write and an event).
+            # The reason it became degraded with, kept (a reason that changes is a write and an event).
+            keep = self.status == ServerStatus.DEGRADED and (
+                self.reason.endswith(tail) or (raw == ServerStatus.PENDING and not is_flapping_reason(self.reason))
+            )
             reason = self.reason if keep else f"{failures}{tail}"
         else:
             status, reason = raw, raw_reason

@@ -90,3 +90,15 @@ def test_a_partly_failing_server_keeps_one_status_and_one_reason_while_it_stays_
     assert [status for status, _ in first][-1] == "degraded"
     later = {damped.after_check(verdict, POLICY, at=float(10 + step)) for step, verdict in enumerate(pattern[10:])}
     assert later == {("degraded", "2 of the last 10 checks failed")}
+
+
+def test_a_failed_check_of_a_degraded_server_keeps_it_degraded_until_its_retry_budget_is_spent():
+    # Seen on the demo's delta: degraded for its failing real calls, then pending at every failed check and
+    # degraded at the next good one, every two seconds.
+    damped = DampedStatus(status=ServerStatus.ONLINE)
+    for failed in (True, False, True, False, True):
+        damped.note_call(failed)
+    assert run(damped, [GOOD]) == ["degraded"]
+    reason = damped.reason
+    assert run(damped, [WRONG, GOOD, WRONG, GOOD]) == ["degraded"] * 4 and damped.reason == reason
+    assert run(damped, [DEAD, DEAD, DEAD]) == ["degraded", "degraded", "offline"]  # an outage is still one
