@@ -5,6 +5,7 @@ from rest_framework.routers import DefaultRouter
 
 from registry.api import RegistryExportView, RegistryImportView, ServerViewSet
 from registry.api_calls import ServerResourceReadView, ServerToolCallView
+from registry.catalogue import CatalogueView
 
 router = DefaultRouter()
 router.register("servers", ServerViewSet, basename="server")
@@ -14,6 +15,7 @@ urlpatterns = [
     path("servers/<str:name>/call/", ServerToolCallView.as_view(), name="server-call"),
     path("servers/<str:name>/read/", ServerResourceReadView.as_view(), name="server-read"),
     path("registry/export/", RegistryExportView.as_view(), name="registry-export"),
+    path("catalogue/", CatalogueView.as_view(), name="catalogue"),
     path("registry/import/", RegistryImportView.as_view(), name="registry-import"),
     path("", include(router.urls)),
 ]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.paginator import Paginator
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import Count, Max, OuterRef, Q, Subquery
 from django.http import QueryDict
 
 from registry.models import (
@@ -79,18 +79,79 @@ def fleet_overview_rows(filters: FleetFilters | None = None) -> ServerQuerySet:
     return servers
 
 
-def fleet_summary() -> dict[str, int]:
-    """Counters over the whole fleet, whatever the table's filters."""
-    troubled = [ServerStatus.OFFLINE, ServerStatus.DEGRADED, ServerStatus.PENDING, ServerStatus.UNHEALTHY]
-    counts = Server.objects.aggregate(
-        total=Count("id"),
-        online=Count("id", filter=Q(status=ServerStatus.ONLINE)),
-        troubled=Count("id", filter=Q(status__in=troubled)),
-    )
+# The overview's status tiles, worst first: every status has one, so the tiles add up to the fleet (a server has
+# exactly one status; a disabled server's is "disabled"). These are shown even at zero; the others only when some
+# server has them.
+STATUS_ORDER = [
+    ServerStatus.OFFLINE,
+    ServerStatus.UNHEALTHY,
+    ServerStatus.PENDING,
+    ServerStatus.DEGRADED,
+    ServerStatus.UNKNOWN,
+    ServerStatus.MAINTENANCE,
+    ServerStatus.DISABLED,
+    ServerStatus.ONLINE,
+]
+ALWAYS_SHOWN_STATUSES = {ServerStatus.ONLINE, ServerStatus.DEGRADED, ServerStatus.OFFLINE}
+# What a status means when the server gave no reason, so the overview always says something in words.
+STATUS_MEANINGS = {
+    ServerStatus.OFFLINE: "not answering",
+    ServerStatus.UNHEALTHY: "answers, but its checks' expectations fail",
+    ServerStatus.PENDING: "checks failing, within the retry budget before it is called down",
+    ServerStatus.DEGRADED: "slow or partly failing",
+    ServerStatus.UNKNOWN: "not checked yet",
+    ServerStatus.MAINTENANCE: "in a maintenance window: no alerts",
+    ServerStatus.DISABLED: "disabled: not connected",
+}
+
+
+def fleet_summary() -> dict[str, Any]:
+    """Counters over the whole fleet, whatever the table's filters: one tile per status (they add up to `total`),
+    each linking to the table filtered on it, and the tools on offer."""
+    counts = dict(Server.objects.values_list("status").annotate(n=Count("id")).order_by())
+    tiles = [
+        {
+            "status": status.value,
+            "label": status.label,
+            "count": counts.get(status.value, 0),
+            "shown": status in ALWAYS_SHOWN_STATUSES or counts.get(status.value, 0) > 0,
+        }
+        for status in STATUS_ORDER
+    ]
     tools = Capability.objects.filter(kind=CapabilityKind.TOOL)
-    counts["tools"] = tools.count()
-    counts["distinct_tools"] = tools.values("name").distinct().count()
-    return counts
+    return {
+        "total": sum(counts.values()),
+        "tiles": tiles,
+        # "6 servers: 4 online + 1 degraded + 1 maintenance", so the reader sees the tiles add up.
+        "breakdown": " + ".join(f"{tile['count']} {tile['label'].lower()}" for tile in tiles if tile["count"]),
+        "tools": tools.count(),
+        "distinct_tools": tools.values("name").distinct().count(),
+    }
+
+
+def status_display() -> dict[str, Any]:
+    """What the overview's script needs to keep the tiles and the attention list live (JSON-safe)."""
+    return {
+        "order": [status.value for status in STATUS_ORDER],
+        "labels": {status.value: status.label for status in ServerStatus},
+        "always_shown": sorted(status.value for status in ALWAYS_SHOWN_STATUSES),
+        "meanings": {status.value: meaning for status, meaning in STATUS_MEANINGS.items()},
+    }
+
+
+def servers_needing_attention() -> list[dict[str, str]]:
+    """Every server that is not online, worst status first, with its reason in words (the status's meaning when it
+    gave none): the overview's answer to "what is wrong"."""
+    rank = {status.value: index for index, status in enumerate(STATUS_ORDER)}
+    rows = Server.objects.exclude(status=ServerStatus.ONLINE).values("name", "status", "status_reason")
+    return [
+        {
+            "name": row["name"],
+            "status": row["status"],
+            "reason": row["status_reason"] or STATUS_MEANINGS.get(row["status"], ""),
+        }
+        for row in sorted(rows, key=lambda row: (rank.get(row["status"], len(rank)), row["name"]))
+    ]
 
 
 def fleet_filter_options() -> dict[str, Any]:
@@ -415,6 +476,30 @@ def tool_input_schemas(server: Server) -> dict[str, dict[str, Any] | None] | Non
     return schemas
 
 
+def prompt_arguments_of(server: Server) -> dict[str, list[dict[str, Any]]] | None:
+    """Prompt name -> its declared arguments ({name, description, required}) from the server's latest discovery;
+    None when it was never discovered."""
+    snapshot = CapabilitySnapshot.objects.latest_for(server)
+    if snapshot is None:
+        return None
+    return {
+        str(prompt.get("name")): _prompt_view(prompt)["arguments"]
+        for prompt in snapshot.prompts
+        if isinstance(prompt, Mapping)
+    }
+
+
+def known_prompts_message(server: Server, prompt: str) -> str:
+    prompts = Capability.objects.filter(server=server, kind=CapabilityKind.PROMPT)
+    names = list(prompts.order_by("name").values_list("name", flat=True)[:KNOWN_TOOLS_NAMED])
+    shown = prompt if len(prompt) <= 60 else prompt[:57] + "..."
+    if not names:
+        return f"{server.name} offers no prompts (or has not been discovered yet), so it has no prompt {shown!r}."
+    more = prompts.count() - len(names) if len(names) == KNOWN_TOOLS_NAMED else 0
+    listed = ", ".join(names) + (f" and {more:,} more" if more else "")
+    return f"{server.name} has no prompt {shown!r}. Its prompts: {listed}."
+
+
 def known_tools_message(server: Server, tool: str) -> str:
     tools = Capability.objects.filter(server=server, kind=CapabilityKind.TOOL)
     names = list(tools.order_by("name").values_list("name", flat=True)[:KNOWN_TOOLS_NAMED])
@@ -424,3 +509,70 @@ def known_tools_message(server: Server, tool: str) -> str:
     more = tools.count() - len(names) if len(names) == KNOWN_TOOLS_NAMED else 0
     listed = ", ".join(names) + (f" and {more:,} more" if more else "")
     return f"{server.name} has no tool {shown!r}. Its tools: {listed}."
+
+
+# --- the fleet-wide catalogue -------------------------------------------------------------------------------------
+
+CATALOGUE_PAGE_SIZE = 50
+# Where each kind's list sits on the server page.
+_CATALOGUE_ANCHORS = {
+    CapabilityKind.TOOL: "tools",
+    CapabilityKind.RESOURCE: "resources",
+    CapabilityKind.RESOURCE_TEMPLATE: "resource-templates",
+    CapabilityKind.PROMPT: "prompts",
+}
+
+
+def catalogue_entries(query: str = "", kind: str = "") -> Any:
+    """Every tool, resource, template and prompt the fleet offers now (the index of each server's latest discovery),
+    one entry per kind and name, with how many servers offer it. `query` is a case-insensitive substring of the name,
+    title, description or URI ("quote" finds get_quote). A values queryset, so a page of it is cut in the database."""
+    entries = Capability.objects.all()
+    if kind:
+        entries = entries.filter(kind=kind)
+    if query:
+        entries = entries.filter(
+            Q(name__icontains=query)
+            | Q(title__icontains=query)
+            | Q(description__icontains=query)
+            | Q(identifier__icontains=query)
+        )
+    return (
+        entries.values("kind", "name")
+        .annotate(server_count=Count("server", distinct=True), description=Max("description"), title=Max("title"))
+        .order_by("name", "kind")
+    )
+
+
+def catalogue_offers(entries: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """A page of catalogue entries with the servers offering each (name, status, and the resource URI or template
+    each one lists), in one query for the page."""
+    page = list(entries)
+    if not page:
+        return []
+    match = Q()
+    for entry in page:
+        match |= Q(kind=entry["kind"], name=entry["name"])
+    offered: dict[tuple[str, str], list[dict[str, str]]] = {}
+    rows = (
+        Capability.objects.filter(match)
+        .values("kind", "name", "identifier", "server__name", "server__status")
+        .order_by("server__name")
+    )
+    for row in rows:
+        offered.setdefault((row["kind"], row["name"]), []).append(
+            {"name": row["server__name"], "status": row["server__status"], "identifier": row["identifier"]}
+        )
+    return [
+        {
+            "kind": entry["kind"],
+            "kind_label": CapabilityKind(entry["kind"]).label,
+            "anchor": _CATALOGUE_ANCHORS.get(entry["kind"], ""),
+            "name": entry["name"],
+            "title": entry["title"] or "",
+            "description": entry["description"] or "",
+            "server_count": entry["server_count"],
+            "servers": offered.get((entry["kind"], entry["name"]), []),
+        }
+        for entry in page
+    ]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from registry import views
+from registry import catalogue, views
 
 app_name = "registry"
 
@@ -10,4 +10,5 @@ urlpatterns = [
     path("", views.fleet_overview, name="overview"),
     path("servers/<slug:name>/", views.server_detail, name="server_detail"),
     path("servers/<slug:name>/discover/", views.server_discover, name="server_discover"),
+    path("catalogue/", catalogue.catalogue_page, name="catalogue"),
 ]

@@ -42,6 +42,8 @@ def fleet_overview(request: HttpRequest) -> HttpResponse:
     context = {
         "servers": selectors.fleet_overview_rows(filters),
         "summary": selectors.fleet_summary(),
+        "attention": selectors.servers_needing_attention(),
+        "status_display": selectors.status_display(),
         "filters": filters,
         "filter_options": selectors.fleet_filter_options(),
     }

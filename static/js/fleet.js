@@ -1,5 +1,7 @@
 /* Live fleet status: updates every element marked data-server="<name>".
  *
+ * On the overview it also keeps the status tiles (which add up to the fleet) and the "servers not online" list.
+ *
  * Starts from GET /api/pipeline/fleet/ ({servers: [{name, status, status_reason, last_seen_at, protocol_version,
  * enabled, counts}], after: {"fleet.status": seq}}), then follows the pipeline's streams on /ws/events/
  * (static/js/events.js) from right after that snapshot:
@@ -89,21 +91,83 @@
     });
   }
 
+  // The overview's status tiles, breakdown and "servers not online" list (static/js data from the page:
+  // registry.selectors.status_display), recomputed from the whole fleet on every change.
+  var display = null;
+  var displayScript = document.getElementById("status-display");
+  if (displayScript) {
+    try {
+      display = JSON.parse(displayScript.textContent);
+    } catch (error) {
+      display = null;
+    }
+  }
+
   function refreshCounters() {
     var counters = document.querySelectorAll("[data-counter]");
     if (!counters.length) return;
-    var totals = { total: 0, online: 0, troubled: 0, tools: 0 };
+    var totals = { total: 0, tools: 0 };
     Object.keys(fleet).forEach(function (name) {
       var row = fleet[name];
       totals.total += 1;
-      if (row.status === "online") totals.online += 1;
-      if (["offline", "degraded", "pending", "unhealthy"].indexOf(row.status) >= 0) totals.troubled += 1;
+      totals[row.status] = (totals[row.status] || 0) + 1;
       if (row.counts) totals.tools += row.counts.tools || 0;
     });
     counters.forEach(function (el) {
       var key = el.dataset.counter;
-      if (key in totals) el.textContent = totals[key];
+      el.textContent = totals[key] || 0;
     });
+    if (!display) return;
+    document.querySelectorAll("[data-tile]").forEach(function (tile) {
+      var status = tile.dataset.tile;
+      tile.hidden = !(totals[status] || display.always_shown.indexOf(status) >= 0);
+    });
+    var sum = document.getElementById("tiles-sum");
+    if (sum) {
+      var parts = display.order
+        .filter(function (status) { return totals[status]; })
+        .map(function (status) { return totals[status] + " " + (display.labels[status] || status).toLowerCase(); });
+      sum.textContent = totals.total + (totals.total === 1 ? " server" : " servers") + (parts.length ? " = " + parts.join(" + ") : "");
+    }
+    refreshAttention();
+  }
+
+  function refreshAttention() {
+    var list = document.getElementById("attention-list");
+    if (!list || !display) return;
+    var rank = {};
+    display.order.forEach(function (status, index) { rank[status] = index; });
+    var rows = Object.keys(fleet)
+      .map(function (name) { return fleet[name]; })
+      .filter(function (row) { return row.status !== "online"; })
+      .sort(function (a, b) {
+        return (rank[a.status] - rank[b.status]) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+      });
+    list.textContent = "";
+    rows.forEach(function (row) {
+      var item = document.createElement("li");
+      item.dataset.attention = row.name;
+      var link = document.createElement("a");
+      link.className = "server-name";
+      link.href = "/servers/" + encodeURIComponent(row.name) + "/";
+      link.textContent = row.name;
+      var badge = document.createElement("span");
+      badge.className = "badge status-" + (row.status || "unknown");
+      badge.textContent = STATUS_LABELS[row.status] || row.status || "Unknown";
+      var reason = document.createElement("span");
+      reason.className = "attention-reason";
+      reason.textContent = row.status_reason || display.meanings[row.status] || "";
+      item.append(link, " ", badge, " ", reason);
+      list.appendChild(item);
+    });
+    if (!rows.length) {
+      var fine = document.createElement("li");
+      fine.className = "subtle";
+      fine.textContent = "Every server is online.";
+      list.appendChild(fine);
+    }
+    var count = document.getElementById("attention-count");
+    if (count) count.textContent = rows.length;
   }
 
   function applySnapshot(servers) {

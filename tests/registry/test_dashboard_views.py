@@ -149,8 +149,86 @@ def test_a_viewer_sees_each_server_with_its_status_and_capability_counts(viewer_
     rows = {server.name: server for server in response.context["servers"]}
     alpha = rows["exchange-alpha"]
     assert (alpha.tool_count, alpha.resource_count, alpha.resource_template_count, alpha.prompt_count) == (2, 1, 0, 1)
-    assert response.context["summary"] == {"total": 2, "online": 1, "troubled": 1, "tools": 2, "distinct_tools": 2}
+    summary = response.context["summary"]
+    assert (summary["total"], summary["tools"], summary["distinct_tools"]) == (2, 2, 2)
+    assert {tile["status"]: tile["count"] for tile in summary["tiles"] if tile["count"]} == {"online": 1, "offline": 1}
     assert 'data-server="exchange-alpha"' in html
+
+
+def test_the_status_tiles_add_up_to_the_fleet_and_link_to_the_filtered_list(viewer_user, exchange, clock):
+    for name, status, enabled in (
+        ("gamma", ServerStatus.MAINTENANCE, True),
+        ("delta", ServerStatus.DEGRADED, True),
+        ("epsilon", ServerStatus.DISABLED, False),
+        ("zeta", ServerStatus.PENDING, True),
+        ("eta", ServerStatus.UNKNOWN, True),
+    ):
+        Server.objects.create(
+            name=name, transport=Transport.HTTP, url="http://127.0.0.1:9/mcp", status=status, enabled=enabled
+        )
+    client = _logged_in(viewer_user)
+
+    response = client.get(reverse("registry:overview"))
+
+    summary = response.context["summary"]
+    counts = {tile["status"]: tile["count"] for tile in summary["tiles"]}
+    assert summary["total"] == 7 == sum(counts.values())
+    assert set(counts) == set(ServerStatus.values)  # every status has a tile: each server is in exactly one
+    assert counts == {
+        "online": 1,
+        "offline": 1,
+        "maintenance": 1,
+        "degraded": 1,
+        "disabled": 1,
+        "pending": 1,
+        "unknown": 1,
+        "unhealthy": 0,
+    }
+    html = response.content.decode()
+    assert "7 servers = 1 offline + 1 pending + 1 degraded + 1 unknown + 1 maintenance + 1 disabled + 1 online" in html
+    for status in ("online", "degraded", "offline", "maintenance", "disabled", "pending"):
+        assert f'href="?status={status}#servers" data-tile="{status}"' in html
+    assert 'data-tile="unhealthy" hidden' in html  # none: not shown, but there for the live page
+
+    filtered = client.get(reverse("registry:overview"), {"status": "degraded"})
+    assert [server.name for server in filtered.context["servers"]] == ["delta"]
+    assert filtered.context["summary"]["total"] == 7  # the tiles count the whole fleet whatever the filter
+
+
+def test_the_overview_names_each_server_not_online_with_its_reason_in_words(viewer_user, exchange, clock):
+    Server.objects.create(
+        name="gamma",
+        transport=Transport.HTTP,
+        url="http://127.0.0.1:9/mcp",
+        status=ServerStatus.DEGRADED,
+        status_reason="slow: the median check is over the 120 ms target",
+    )
+    Server.objects.create(
+        name="delta", transport=Transport.HTTP, url="http://127.0.0.1:9/mcp", status=ServerStatus.MAINTENANCE
+    )
+
+    response = _logged_in(viewer_user).get(reverse("registry:overview"))
+
+    attention = response.context["attention"]
+    assert [(row["name"], row["status"]) for row in attention] == [
+        ("clock", "offline"),
+        ("gamma", "degraded"),
+        ("delta", "maintenance"),
+    ]  # worst first; the online server is not listed
+    assert [row["reason"] for row in attention] == [
+        "connection refused",
+        "slow: the median check is over the 120 ms target",
+        "in a maintenance window: no alerts",  # no reason given: the status said in words
+    ]
+    html = response.content.decode()
+    assert '<span class="attention-reason">slow: the median check is over the 120 ms target</span>' in html
+    assert 'data-api="/api/alerts/?state=firing&amp;limit=50"' in html and 'href="/health/"' in html
+
+
+def test_the_overview_says_every_server_is_online_when_none_needs_attention(viewer_user, exchange):
+    html = _logged_in(viewer_user).get(reverse("registry:overview")).content.decode()
+
+    assert "Every server is online." in html
 
 
 def test_the_overview_says_how_to_register_a_server_when_the_fleet_is_empty(viewer_user):
