@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import weakref
 from collections import deque
@@ -37,6 +38,24 @@ from pipeline.filters import EventFilter, check_stream_pattern
 from pipeline.metrics import PIPELINE_METRICS
 from pipeline.stores import event_store
 from registry.permissions import Role, role_of
+
+logger = logging.getLogger(__name__)
+
+
+def _disconnect_errors() -> tuple[type[BaseException], ...]:
+    """What a send raises when the browser has gone: daphne's (autobahn's Disconnected), uvicorn's
+    (ClientDisconnected, an OSError) and a reset connection. An expected end of a socket, not an error."""
+    errors: list[type[BaseException]] = [OSError]
+    try:
+        from autobahn.exception import Disconnected
+    except ImportError:  # served by something other than daphne
+        pass
+    else:
+        errors.append(Disconnected)
+    return tuple(errors)
+
+
+DISCONNECTS = _disconnect_errors()
 
 MAX_PATTERNS = 50
 MAX_FILTER_VALUES = 100
@@ -80,6 +99,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
     # Class defaults, so that disconnect() after a refused handshake (connect() returned early) finds them.
     joined = False
     flush_timer: asyncio.TimerHandle | None = None
+    gone = False  # the browser went away: nothing more is sent
+    flush_task: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         if await self._role() < Role.VIEWER:
@@ -107,6 +128,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         OPEN_SOCKETS.discard(self)
+        self.gone = True
         if self.flush_timer is not None:
             self.flush_timer.cancel()
         if self.joined:
@@ -283,10 +305,22 @@ class EventsConsumer(AsyncWebsocketConsumer):
 
     def _flush_soon(self) -> None:
         self.flush_timer = None
-        asyncio.get_running_loop().create_task(self._flush())
+        # Kept and watched: a task nobody awaits must have its end read, or an error in it is reported only as
+        # "Task exception was never retrieved" when it is collected.
+        self.flush_task = asyncio.get_running_loop().create_task(self._flush())
+        self.flush_task.add_done_callback(self._flushed)
+
+    def _flushed(self, task: asyncio.Task[None]) -> None:
+        if self.flush_task is task:
+            self.flush_task = None
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            logger.error("pipeline socket: a timed flush failed", exc_info=error)
 
     async def _flush(self) -> None:
-        if self.paused:
+        if self.paused or self.gone:
             return
         async with self.flush_lock:
             if self.flush_timer is not None:
@@ -314,20 +348,36 @@ class EventsConsumer(AsyncWebsocketConsumer):
             await self._send_batch(batch)
 
     async def _send_batch(self, batch: list[str]) -> None:
-        if not batch:
+        if not batch or self.gone:
             return
         PIPELINE_METRICS.sent_to_browsers += len(batch)
         PIPELINE_METRICS.socket_batch.add(len(batch))
         self.sent += len(batch)
         # The events' JSON was encoded once by the forwarder; a frame is the texts joined.
-        await self.send(text_data='{"type":"batch","events":[' + ",".join(batch) + "]}")
+        await self._send_frame('{"type":"batch","events":[' + ",".join(batch) + "]}")
 
     async def _send_gap(self, stream: str, missed: int) -> None:
         PIPELINE_METRICS.browser_gaps += 1
         await self._send_json({"type": "gap", "stream": stream, "missed": missed})
 
     async def _send_json(self, content: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(content, separators=(",", ":")))
+        await self._send_frame(json.dumps(content, separators=(",", ":")))
+
+    async def _send_frame(self, text: str) -> None:
+        """The one way out. A browser that goes away mid-flush (a closed tab, a lost network) makes the server's
+        send raise: that is how a socket ends, so it is noted at debug level and nothing more is sent."""
+        if self.gone:
+            return
+        try:
+            await self.send(text_data=text)
+        except DISCONNECTS as error:
+            self.gone = True
+            self.outbox.clear()
+            self.outbox_events = 0
+            if self.flush_timer is not None:
+                self.flush_timer.cancel()
+                self.flush_timer = None
+            logger.debug("pipeline socket: the browser went away during a send (%r)", error)
 
     @database_sync_to_async
     def _role(self) -> Role:
