@@ -8,13 +8,15 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, viewsets
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from fleet import application
 from fleet.calls import run_on_fleet
+from health.ending import NotInForce, maintenance_window_end
 from health.models import HealthSample, MaintenanceWindow, SampleKind
 from health.selectors import fleet_health, tool_figures
 from mcp_client import Deadline
@@ -27,29 +29,50 @@ MAX_SAMPLES = 5_000
 # The health figures as the API answers them; `selectors.fleet_health` and `tool_figures` make them, these declare
 # them for the schema (tests/health/test_health_shape.py keeps the two equal).
 class LatencySerializer(serializers.Serializer):
+    """Latency percentiles of one kind of check (successful ones) over a recent window."""
+
     p50 = serializers.FloatField(allow_null=True)
     p95 = serializers.FloatField(allow_null=True)
     p99 = serializers.FloatField(allow_null=True)
-    approximate = serializers.BooleanField(help_text="Hourly percentiles weighted by their checks, not exact.")
+    approximate = serializers.BooleanField(help_text="False: exact percentiles of the raw samples in the window.")
+    source = serializers.ChoiceField(
+        choices=["check", "probe"], help_text="check: the synthetic tool call; probe: the liveness probe."
+    )
+    tool = serializers.CharField(allow_blank=True, help_text="The synthetic check's tool (blank for the probe).")
+    label = serializers.CharField(help_text='What was measured, in words: "check get_quote" or "probe".')
+    window_seconds = serializers.FloatField(help_text="The window the percentiles cover, up to now.")
+    samples = serializers.IntegerField(help_text="Successful checks in the window.")
 
 
 class TrendSerializer(serializers.Serializer):
-    direction = serializers.CharField(help_text="improving, stable or degrading")
-    slope_ms_per_hour = serializers.FloatField()
-    confidence = serializers.FloatField()
+    direction = serializers.CharField(
+        allow_null=True, help_text="improving, stable or degrading; null: too little data (see reason)"
+    )
+    slope_ms_per_hour = serializers.FloatField(allow_null=True)
+    confidence = serializers.FloatField(allow_null=True, help_text="1 - the slope's p-value.")
     points = serializers.IntegerField()
+    reason = serializers.CharField(help_text='Why this direction, in words ("too little data: 2 of 10 minutes").')
+    significant = serializers.BooleanField(help_text="The slope differs from zero (t-test, 5 %).")
+    material = serializers.BooleanField(help_text="The slope moves the level by at least 10 % and 10 ms per hour.")
+    source = serializers.ChoiceField(choices=["check", "probe"], help_text="Whose latency: as latency_source.")
+    window_seconds = serializers.FloatField(help_text="The window the trend is fitted over.")
+    min_window_seconds = serializers.FloatField(help_text="No trend from less data than this.")
 
 
 class PredictionSerializer(serializers.Serializer):
     metric = serializers.CharField()
     threshold = serializers.FloatField()
     at = serializers.DateTimeField(help_text="When the latency target is expected to be crossed.")
-    earliest = serializers.DateTimeField()
-    latest = serializers.DateTimeField(allow_null=True)
+    earliest = serializers.DateTimeField(help_text="The band's start: its upper bound reaches the target.")
+    latest = serializers.DateTimeField(allow_null=True, help_text="The band's end (null: beyond 24 h).")
+    band = serializers.FloatField(help_text="The share of outcomes the band from earliest to latest holds (0.8).")
+    source = serializers.ChoiceField(choices=["check", "probe"])
+    basis = serializers.CharField(help_text='The assumption, in words: "if the trend of the last 30 min continues".')
 
 
 class ServerFiguresSerializer(serializers.Serializer):
-    """One server's health over the last 24 hours (availability also over 7 and 30 days)."""
+    """One server's health: availability over 24 hours, 7 and 30 days; latency, trend and prediction over the
+    recent window, of what decided its status."""
 
     server = serializers.CharField()
     status = serializers.CharField()
@@ -57,11 +80,19 @@ class ServerFiguresSerializer(serializers.Serializer):
     availability = serializers.DictField(
         child=serializers.FloatField(allow_null=True), help_text="Per window (24h, 7d, 30d): checks that passed."
     )
-    latency_ms = LatencySerializer()
+    latency_source = serializers.ChoiceField(
+        choices=["check", "probe"],
+        help_text="What latency_ms measures: the synthetic check call when the server has one (it decides the "
+        "status), else the liveness probe.",
+    )
+    latency_ms = LatencySerializer(help_text="The latency that decides the status.")
+    probe_latency_ms = LatencySerializer(help_text="The liveness probe's latency, beside it.")
+    latency_target_ms = serializers.FloatField(help_text="Slower than this (median of the last checks): degraded.")
     success_rate = serializers.FloatField(allow_null=True)
     checks_24h = serializers.IntegerField()
-    trend = TrendSerializer(allow_null=True)
-    prediction = PredictionSerializer(allow_null=True, help_text="Null when no crossing is expected within 24 h.")
+    trend = TrendSerializer()
+    prediction = PredictionSerializer(allow_null=True, help_text="Null with prediction_reason saying why.")
+    prediction_reason = serializers.CharField(allow_blank=True, help_text="Why there is no prediction (blank: one).")
 
 
 class FleetHealthSerializer(serializers.Serializer):
@@ -218,11 +249,17 @@ class MaintenanceWindowSerializer(serializers.ModelSerializer):
         ends = attrs.get("ends_at", getattr(self.instance, "ends_at", None))
         if starts and ends and ends <= starts:
             raise serializers.ValidationError({"ends_at": "must be after starts_at"})
+        # A window with no scope covers no server: almost surely a form sent half filled, so it is named.
+        servers = attrs["servers"] if "servers" in attrs else (self.instance.servers.all() if self.instance else [])
+        server_type = attrs.get("server_type", getattr(self.instance, "server_type", ""))
+        tag = attrs.get("tag", getattr(self.instance, "tag", ""))
+        if not servers and not server_type and not tag:
+            raise serializers.ValidationError({"servers": "name servers, a server type or a tag"})
         return attrs
 
 
 class MaintenanceWindowViewSet(viewsets.ModelViewSet):
-    """Maintenance windows: viewers read, operators plan them."""
+    """Maintenance windows: viewers read, operators plan, end and delete them."""
 
     serializer_class = MaintenanceWindowSerializer
     permission_classes = [ReadForViewersWriteForOperators]
@@ -230,3 +267,16 @@ class MaintenanceWindowViewSet(viewsets.ModelViewSet):
 
     def perform_create(self, serializer: MaintenanceWindowSerializer) -> None:
         serializer.save(created_by=self.request.user.get_username())
+
+    @extend_schema(
+        summary="End an open window now (operators; a repeating one stops repeating); 409 if it is not open",
+        request=None,
+        responses=MaintenanceWindowSerializer,
+    )
+    @action(detail=True, methods=["post"])
+    def end(self, request: Request, pk: str | None = None) -> Response:
+        try:
+            window = maintenance_window_end(window=self.get_object())
+        except NotInForce as refused:
+            return Response({"detail": str(refused)}, status=status.HTTP_409_CONFLICT)
+        return Response(self.get_serializer(window).data)

@@ -13,10 +13,11 @@ from django.db import connection
 from django.db.models import F, Max, Sum
 from django.utils import timezone
 
+from health import trends
 from health.config import check_config
 from health.models import HealthRollup, HealthSample, Resolution, SampleKind
 from health.rollups import floor_hour, minute_bucket, percentile
-from health.trends import fit, predict_crossing, trend
+from health.trends import assess, predict_crossing
 from registry.models import Server
 
 WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
@@ -178,10 +179,23 @@ def _ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 6) if whole else None
 
 
-def trend_inputs(server_ids: list[int], now: datetime) -> dict[int, tuple[list[float], list[float]]]:
-    """Each server's successful probe latencies over the trend window, as (epoch seconds, ms) series."""
-    since = now - timedelta(seconds=settings.HEALTH_TREND_WINDOW_SECONDS)
-    series: defaultdict[int, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
+PROBE = "probe"
+CHECK = "check"
+
+
+def check_tool(metadata: Any) -> str | None:
+    """The tool of the server's synthetic check, when it has one: its latency is what decides the status."""
+    config = check_config(server_id=0, name="", metadata=metadata)
+    return config.synthetic.tool if config.synthetic is not None else None
+
+
+def latency_series(
+    server_ids: list[int], now: datetime, since: datetime | None = None
+) -> dict[int, dict[tuple[str, str], tuple[list[float], list[float]]]]:
+    """Each server's successful check latencies since `since` (default: the trend window), as (epoch seconds, ms)
+    series keyed by (PROBE, "") for the liveness probe and (CHECK, tool) for a synthetic call."""
+    since = since or now - timedelta(seconds=settings.HEALTH_TREND_WINDOW_SECONDS)
+    series: defaultdict[int, dict[tuple[str, str], tuple[list[float], list[float]]]] = defaultdict(dict)
     if not server_ids:
         # No servers, no series. And the guard is needed: Django compiles `__in=[]` to "matches nothing" by raising
         # EmptyResultSet from the compiler, which the ORM catches for its own queries but `sql_with_params()` below
@@ -189,9 +203,14 @@ def trend_inputs(server_ids: list[int], now: datetime) -> dict[int, tuple[list[f
         return series
     rows = (
         HealthSample.objects.filter(
-            server_id__in=server_ids, kind=SampleKind.PROBE, ok=True, at__gte=since, latency_ms__isnull=False
+            server_id__in=server_ids,
+            kind__in=[SampleKind.PROBE, SampleKind.SYNTHETIC],
+            ok=True,
+            at__gte=since,
+            at__lt=now,
+            latency_ms__isnull=False,
         )
-        .values_list("server_id", "at", "latency_ms")
+        .values_list("server_id", "at", "kind", "tool", "latency_ms")
         .order_by("at")
     )
     # Tens of thousands of rows for the fleet: read without the ORM's per-value converters (which made a
@@ -199,17 +218,111 @@ def trend_inputs(server_ids: list[int], now: datetime) -> dict[int, tuple[list[f
     sql, params = rows.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        for server_id, at, latency in cursor.fetchall():
-            xs, ys = series[server_id]
-            xs.append(_epoch(at))
-            ys.append(latency)
+        for server_id, at, kind, tool, latency in cursor.fetchall():
+            key = (PROBE, "") if kind == SampleKind.PROBE else (CHECK, tool)
+            found = series[server_id].get(key)
+            if found is None:
+                found = series[server_id][key] = ([], [])
+            found[0].append(_epoch(at))
+            found[1].append(latency)
     return series
+
+
+def deciding_series(
+    by_source: dict[tuple[str, str], tuple[list[float], list[float]]], tool: str | None
+) -> tuple[str, tuple[list[float], list[float]]]:
+    """The series whose latency decides the status: the synthetic call's when the server has one (even while it has
+    no successful call yet: then there is no figure, not the probe's in its place), else the probe's."""
+    if tool is not None:
+        return CHECK, by_source.get((CHECK, tool), ([], []))
+    return PROBE, by_source.get((PROBE, ""), ([], []))
+
+
+def trend_inputs(server_ids: list[int], now: datetime) -> dict[int, tuple[list[float], list[float]]]:
+    """Each server's latencies over the trend window from what decides its status (its synthetic call when it has
+    one, else its liveness probe), as (epoch seconds, ms) series: what trends and predictions are made of."""
+    if not server_ids:
+        return {}
+    series = latency_series(server_ids, now)
+    tools = dict(Server.objects.filter(pk__in=server_ids).values_list("pk", "metadata"))
+    return {
+        server_id: deciding_series(by_source, check_tool(tools.get(server_id)))[1]
+        for server_id, by_source in series.items()
+    }
 
 
 def _epoch(value: datetime | str) -> float:
     if isinstance(value, str):  # SQLite keeps UTC as text
         return datetime.fromisoformat(value).replace(tzinfo=UTC).timestamp()
     return value.timestamp()
+
+
+def latency_figures(ys: list[float], source: str, tool: str, window_seconds: float) -> dict[str, Any]:
+    """Percentiles of one source's latencies over the window, saying what was measured and over how long."""
+    ordered = sorted(ys)
+
+    def at(fraction: float) -> float | None:
+        found = percentile(ordered, fraction)
+        return round(found, 2) if found is not None else None
+
+    return {
+        "p50": at(0.50),
+        "p95": at(0.95),
+        "p99": at(0.99),
+        "approximate": False,
+        "source": source,
+        "tool": tool,
+        "label": f"check {tool}" if source == CHECK else "probe",
+        "window_seconds": window_seconds,
+        "samples": len(ordered),
+    }
+
+
+def _window_words(seconds: float) -> str:
+    if seconds % 3600 == 0:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 60:.0f} min"
+
+
+def trend_and_prediction(
+    xs: list[float], ys: list[float], *, source: str, target_ms: float, now: datetime, window_seconds: float
+) -> tuple[dict[str, Any], dict[str, Any] | None, str]:
+    """The trend of the deciding latency, its predicted crossing of the target (None: with the reason why not)."""
+    found, line = assess(xs, ys)
+    window = _window_words(window_seconds)
+    trend_figures = {
+        "direction": found.direction,
+        "slope_ms_per_hour": round(found.slope_per_hour, 3) if found.slope_per_hour is not None else None,
+        "confidence": found.confidence,
+        "points": found.points,
+        "reason": found.reason,
+        "significant": found.significant,
+        "material": found.material,
+        "source": source,
+        "window_seconds": window_seconds,
+        "min_window_seconds": trends.MIN_WINDOW_SECONDS,
+    }
+    if found.direction is None:
+        return trend_figures, None, found.reason
+    if found.direction != "degrading":
+        return trend_figures, None, f"none: latency is not rising ({found.direction} over the last {window})"
+    assert line is not None
+    if line.at(now.timestamp()) >= target_ms:
+        return trend_figures, None, f"none: already at the {target_ms:.0f} ms target"
+    crossing = predict_crossing(line, target_ms, now.timestamp(), PREDICTION_HORIZON.total_seconds())
+    if crossing is None:
+        return trend_figures, None, f"none: not reaching {target_ms:.0f} ms within 24 h if the trend continues"
+    prediction = {
+        "metric": "latency_ms",
+        "threshold": crossing.threshold,
+        "at": _iso(crossing.at),
+        "earliest": _iso(crossing.earliest),
+        "latest": _iso(crossing.latest) if crossing.latest is not None else None,
+        "band": round(crossing.band, 2),
+        "source": source,
+        "basis": f"if the trend of the last {window} continues",
+    }
+    return trend_figures, prediction, ""
 
 
 def fleet_health(servers: list[Server] | None = None, now: datetime | None = None) -> list[dict[str, Any]]:
@@ -219,16 +332,22 @@ def fleet_health(servers: list[Server] | None = None, now: datetime | None = Non
     edges = rollup_edges()
     shared: dict[tuple[str, datetime, datetime], list[dict[str, Any]]] = {}
     windows = {label: window_counts(ids, now - span, now, edges, shared) for label, span in WINDOWS.items()}
-    series = trend_inputs(ids, now)
+    window_seconds = float(settings.HEALTH_TREND_WINDOW_SECONDS)
+    series = latency_series(ids, now)
     results = []
     for server in servers:
         day = windows["24h"].get(server.pk, Counts())
         config = check_config(server_id=server.pk, name=server.name, metadata=server.metadata)
-        xs, ys = series.get(server.pk, ([], []))
-        line = fit(xs, ys)
-        found = trend(line)
-        crossing = predict_crossing(
-            line, config.policy.latency_target_ms, now.timestamp(), PREDICTION_HORIZON.total_seconds()
+        tool = config.synthetic.tool if config.synthetic is not None else None
+        by_source = series.get(server.pk, {})
+        source, (xs, ys) = deciding_series(by_source, tool)
+        found_trend, prediction, prediction_reason = trend_and_prediction(
+            xs,
+            ys,
+            source=source,
+            target_ms=config.policy.latency_target_ms,
+            now=now,
+            window_seconds=window_seconds,
         )
         results.append(
             {
@@ -239,31 +358,15 @@ def fleet_health(servers: list[Server] | None = None, now: datetime | None = Non
                     label: _ratio(counts.get(server.pk, Counts()).ok, counts.get(server.pk, Counts()).checks)
                     for label, counts in windows.items()
                 },
-                "latency_ms": {
-                    "p50": round(day.weighted["p50"] / day.weight, 2) if day.weight else None,
-                    "p95": round(day.weighted["p95"] / day.weight, 2) if day.weight else None,
-                    "p99": round(day.p99, 2) if day.weight else None,
-                    "approximate": True,
-                },
+                "latency_source": source,
+                "latency_ms": latency_figures(ys, source, tool or "", window_seconds),
+                "probe_latency_ms": latency_figures(by_source.get((PROBE, ""), ([], []))[1], PROBE, "", window_seconds),
+                "latency_target_ms": config.policy.latency_target_ms,
                 "success_rate": _ratio(day.calls_ok, day.calls) if day.calls else _ratio(day.ok, day.checks),
                 "checks_24h": day.checks,
-                "trend": None
-                if found is None
-                else {
-                    "direction": found.direction,
-                    "slope_ms_per_hour": round(found.slope_per_hour, 3),
-                    "confidence": found.confidence,
-                    "points": found.points,
-                },
-                "prediction": None
-                if crossing is None
-                else {
-                    "metric": "latency_ms",
-                    "threshold": crossing.threshold,
-                    "at": _iso(crossing.at),
-                    "earliest": _iso(crossing.earliest),
-                    "latest": _iso(crossing.latest) if crossing.latest is not None else None,
-                },
+                "trend": found_trend,
+                "prediction": prediction,
+                "prediction_reason": prediction_reason,
             }
         )
     return results

@@ -1,10 +1,14 @@
 """Latency trends and the predicted time a threshold is crossed, from a least-squares line over a sliding window.
 
-The slope is tested against zero (Student's t, two-sided), so noise is called stable: a trend is "degrading" or
-"improving" only when the slope is significant at `alpha` and moves the level by at least 5 % over the window.
+A trend is told only from enough data: at least MIN_WINDOW_SECONDS between the first and last point and MIN_POINTS
+points (`too_little_data` says why not, in words; alerting's prediction rule reads the same). The slope is tested
+against zero (Student's t, two-sided), so noise is called stable: "stable" means no significant slope (or one too
+small to matter); "degrading" or "improving" need a slope that is `significant` at `alpha` AND material: at least
+MATERIAL_SHARE_PER_HOUR of the level per hour and at least MATERIAL_FLOOR_PER_HOUR (a flat 3.4 ms server drifting by
+a tenth of a millisecond is not "improving").
 The prediction follows Prometheus' predict_linear, with an uncertainty band from the regression's prediction
-interval: the earliest time is where the interval's upper bound reaches the threshold, the latest where its lower
-bound does.
+interval at PREDICTION_BAND: the earliest time is where the band's upper bound reaches the threshold, the latest
+where its lower bound does.
 """
 
 from __future__ import annotations
@@ -14,8 +18,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 ALPHA = 0.05
-MIN_POINTS = 8
-MIN_CHANGE = 0.05  # a trend moves the level by at least 5 % over its window
+MIN_POINTS = 10
+# Less than this much data is no trend and no prediction: two minutes of checks once "reached 1000 ms around 4:15
+# PM", and a first slow check made a flat server "improving" after one minute. Read at call time (tests lower it).
+MIN_WINDOW_SECONDS = 600.0
+MATERIAL_SHARE_PER_HOUR = 0.10  # a trend moves the level by at least 10 % per hour ...
+MATERIAL_FLOOR_PER_HOUR = 10.0  # ... and by at least this much per hour (ms/h for latency)
+PREDICTION_BAND = 0.80  # the share of outcomes the prediction band holds
 
 
 @dataclass(frozen=True)
@@ -104,32 +113,109 @@ def t_critical(df: int, alpha: float = ALPHA) -> float:
     return high
 
 
+def too_little_data(xs: Sequence[float], *, min_window: float | None = None, min_points: int = MIN_POINTS) -> str:
+    """Why no trend (and no prediction) can be told from points at these times (seconds), in words; "" when one
+    can: "too little data: 2 of 10 minutes, 24 checks"."""
+    needed = MIN_WINDOW_SECONDS if min_window is None else min_window
+    span = xs[-1] - xs[0] if len(xs) >= 2 else 0.0
+    if span >= needed and len(xs) >= min_points:
+        return ""
+    if span < needed:
+        return f"too little data: {_minutes(span)} of {_minutes(needed)} minutes, {len(xs)} checks"  # span rounded down
+    return f"too little data: {len(xs)} of {min_points} checks"
+
+
+def _minutes(seconds: float) -> str:
+    # Rounded down, so 9 min 50 s of a 10 min minimum does not read "10 of 10 minutes".
+    minutes = seconds / 60
+    return f"{math.floor(minutes)}" if minutes >= 1 or minutes == 0 else f"{math.floor(minutes * 10) / 10}"
+
+
+def p_value(line: Line) -> float:
+    """The two-sided p-value of the slope against zero."""
+    if line.slope_se == 0:
+        return 0.0 if line.slope != 0 else 1.0
+    return t_two_sided_p(line.slope / line.slope_se, line.n - 2)
+
+
+def significant(line: Line | None, alpha: float = ALPHA) -> bool:
+    """Whether the slope differs from zero at `alpha` (noise over a long window makes a slope too: this says if it
+    is more than noise)."""
+    return line is not None and p_value(line) < alpha
+
+
+def _p_text(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}" if p < 0.01 else f"p = {p:.2f}"
+
+
 @dataclass(frozen=True)
 class Trend:
-    direction: str  # improving | stable | degrading (for latency: rising is degrading)
-    slope_per_hour: float
-    confidence: float  # 1 - p-value of the slope
+    direction: str | None  # improving | stable | degrading (for latency: rising is degrading); None: too little data
+    slope_per_hour: float | None
+    confidence: float | None  # 1 - p-value of the slope
     points: int
+    reason: str  # why this direction, in words
+    p_value: float | None = None
+    significant: bool = False
+    material: bool = False
+    span: float = 0.0  # from the first point to the last, in x units
 
 
 def trend(
-    line: Line | None, *, units_per_hour: float = 3600.0, alpha: float = ALPHA, min_change: float = MIN_CHANGE
+    line: Line | None,
+    *,
+    units_per_hour: float = 3600.0,
+    alpha: float = ALPHA,
+    share_per_hour: float = MATERIAL_SHARE_PER_HOUR,
+    floor_per_hour: float = MATERIAL_FLOOR_PER_HOUR,
+    unit: str = "ms",
 ) -> Trend | None:
+    """The direction of a fitted line: degrading or improving only when its slope is significant and material."""
     if line is None:
         return None
-    if line.slope_se == 0:
-        p = 0.0 if line.slope != 0 else 1.0
-    else:
-        p = t_two_sided_p(line.slope / line.slope_se, line.n - 2)
+    p = p_value(line)
+    per_hour = line.slope * units_per_hour
+    level = abs(line.at(line.x_mean))  # the mean of the points
     # Significant is not enough: with thousands of checks a slope of a few microseconds an hour passes the test.
-    # The change over the window must also matter: at least `min_change` of the level.
+    needed = max(share_per_hour * level, floor_per_hour)
+    is_significant, is_material = p < alpha, abs(per_hour) >= needed
     span = math.sqrt(12 * line.sxx / line.n)  # the width of the window, for evenly spread points
-    change = abs(line.slope) * span
-    level = abs(line.at(line.x_mean))
-    direction = "stable"
-    if p < alpha and change >= min_change * level:
+    if is_significant and is_material:
         direction = "degrading" if line.slope > 0 else "improving"
-    return Trend(direction, line.slope * units_per_hour, round(1.0 - p, 4), line.n)
+        share = abs(per_hour) / level if level else math.inf
+        reason = (
+            f"{'rising' if line.slope > 0 else 'falling'} {abs(per_hour):.1f} {unit}/h "
+            f"({share * 100:.0f} % of the level of {level:.1f} {unit} per hour; {_p_text(p)})"
+        )
+    elif is_significant:
+        direction = "stable"
+        reason = (
+            f"stable: the slope of {per_hour:+.1f} {unit}/h is real ({_p_text(p)}) but small: under "
+            f"{share_per_hour * 100:.0f} % of the level of {level:.1f} {unit} per hour or {floor_per_hour:.0f} {unit}/h"
+        )
+    else:
+        direction = "stable"
+        reason = f"stable: no significant slope ({_p_text(p)}, {line.n} checks)"
+    return Trend(direction, per_hour, round(1.0 - p, 4), line.n, reason, p, is_significant, is_material, span)
+
+
+def assess(
+    xs: Sequence[float],
+    ys: Sequence[float],
+    *,
+    min_window: float | None = None,
+    units_per_hour: float = 3600.0,
+    unit: str = "ms",
+) -> tuple[Trend, Line | None]:
+    """The trend of points at times `xs` (seconds), never from too little data (then its direction is None and its
+    reason says how much there is); with the fitted line, for a prediction (None when there is no trend)."""
+    problem = too_little_data(xs, min_window=min_window)
+    line = None if problem else fit(xs, ys)
+    found = trend(line, units_per_hour=units_per_hour, unit=unit)
+    if found is None:
+        span = xs[-1] - xs[0] if len(xs) >= 2 else 0.0
+        return Trend(None, None, None, len(xs), problem or "too little data: no spread in time", span=span), None
+    return found, line
 
 
 @dataclass(frozen=True)
@@ -138,12 +224,14 @@ class Prediction:
     at: float  # x where the fitted line reaches the threshold
     earliest: float  # where the prediction interval's upper bound reaches it
     latest: float | None  # where its lower bound does (None: not within the horizon)
+    band: float = PREDICTION_BAND  # the share of outcomes between earliest and latest
 
 
 def predict_crossing(
-    line: Line | None, threshold: float, now: float, horizon: float, alpha: float = ALPHA
+    line: Line | None, threshold: float, now: float, horizon: float, alpha: float = 1.0 - PREDICTION_BAND
 ) -> Prediction | None:
-    """When a rising line reaches `threshold` after `now` (within `horizon`), with its band; None when it does not."""
+    """When a rising line reaches `threshold` after `now` (within `horizon`), with its band at 1 - `alpha`; None when
+    it does not. Callers ask only of a significant, material rise from enough data (`assess`)."""
     if line is None or line.slope <= 0 or line.at(now) >= threshold:
         return None
     crossing = (threshold - line.intercept) / line.slope
@@ -175,4 +263,4 @@ def predict_crossing(
         return high
 
     earliest = first_x(+1)
-    return Prediction(threshold, crossing, earliest if earliest is not None else crossing, first_x(-1))
+    return Prediction(threshold, crossing, earliest if earliest is not None else crossing, first_x(-1), 1.0 - alpha)

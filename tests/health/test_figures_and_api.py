@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from health.models import HealthRollup, HealthSample, Resolution
 from health.rollups import roll_up
-from health.selectors import fleet_health, forget_settled_sums
+from health.selectors import fleet_health, forget_settled_sums, trend_inputs
 from registry.services import server_create, server_status_transition
 
 pytestmark = pytest.mark.django_db
@@ -132,3 +132,152 @@ def test_settled_hours_are_summed_once_and_the_latest_hours_always_fresh(server)
     HealthSample.objects.create(server=server, at=now - timedelta(seconds=1), kind="probe", ok=False)
     (after,) = fleet_health([server], now=now)
     assert after["availability"]["24h"] < 1.0  # a failed check just now counts at once
+
+
+def _series(server, now, *, minutes, kind="probe", tool="", latency=lambda seconds: 3.7, every=10):
+    """Successful checks every `every` s over the last `minutes`, with latency(seconds since the first)."""
+    count = int(minutes * 60 / every)
+    return [
+        sample(
+            server,
+            now - timedelta(seconds=every * (count - i)),
+            latency=latency(every * i),
+            kind=kind,
+            tool=tool,
+        )
+        for i in range(count)
+    ]
+
+
+def test_the_latency_shown_is_what_decided_the_status_with_the_probe_beside_it(server, viewer_user):
+    """gamma was "degraded: slow: the median check is over the 120 ms target" while the API gave it the probe's
+    3.7 ms: the figure shown is now its check call's, labelled, and the probe's beside it, each with its window."""
+    now = timezone.now()
+    gamma = server_create(
+        name="exchange-gamma",
+        transport="http",
+        url="http://127.0.0.1:9/mcp",
+        metadata={"health": {"synthetic": {"tool": "get_quote"}, "latency_target_ms": 120}},
+    )
+    rows = _series(gamma, now, minutes=20, latency=lambda s: 3.7)
+    rows += _series(gamma, now, minutes=20, kind="synthetic", tool="get_quote", latency=lambda s: 150 + s % 7)
+    rows.append(sample(gamma, now - timedelta(seconds=3), kind="synthetic", tool="get_quote", ok=False))
+    rows.append(sample(gamma, now - timedelta(hours=2), kind="synthetic", tool="get_quote", latency=9_000))
+    rows += _series(server, now, minutes=20, latency=lambda s: 10 + s % 3)
+    HealthSample.objects.bulk_create(rows)
+    client = APIClient()
+    client.force_authenticate(viewer_user)
+    by_name = {row["server"]: row for row in client.get("/api/health/").json()["results"]}
+
+    checked = by_name["exchange-gamma"]
+    assert checked["latency_source"] == "check" and checked["latency_target_ms"] == 120
+    assert checked["latency_ms"] | {"p50": None, "p95": None, "p99": None} == {
+        "p50": None,
+        "p95": None,
+        "p99": None,
+        "approximate": False,
+        "source": "check",
+        "tool": "get_quote",
+        "label": "check get_quote",
+        "window_seconds": 1800.0,
+        "samples": 120,  # the failed call and the one before the window are left out
+    }
+    assert 150 <= checked["latency_ms"]["p50"] <= checked["latency_ms"]["p99"] <= 156
+    assert checked["probe_latency_ms"]["p50"] == 3.7 and checked["probe_latency_ms"]["label"] == "probe"
+    assert checked["probe_latency_ms"]["window_seconds"] == 1800.0 and checked["probe_latency_ms"]["samples"] == 120
+    assert checked["trend"]["source"] == "check"
+
+    probed = by_name["exchange-alpha"]
+    assert probed["latency_source"] == "probe" and probed["latency_ms"]["label"] == "probe"
+    assert probed["latency_ms"] == probed["probe_latency_ms"] and 10 <= probed["latency_ms"]["p50"] <= 12
+
+    detail = client.get("/api/health/exchange-gamma/").json()
+    assert detail["latency_ms"] == checked["latency_ms"] and detail["probe_latency_ms"]["p50"] == 3.7
+    # Alert rules read the same series: the check call's for gamma.
+    series = trend_inputs([gamma.pk, server.pk], now)
+    assert min(series[gamma.pk][1]) >= 150 and max(series[server.pk][1]) <= 12
+
+
+def test_a_check_with_no_successful_call_yet_has_no_figure_not_the_probes(viewer_user):
+    now = timezone.now()
+    quiet = server_create(
+        name="quiet",
+        transport="http",
+        url="http://127.0.0.1:9/mcp",
+        metadata={"health": {"synthetic": {"tool": "get_quote"}}},
+    )
+    HealthSample.objects.bulk_create(_series(quiet, now, minutes=3))
+    (figures,) = fleet_health([quiet], now=now)
+    assert figures["latency_source"] == "check"
+    assert figures["latency_ms"]["p50"] is None and figures["latency_ms"]["samples"] == 0
+    assert figures["probe_latency_ms"]["p50"] == 3.7
+    assert figures["trend"]["direction"] is None and figures["trend"]["reason"].startswith("too little data: 0 of")
+
+
+def test_trends_and_predictions_say_why_and_not_from_too_little_data(viewer_user):
+    """Two minutes of a steep rise are no trend and no prediction ("too little data"); a flat server is stable with
+    no prediction; a material, significant rise over 20 minutes is degrading and predicted with an 80 % band."""
+    now = timezone.now()
+    servers = {
+        name: server_create(name=name, transport="http", url="http://127.0.0.1:9/mcp", metadata=metadata)
+        for name, metadata in [
+            ("young", {}),
+            ("flat", {}),
+            ("rising", {}),
+            ("over", {"health": {"latency_target_ms": 100}}),
+            ("slow-check", {"health": {"synthetic": {"tool": "get_quote"}, "latency_target_ms": 2_000}}),
+        ]
+    }
+    rise = lambda s: 5 + s / 3 + (s // 10) % 3  # noqa: E731 (20 ms a minute, with some noise)
+    flat = lambda s: 3.4 + ((s // 10) % 5) / 10  # noqa: E731
+    rows = _series(servers["young"], now, minutes=2, latency=lambda s: 5 + 2 * s)
+    rows += _series(servers["flat"], now, minutes=20, latency=flat)
+    rows += _series(servers["rising"], now, minutes=20, latency=rise)
+    rows += _series(servers["over"], now, minutes=20, latency=rise)
+    rows += _series(servers["slow-check"], now, minutes=20, latency=flat)
+    rows += _series(servers["slow-check"], now, minutes=20, kind="synthetic", tool="get_quote", latency=rise)
+    HealthSample.objects.bulk_create(rows)
+    client = APIClient()
+    client.force_authenticate(viewer_user)
+    by_name = {row["server"]: row for row in client.get("/api/health/").json()["results"]}
+
+    young = by_name["young"]
+    assert young["trend"] | {"points": None} == {
+        "direction": None,
+        "slope_ms_per_hour": None,
+        "confidence": None,
+        "points": None,
+        "reason": "too little data: 1 of 10 minutes, 12 checks",
+        "significant": False,
+        "material": False,
+        "source": "probe",
+        "window_seconds": 1800.0,
+        "min_window_seconds": 600.0,
+    }
+    assert young["prediction"] is None and young["prediction_reason"] == "too little data: 1 of 10 minutes, 12 checks"
+
+    assert by_name["flat"]["trend"]["direction"] == "stable" and not by_name["flat"]["trend"]["material"]
+    assert by_name["flat"]["prediction"] is None
+    assert by_name["flat"]["prediction_reason"] == "none: latency is not rising (stable over the last 30 min)"
+
+    rising = by_name["rising"]
+    assert rising["trend"]["direction"] == "degrading" and rising["trend"]["significant"]
+    assert rising["trend"]["slope_ms_per_hour"] == pytest.approx(1_200, rel=0.05)
+    assert rising["trend"]["reason"].startswith("rising 1")
+    prediction = rising["prediction"]
+    assert prediction["band"] == 0.8 and prediction["basis"] == "if the trend of the last 30 min continues"
+    assert prediction["source"] == "probe" and prediction["threshold"] == 1_000 and rising["prediction_reason"] == ""
+    at = timezone.datetime.fromisoformat(prediction["at"])
+    assert (
+        timezone.datetime.fromisoformat(prediction["earliest"])
+        <= at
+        <= timezone.datetime.fromisoformat(prediction["latest"])
+    )
+    # 405 ms now, 1200 ms/h: 1000 ms in about 30 minutes
+    assert timedelta(minutes=25) < at - now < timedelta(minutes=35)
+
+    assert by_name["over"]["prediction"] is None
+    assert by_name["over"]["prediction_reason"] == "none: already at the 100 ms target"
+    slow = by_name["slow-check"]  # its probe is flat; its check call, which decides its status, is rising
+    assert slow["trend"]["direction"] == "degrading" and slow["trend"]["source"] == "check"
+    assert slow["prediction"]["source"] == "check" and slow["prediction"]["threshold"] == 2_000

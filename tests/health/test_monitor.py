@@ -10,6 +10,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.utils import timezone
 
+from health import trends
 from health.models import HealthSample, MaintenanceWindow
 from health.selectors import fleet_health
 from registry.models import Server, ServerStatus, StatusChange
@@ -71,7 +72,9 @@ def test_a_synthetic_check_whose_expectation_fails_makes_the_server_unhealthy(mo
     wait_for(lambda: HealthSample.objects.filter(server__name="wrong-answers", kind="synthetic").count() >= 3)
 
 
-def test_a_latency_ramp_is_called_degrading_and_predicted_before_it_crosses(monitor, live_fleet):
+def test_a_latency_ramp_is_called_degrading_and_predicted_before_it_crosses(monitor, live_fleet, monkeypatch):
+    # A trend needs 10 minutes of data; this ramp shows itself in seconds (checked every 0.25 s).
+    monkeypatch.setattr(trends, "MIN_WINDOW_SECONDS", 5.0)
     server_create(
         name="ramp",
         transport="stdio",
