@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -42,8 +43,10 @@ from mcp_client import (
     Subscription,
     ToolCallResult,
 )
-from mcp_client.capabilities import CapabilityLimits
-from mcp_client.limits import Limits
+from mcp_client.capabilities import CapabilityLimits, dump
+from mcp_client.hub import discover_once
+from mcp_client.limits import AnswerTooLarge, Limits, content_bytes
+from mcp_client.outbound import OutboundPolicy
 from mcp_client.runtime import Submittable
 from registry.models import Server
 
@@ -192,6 +195,53 @@ async def read_resource(
 ) -> Answer[ResourceReadResult]:
     context = _context(deadline, correlation_id, caller)
     return await _on_fleet_loop(lambda hub: hub.read_resource(server, uri, context=context))
+
+
+@dataclass
+class PromptResult:
+    """A rendered prompt (`prompts/get`): its description and messages, each a role and one content item in the
+    wire's JSON shape (a text, an image, an embedded resource...)."""
+
+    name: str
+    description: str
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "messages": self.messages}
+
+
+async def prompt_on(
+    hub: ConnectionHub, server: str, prompt: str, arguments: dict[str, str] | None, context: RequestContext
+) -> Answer[PromptResult]:
+    """`prompts/get` on the server's session, bounded, timed and recorded like every request (the connection layer
+    has no helper for it: the session's generic `request` runs it). Its messages are held to MCP_MAX_RESULT_BYTES as
+    a tool's result is."""
+    connection = hub.connection(server)
+    max_bytes = connection.inbound.limits.max_result_bytes
+
+    async def get(client: Any) -> PromptResult:
+        result = await client.get_prompt(prompt, arguments or None)
+        size, exact = content_bytes([message.content for message in result.messages], budget=max_bytes)
+        if size > max_bytes:
+            raise AnswerTooLarge(size, max_bytes, at_least=not exact)
+        messages = [{"role": message.role, "content": dump(message.content)} for message in result.messages]
+        return PromptResult(name=prompt, description=result.description or "", messages=messages)
+
+    return await connection.request("prompts/get", prompt, get, context=context)
+
+
+async def get_prompt(
+    server: str,
+    prompt: str,
+    arguments: dict[str, str] | None = None,
+    *,
+    deadline: Deadline | None = None,
+    correlation_id: str = "",
+    caller: str = "",
+) -> Answer[PromptResult]:
+    """Render one of a running server's prompts with its arguments (strings, as MCP declares them)."""
+    context = _context(deadline, correlation_id, caller)
+    return await _on_fleet_loop(lambda hub: prompt_on(hub, server, prompt, arguments, context))
 
 
 async def discover(
@@ -369,6 +419,16 @@ def discover_sync(
         return await connection.discover(context=context)
 
     return _sync(server, work, _context(deadline, correlation_id, caller))
+
+
+def discover_definition_sync(target: ServerTarget, *, deadline: Deadline) -> DiscoveredCapabilities:
+    """Connect to a definition that is not (yet) part of the fleet, discover it, disconnect: a form's "test
+    connection". On the fleet loop, through this module's bridge, under the outbound address policy like every
+    session; no call is recorded (the server is not in the registry)."""
+    policy = OutboundPolicy.parse(settings.OUTBOUND_ALLOWED_NETWORKS)
+    return run_on_fleet(
+        discover_once(target, outbound=policy), deadline=deadline, what=f"a connection test of {target.describe()}"
+    )
 
 
 def check_liveness_sync(

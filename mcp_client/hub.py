@@ -269,14 +269,16 @@ class ConnectionHub:
 
 
 @asynccontextmanager
-async def open_client(target: ServerTarget, *, errlog: TextIO | None = None) -> AsyncIterator[Client]:
+async def open_client(
+    target: ServerTarget, *, errlog: TextIO | None = None, outbound: OutboundPolicy | None = None
+) -> AsyncIterator[Client]:
     """A short-lived connected `Client` for one target (one-off discovery in tests and benchmarks).
 
     Built by the same code as the fleet's sessions. A connect that fails or exceeds the target's
     connect_timeout raises ServerUnavailable with the reason; errors inside the block propagate unchanged.
     Use it within a single task, as the SDK requires.
     """
-    client = build_client(target, errlog=errlog)
+    client = build_client(target, errlog=errlog, outbound=outbound)
     connected = False
     try:
         with anyio.CancelScope() as scope:
@@ -294,8 +296,11 @@ async def open_client(target: ServerTarget, *, errlog: TextIO | None = None) -> 
         raise ServerUnavailable(target.key, f"connect timed out after {target.connect_timeout:g}s")
 
 
-async def discover_once(target: ServerTarget, *, errlog: TextIO | None = None) -> DiscoveredCapabilities:
-    """Connect, discover everything, disconnect. Bounded by connect_timeout + request_timeout."""
-    async with open_client(target, errlog=errlog) as client:
+async def discover_once(
+    target: ServerTarget, *, errlog: TextIO | None = None, outbound: OutboundPolicy | None = None
+) -> DiscoveredCapabilities:
+    """Connect, discover everything, disconnect. Bounded by connect_timeout + request_timeout. `outbound`: the
+    address policy every TCP connect must pass (as the fleet's sessions do)."""
+    async with open_client(target, errlog=errlog, outbound=outbound) as client:
         with anyio.fail_after(target.request_timeout):
             return await fetch_capabilities(client, limits=target.capability_limits)

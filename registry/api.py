@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from registry.connection_check import check_connection
 from registry.discovery import discover_and_record, first_discovery
 from registry.filters import ServerFilter
 from registry.models import CapabilitySnapshot, Server
@@ -26,6 +27,8 @@ from registry.policies import (
 from registry.serializers import (
     CapabilitySnapshotSerializer,
     CapabilitySnapshotSummarySerializer,
+    ConnectionTestRequestSerializer,
+    ConnectionTestResultSerializer,
     ServerDefinitionSerializer,
     ServerSerializer,
 )
@@ -127,6 +130,30 @@ class ServerViewSet(viewsets.ModelViewSet):
             raise ValidationError({"enabled": ["The server is disabled; enable it before discovering."]})
         outcome = discover_and_record(server=server, caller=request.user.get_username())
         return Response(outcome, status=status.HTTP_200_OK if outcome["ok"] else status.HTTP_502_BAD_GATEWAY)
+
+    @extend_schema(request=ConnectionTestRequestSerializer, responses={200: ConnectionTestResultSerializer})
+    @action(detail=False, methods=["post"], url_path="test-connection", permission_classes=[IsOperator])
+    def test_connection(self, request: Request) -> Response:
+        """Try a definition before saving it: the MCP handshake and listing, with what was found or why it failed
+        (`ok`). Validated and allowed as a create (or, with `server`, as that server's update) would be; bounded
+        in time whatever the definition's timeouts; nothing is saved or recorded."""
+        stored_name = request.data.get("server") if isinstance(request.data, dict) else None
+        stored = Server.objects.filter(name=stored_name).first() if isinstance(stored_name, str) else None
+        if stored_name is not None and stored is None:
+            raise ValidationError({"server": [f"No server is named {str(stored_name)[:100]!r}."]})
+        role = role_of(request.user)
+        if stored is not None:
+            require_may_change_secret_holder(role=role, server=stored)
+        body = ConnectionTestRequestSerializer(instance=stored, data=request.data)
+        body.is_valid(raise_exception=True)
+        definition = dict(body.validated_data)
+        definition.pop("server", None)
+        require_may_define(role=role, server=stored, transport=definition["transport"])
+        if stored is not None:
+            # Secrets not typed again are the stored ones (validation made sure the endpoint they belong to stayed).
+            for field in ("env", "headers"):
+                definition.setdefault(field, dict(getattr(stored, field)))
+        return Response(check_connection(definition=definition))
 
     @extend_schema(responses=CapabilitySnapshotSerializer)
     @action(detail=True, methods=["get"])

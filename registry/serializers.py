@@ -106,6 +106,33 @@ class ServerDefinitionSerializer(serializers.Serializer):
         return attrs
 
 
+class ConnectionTestRequestSerializer(ServerDefinitionSerializer):
+    """A definition to try before saving it: the same fields and rules as a create. `server` names a stored server
+    being edited: the secrets not given are its stored ones, which stay with its endpoint (a changed URL, transport
+    or command needs them given again, as an update does)."""
+
+    name = serializers.SlugField(max_length=100, required=False, default="connection-test")
+    server = serializers.SlugField(
+        max_length=100, required=False, help_text="The stored server being edited, whose secrets fill in."
+    )
+
+
+class ConnectionTestResultSerializer(serializers.Serializer):
+    """What the handshake and listing found, or why they failed (secrets scrubbed)."""
+
+    ok = serializers.BooleanField()
+    protocol_version = serializers.CharField(required=False)
+    server_name = serializers.CharField(required=False, help_text="serverInfo.name, as the server reports it.")
+    server_version = serializers.CharField(required=False)
+    counts = serializers.DictField(
+        child=serializers.IntegerField(), required=False, help_text="tools, resources, resource_templates, prompts."
+    )
+    tool_names = serializers.ListField(child=serializers.CharField(), required=False, help_text="The first 20.")
+    truncated = serializers.DictField(child=serializers.CharField(), required=False)
+    elapsed_ms = serializers.FloatField(help_text="Connect, handshake and listing, end to end.")
+    error = serializers.CharField(required=False, help_text="Why it failed, in words.")
+
+
 class ServerSerializer(ServerDefinitionSerializer):
     """A server as the API shows it: the definition without secrets, plus live state."""
 

@@ -53,8 +53,16 @@ def fleet_overview(request: HttpRequest) -> HttpResponse:
 @viewer_required
 def server_detail(request: HttpRequest, name: str) -> HttpResponse:
     server = get_object_or_404(Server.objects.for_dashboard(), name=name)
-    can_call = role_of(request.user) >= Role.OPERATOR
+    role = role_of(request.user)
+    can_call = role >= Role.OPERATOR
     context = selectors.server_detail_context(server, can_call=can_call, query=request.GET)
+    if can_call:
+        # Edit / Enable-Disable / Remove, or why this role may not (the API's rules, asked of registry.policies).
+        from registry.server_pages import change_refusal
+
+        context["manage"] = {"refusal": change_refusal(role, server)}
+    # Discovery progress and the button row (static/js/server_page.js), for every role: viewers see progress too.
+    context["section_scripts"] = [*context["section_scripts"], "js/server_page.js"]
     return render(request, "registry/server_detail.html", context)
 
 
