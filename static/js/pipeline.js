@@ -1,5 +1,8 @@
 /* The pipeline page: a live table of events (filters, pause and resume), the pipeline's numbers from
- * GET /api/pipeline/metrics/ every 2 s, and a Plotly chart of events per second by stream family.
+ * GET /api/pipeline/metrics/ every 2 s, and a Plotly chart of events per second by stream family over the last
+ * 5 minutes (the x axis always spans that window, so the first point does not make it a millisecond wide).
+ * Applying filters removes the rows that no longer match them; a long payload shows its first line, the whole of
+ * it one click away.
  */
 (function () {
   "use strict";
@@ -7,6 +10,8 @@
   var MAX_ROWS = 200;
   var METRICS_EVERY_MS = 2000;
   var CHART_POINTS = 150; // 5 minutes at one point every 2 s
+  var CHART_WINDOW_MS = CHART_POINTS * METRICS_EVERY_MS;
+  var PAYLOAD_SHOWN = 120; // characters of a payload shown before "more"
 
   var live = null;
   var paused = false;
@@ -14,6 +19,8 @@
   var previous = null; // last metrics snapshot, for rates
   var chartReady = false;
   var families = []; // trace order
+  var current = { streams: ["*"], servers: [], kinds: [] }; // the filter applied
+  var generation = 0; // which connection an event came in on: one from a replaced socket is not shown
   // Stream names reach the chart's legend: shown as written, never as Plotly markup.
   var plotText = window.OrchestratorDom.plotText;
 
@@ -28,11 +35,62 @@
     return value === null || value === undefined ? "–" : String(value);
   }
 
-  function addRow(cells, className) {
+  // A stream pattern as the server reads it (pipeline/filters.py): `*` is any run of characters, nothing else is
+  // special, case matters.
+  function streamMatches(pattern, stream) {
+    if (pattern.indexOf("*") < 0) return pattern === stream;
+    var expression = pattern.split("*").map(function (part) {
+      return part.replace(/[.+?^${}()|[\]\\]/g, "\\$&");
+    }).join(".*");
+    return new RegExp("^" + expression + "$").test(stream);
+  }
+
+  function wanted(filter, row) {
+    if (!filter.streams.some(function (pattern) { return streamMatches(pattern, row.stream); })) return false;
+    if (row.gap) return true; // a gap concerns the stream, whatever the server or kind
+    if (filter.servers.length && filter.servers.indexOf(row.server) < 0) return false;
+    return !filter.kinds.length || filter.kinds.indexOf(row.kind) >= 0;
+  }
+
+  // The rows kept in the table with what they were filtered on, so a new filter can remove those it no longer wants.
+  function pruneRows(filter) {
+    var body = document.getElementById("event-rows");
+    Array.prototype.slice.call(body.children).forEach(function (tr) {
+      var row = { stream: tr.dataset.stream, server: tr.dataset.server || null, kind: tr.dataset.kind, gap: tr.dataset.gap === "1" };
+      if (!wanted(filter, row)) body.removeChild(tr);
+    });
+  }
+
+  function payloadCell(payload) {
+    var td = document.createElement("td");
+    td.className = "payload";
+    var whole = JSON.stringify(payload);
+    if (whole.length <= PAYLOAD_SHOWN) {
+      td.textContent = whole;
+      return td;
+    }
+    var details = document.createElement("details");
+    var summary = document.createElement("summary");
+    summary.textContent = whole.slice(0, PAYLOAD_SHOWN) + "…";
+    summary.title = "Show the whole payload";
+    var pre = document.createElement("pre");
+    pre.textContent = JSON.stringify(payload, null, 2);
+    details.appendChild(summary);
+    details.appendChild(pre);
+    td.appendChild(details);
+    return td;
+  }
+
+  function addRow(row, cells, className) {
     var body = document.getElementById("event-rows");
     var tr = document.createElement("tr");
     if (className) tr.className = className;
+    tr.dataset.stream = row.stream;
+    tr.dataset.kind = row.kind || "";
+    if (row.server) tr.dataset.server = row.server;
+    if (row.gap) tr.dataset.gap = "1";
     cells.forEach(function (spec) {
+      if (spec instanceof Node) { tr.appendChild(spec); return; }
       var td = document.createElement("td");
       td.textContent = spec[0];
       if (spec[1]) td.className = spec[1];
@@ -43,21 +101,25 @@
   }
 
   function onEvent(event) {
+    var row = { stream: event.stream, server: event.server, kind: event.kind };
+    if (!wanted(current, row)) return; // from before the filter changed
     received += 1;
     document.querySelector('[data-metric="received"]').textContent = received;
     var time = new Date(event.at).toLocaleTimeString();
-    addRow([
+    addRow(row, [
       [time],
-      [event.stream],
+      [event.stream, "stream-cell"],
       [event.seq, "col-seq num"],
       [event.kind],
       [text(event.server), "col-server"],
-      [JSON.stringify(event.payload).slice(0, 300), "payload"],
+      payloadCell(event.payload),
     ]);
   }
 
   function onGap(stream, missed) {
-    addRow([[new Date().toLocaleTimeString()], [stream], ["", "col-seq"], ["gap"], ["", "col-server"],
+    var row = { stream: stream, kind: "gap", gap: true };
+    if (!wanted(current, row)) return;
+    addRow(row, [[new Date().toLocaleTimeString()], [stream, "stream-cell"], ["", "col-seq"], ["gap"], ["", "col-server"],
       [missed + " event(s) could not be delivered", "payload"]], "gap-row");
   }
 
@@ -75,12 +137,16 @@
     var kinds = list(form.elements.kinds.value);
     if (live) live.close();
     showError("");
+    current = { streams: streams, servers: servers, kinds: kinds };
+    pruneRows(current);
+    generation += 1;
+    var mine = generation;
     live = window.OrchestratorEvents.connect({
       streams: streams,
       servers: servers.length ? servers : null,
       kinds: kinds.length ? kinds : null,
-      onEvent: onEvent,
-      onGap: onGap,
+      onEvent: function (event) { if (mine === generation) onEvent(event); },
+      onGap: function (stream, missed) { if (mine === generation) onGap(stream, missed); },
       onError: showError,
       onState: function (state) {
         document.getElementById("socket-state").textContent = paused ? "paused" : state;
@@ -98,6 +164,15 @@
     return stream.split(".")[0];
   }
 
+  var NO_DATA = {
+    text: "no data yet: a rate needs two readings, 2 s apart", xref: "paper", yref: "paper", x: 0.5, y: 0.5,
+    showarrow: false, font: { color: "#5b6576" },
+  };
+
+  function xWindow(now) {
+    return [new Date(now.getTime() - CHART_WINDOW_MS), now];
+  }
+
   function updateChart(rates, now) {
     if (!window.Plotly) return;
     var chart = document.getElementById("rate-chart");
@@ -113,9 +188,11 @@
           return { x: [], y: [], name: plotText(name), mode: "lines", type: "scatter" };
         }),
         {
-          margin: { t: 10, r: 10, b: 30, l: 40 },
-          yaxis: { title: { text: "events/s" }, rangemode: "tozero" },
-          legend: { orientation: "h" },
+          margin: { t: 10, r: 10, b: 40, l: 50 },
+          xaxis: { type: "date", range: xWindow(now), title: { text: "time (last 5 minutes, a point every 2 s)" } },
+          yaxis: { title: { text: "events/s" }, rangemode: "tozero", range: families.length ? undefined : [0, 1] },
+          legend: { orientation: "h", y: -0.35 },
+          annotations: families.length ? [] : [NO_DATA],
         },
         { responsive: true, displayModeBar: false }
       );
@@ -131,6 +208,7 @@
       families.map(function (_, index) { return index; }),
       CHART_POINTS
     );
+    Plotly.relayout(chart, { "xaxis.range": xWindow(now), "yaxis.autorange": true, annotations: [] });
   }
 
   function fillTable(id, rows, columns) {
@@ -210,6 +288,7 @@
       }
     });
     connect();
+    updateChart({}, new Date()); // the empty chart, with its window and "no data yet"
     pollMetrics();
     window.setInterval(pollMetrics, METRICS_EVERY_MS);
   });
