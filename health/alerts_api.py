@@ -1,33 +1,29 @@
-"""Alerts in the API: the alerts themselves (viewers read, operators acknowledge), and rules, silences, channels and
-the delivery log (admins; channels hold secrets, so only admins see them at all)."""
+"""Alerts in the API: the alerts themselves (viewers read, operators acknowledge); rules and silences (viewers read,
+operators write, end and delete); channels and the delivery log (admins: channels hold secrets, so only admins see
+them at all), with "send a test" to a channel."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, serializers, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from health.alerting import acknowledge, active_silences, alert_event, alert_json
-from health.models import Alert, AlertRule, AlertState, NotificationChannel, NotificationDelivery, Silence
+from health.ending import NotInForce, silence_end
+from health.models import Alert, AlertRule, AlertState, NotificationChannel, NotificationDelivery, RuleKind, Silence
+from health.notify import send_test
 from pipeline.running import publish
 from registry.models import Server
-from registry.permissions import IsAdmin, IsOperator, IsViewer, Role, role_of
+from registry.permissions import IsAdmin, IsOperator, IsViewer, ReadForViewersWriteForOperators
 from registry.request_bodies import one_of, query_filters
 from registry.validation import url_errors
-
-
-class ReadForViewersWriteForAdmins(BasePermission):
-    message = "Viewers may read; changing alert rules and silences needs an admin."
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        return role_of(request.user) >= (Role.VIEWER if request.method in SAFE_METHODS else Role.ADMIN)
 
 
 class SilencedBySerializer(serializers.Serializer):
@@ -117,6 +113,14 @@ class AlertRuleSerializer(serializers.ModelSerializer):
         return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        kind = attrs.get("kind", getattr(self.instance, "kind", ""))
+        threshold = attrs.get("threshold", getattr(self.instance, "threshold", None))
+        if threshold is not None:
+            # The threshold's unit is the kind's: milliseconds for latency, a fraction for the ratios.
+            if kind in (RuleKind.LATENCY, RuleKind.PREDICTED_BREACH) and not 0 < threshold <= 3_600_000:
+                raise serializers.ValidationError({"threshold": "milliseconds, more than 0 (at most an hour)"})
+            if kind in (RuleKind.AVAILABILITY, RuleKind.ERROR_RATE) and not 0 <= threshold <= 1:
+                raise serializers.ValidationError({"threshold": "a fraction from 0 to 1 (0.99 is 99 %)"})
         for field in (
             "window_seconds",
             "horizon_seconds",
@@ -135,7 +139,7 @@ class AlertRuleViewSet(viewsets.ModelViewSet):
     `last_error_at` (read-only). `?failing=true` lists only those, `?failing=false` the others."""
 
     serializer_class = AlertRuleSerializer
-    permission_classes = [ReadForViewersWriteForAdmins]
+    permission_classes = [ReadForViewersWriteForOperators]
     queryset = AlertRule.objects.all()
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
@@ -156,26 +160,64 @@ class SilenceSerializer(serializers.ModelSerializer):
         slug_field="name", queryset=Server.objects.all(), required=False, allow_null=True
     )
 
+    duration_seconds = serializers.FloatField(
+        write_only=True,
+        required=False,
+        min_value=60,
+        max_value=365 * 24 * 3600,
+        help_text="Instead of ends_at: how long from starts_at (e.g. 3600 for an hour).",
+    )
+    state = serializers.SerializerMethodField(help_text="upcoming, active or ended (by the server's clock).")
+
     class Meta:
         model = Silence
-        fields = ["id", "rule", "server", "starts_at", "ends_at", "comment", "created_by"]
+        fields = ["id", "rule", "server", "starts_at", "ends_at", "duration_seconds", "comment", "created_by", "state"]
         read_only_fields = ["created_by"]
+        extra_kwargs = {"starts_at": {"required": False, "help_text": "Default: now."}, "ends_at": {"required": False}}
+
+    def get_state(self, silence: Silence) -> str:
+        now = timezone.now()
+        return "upcoming" if silence.starts_at > now else "active" if silence.ends_at > now else "ended"
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if self.instance is None:
+            attrs.setdefault("starts_at", timezone.now())
         starts = attrs.get("starts_at", getattr(self.instance, "starts_at", None))
+        duration = attrs.pop("duration_seconds", None)
+        if duration is not None:
+            if "ends_at" in attrs:
+                raise serializers.ValidationError({"duration_seconds": "give ends_at or duration_seconds, not both"})
+            attrs["ends_at"] = starts + timedelta(seconds=duration)
         ends = attrs.get("ends_at", getattr(self.instance, "ends_at", None))
-        if starts and ends and ends <= starts:
+        if ends is None:
+            raise serializers.ValidationError({"ends_at": "an end time (or duration_seconds) is required"})
+        if starts and ends <= starts:
             raise serializers.ValidationError({"ends_at": "must be after starts_at"})
         return attrs
 
 
 class SilenceViewSet(viewsets.ModelViewSet):
+    """Silences: viewers read, operators make, end and delete them."""
+
     serializer_class = SilenceSerializer
-    permission_classes = [ReadForViewersWriteForAdmins]
+    permission_classes = [ReadForViewersWriteForOperators]
     queryset = Silence.objects.select_related("rule", "server")
 
     def perform_create(self, serializer: SilenceSerializer) -> None:
         serializer.save(created_by=self.request.user.get_username())
+
+    @extend_schema(
+        summary="End a silence now (operators); 409 if it is not in force (an upcoming one is deleted instead)",
+        request=None,
+        responses=SilenceSerializer,
+    )
+    @action(detail=True, methods=["post"])
+    def end(self, request: Request, pk: str | None = None) -> Response:
+        try:
+            silence = silence_end(silence=self.get_object())
+        except NotInForce as refused:
+            return Response({"detail": str(refused)}, status=status.HTTP_409_CONFLICT)
+        return Response(self.get_serializer(silence).data)
 
 
 class ChannelSerializer(serializers.ModelSerializer):
@@ -206,12 +248,6 @@ class ChannelSerializer(serializers.ModelSerializer):
         return attrs
 
 
-class ChannelViewSet(viewsets.ModelViewSet):
-    serializer_class = ChannelSerializer
-    permission_classes = [IsAdmin]
-    queryset = NotificationChannel.objects.all()
-
-
 class DeliverySerializer(serializers.ModelSerializer):
     channel = serializers.SlugRelatedField(slug_field="name", read_only=True)
     rule = serializers.SlugRelatedField(slug_field="name", read_only=True)
@@ -231,6 +267,24 @@ class DeliverySerializer(serializers.ModelSerializer):
             "created_at",
             "next_attempt_at",
         ]
+
+
+class ChannelViewSet(viewsets.ModelViewSet):
+    serializer_class = ChannelSerializer
+    permission_classes = [IsAdmin]
+    queryset = NotificationChannel.objects.all()
+
+    @extend_schema(
+        summary="Send a test notification now and answer its outcome (recorded in the delivery log)",
+        description="Sent once (no retries), signed like every notification; `state` is delivered or failed, with "
+        "`last_status_code` and `last_error`. Its payload has `status: test` and no alerts.",
+        request=None,
+        responses=DeliverySerializer,
+    )
+    @action(detail=True, methods=["post"])
+    def test(self, request: Request, pk: str | None = None) -> Response:
+        delivery = send_test(self.get_object(), requested_by=request.user.get_username())
+        return Response(DeliverySerializer(delivery).data)
 
 
 class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):

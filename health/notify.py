@@ -17,12 +17,14 @@ from datetime import timedelta
 from typing import Any
 
 import httpx2
+from asgiref.sync import async_to_sync
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from fleet.orm_worker import OrmWorker
-from health.models import ChannelKind, DeliveryState, NotificationDelivery
+from health.models import ChannelKind, DeliveryState, NotificationChannel, NotificationDelivery
 from mcp_client.redaction import Redactor
 from registry.validation import outbound_policy
 
@@ -132,3 +134,41 @@ async def deliver_due(db: OrmWorker) -> int:
     for item, attempt in zip(due, attempts, strict=True):
         await db.run(record, item.delivery_id, attempt)
     return len(due)
+
+
+def send_test(channel: NotificationChannel, *, requested_by: str) -> NotificationDelivery:
+    """A test notification to one channel, sent now through the path alerts take (`send`: the signature, the
+    outbound address policy, the redaction; `record`: the delivery log), once: its outcome is the answer.
+
+    The row is written already claimed (its next attempt after the send's timeout), so the monitor's `deliver_due`
+    does not send it a second time meanwhile; if this process dies mid-send, the monitor retries it later. A failed
+    test is final (no retries): the person asking reads the outcome now and fixes the channel."""
+    now = timezone.now()
+    payload = {
+        "version": 1,
+        "group": "test",
+        "status": "test",
+        "severity": "info",
+        "sent_at": now.isoformat(),
+        "test": True,
+        "requested_by": requested_by,
+        "summary": f"A test notification to {channel.name!r}, sent from the orchestrator by {requested_by}.",
+        "alerts": [],
+    }
+    claim = timedelta(seconds=settings.HEALTH_WEBHOOK_TIMEOUT_SECONDS + 30.0)
+    row = NotificationDelivery.objects.create(channel=channel, payload=payload, next_attempt_at=now + claim)
+    due = Due(row.pk, channel.kind, channel.url, channel.secret, channel.callable_name, payload, 0)
+    attempt = async_to_sync(_send_one)(due)
+    # One transaction: no reader sees the retry that `record` plans for a failure before it is made final.
+    with transaction.atomic():
+        record(row.pk, attempt)
+        if not attempt.ok:
+            NotificationDelivery.objects.filter(pk=row.pk).update(state=DeliveryState.FAILED)
+    row.refresh_from_db()
+    return row
+
+
+async def _send_one(due: Due) -> Attempt:
+    timeout = httpx2.Timeout(settings.HEALTH_WEBHOOK_TIMEOUT_SECONDS)
+    async with outbound_policy().client(timeout=timeout) as client:
+        return await send(due, client)
