@@ -1,4 +1,4 @@
-"""The REST API's serving path: `POST /api/servers/<name>/call/` and `/read/`, answered on the event loop.
+"""The REST API's serving path: `POST /api/servers/<name>/call/`, `/read/` and `/prompt/`, answered on the event loop.
 
 A call needs the server's definition (to open its session on demand) and the tool's input schema (to name wrong
 arguments before anything is sent). Both come from a per-process cache (`API_SERVER_CACHE_SECONDS`, cleared in this
@@ -20,15 +20,17 @@ from django.db.models.signals import post_delete, post_save
 from django.http import HttpRequest, JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 
 from fleet import calls as fleet_calls
 from mcp_client import ConnectionLayerError, Deadline, RequestTimedOut, ServerTarget, ServerUnavailable
 from orchestrator_site.async_api import AsyncAPIView, Caller, json_answer
 from registry.models import CapabilitySnapshot, Server
 from registry.permissions import Role
-from registry.selectors import known_tools_message, tool_input_schemas
+from registry.prompt_arguments import prompt_argument_errors
+from registry.selectors import known_prompts_message, known_tools_message, prompt_arguments_of, tool_input_schemas
 from registry.serializers import (
+    CallOutcomeSerializer,
     FleetErrorSerializer,
     ResourceReadRequestSerializer,
     ResourceReadResponseSerializer,
@@ -57,6 +59,7 @@ class CallableServer:
     target_problem: str
     request_timeout_seconds: float
     tools: dict[str, dict[str, Any] | None] | None  # tool name -> input schema; None before the first discovery
+    prompts: dict[str, list[dict[str, Any]]] | None = None  # prompt name -> declared arguments; None likewise
 
 
 def _load(name: str) -> CallableServer | None:
@@ -74,6 +77,7 @@ def _load(name: str) -> CallableServer | None:
         target_problem=problem,
         request_timeout_seconds=server.request_timeout_seconds,
         tools=tool_input_schemas(server),
+        prompts=prompt_arguments_of(server),
     )
 
 
@@ -202,6 +206,68 @@ class ServerResourceReadView(AsyncAPIView):
         read = _validated(ResourceReadRequestSerializer, body)
         uri = read["uri"]
         return await _ask(server, caller, read, lambda hub, context: hub.read_resource(name, uri, context=context))
+
+
+class PromptRequestSerializer(serializers.Serializer):
+    prompt = serializers.CharField(max_length=300)
+    arguments = serializers.DictField(
+        required=False, default=dict, help_text="Argument name -> text, as the prompt declares them."
+    )
+    timeout_seconds = serializers.FloatField(
+        required=False, min_value=0.1, max_value=600, help_text="Default: the server's request timeout."
+    )
+    correlation_id = serializers.CharField(required=False, max_length=100, allow_blank=True, default="")
+
+
+class PromptMessageSerializer(serializers.Serializer):
+    role = serializers.CharField(help_text="user or assistant")
+    content = serializers.DictField(help_text="One content item as MCP sends it (type text, image, resource...).")
+
+
+class PromptResultSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    messages = PromptMessageSerializer(many=True)
+
+
+class PromptResponseSerializer(serializers.Serializer):
+    result = PromptResultSerializer()
+    outcome = CallOutcomeSerializer()
+
+
+@extend_schema(tags=["servers"])
+class ServerPromptView(AsyncAPIView):
+    """Render one of the server's prompts (`prompts/get`) with its arguments. The arguments are checked against the
+    ones the prompt declares first (400 naming each: required, unknown, not text); the answer carries the rendered
+    messages and the call's outcome. Recorded with who asked."""
+
+    required_role = Role.OPERATOR
+
+    @extend_schema(
+        operation_id="servers_prompt_create",
+        request=PromptRequestSerializer,
+        responses={200: PromptResponseSerializer, **FLEET_ERRORS},
+    )
+    async def post(self, request: HttpRequest, caller: Caller, body: Any, name: str) -> JsonResponse:
+        server = await _callable(name, doing="running its prompts")
+        ask = _validated(PromptRequestSerializer, body)
+        prompt, arguments = ask["prompt"], ask["arguments"]
+        if server.prompts is None or prompt not in server.prompts:
+            message = await sync_to_async(_unknown_prompt_message)(name, prompt)
+            raise exceptions.ValidationError({"prompt": [message]})
+        problems = prompt_argument_errors(server.prompts[prompt], arguments)
+        if problems:
+            raise exceptions.ValidationError({"arguments": problems})
+        return await _ask(
+            server,
+            caller,
+            ask,
+            lambda hub, context: fleet_calls.prompt_on(hub, name, prompt, arguments, context),
+        )
+
+
+def _unknown_prompt_message(name: str, prompt: str) -> str:
+    return known_prompts_message(Server.objects.get(name=name), prompt)
 
 
 def _unknown_tool_message(name: str, tool: str) -> str:

@@ -1,9 +1,11 @@
-/* Tool calls and resource reads from the server page (operators and admins).
+/* Tool calls, resource reads and prompts from the server page (operators and admins).
  *
  * Each tool's form is built from its JSON input schema (kept in the page as <script id="tool-schemas">): a field per
  * property (text, number, checkbox, a choice for enums, JSON for arrays and objects), defaults filled in, required
  * fields marked. Submitting posts to the REST API (POST /api/servers/<name>/call/, session auth + CSRF) and shows
  * the result in place: structured content or text, the error flag, latency, or the field errors the API names.
+ * A resource read shows JSON pretty-printed and text as text. A prompt's form (its declared arguments, rendered by
+ * the template) posts to /api/servers/<name>/prompt/ and shows the rendered messages, each with its role, as text.
  */
 (function () {
   "use strict";
@@ -142,6 +144,56 @@
     return JSON.stringify(value, null, 2);
   }
 
+  // Text that is JSON (a JSON MIME type, or text that parses as an object or array) shown pretty-printed; other
+  // text as it came; binary content named with its type and size, not dumped.
+  function formattedText(text, mimeType) {
+    var looksJson = /json/i.test(mimeType || "") || /^\s*[\[{]/.test(text);
+    if (looksJson) {
+      try {
+        return { text: pretty(JSON.parse(text)), json: true };
+      } catch (error) {
+        // Not JSON after all: as text.
+      }
+    }
+    return { text: text, json: false };
+  }
+
+  function contentBlock(item) {
+    var mimeType = item.mimeType || item.mime_type || "";
+    if (item.text !== undefined) {
+      var shown = formattedText(String(item.text), mimeType);
+      var block = el("div", { className: "content-block" }, [
+        mimeType || item.uri ? el("p", { className: "subtle content-meta", text: [item.uri, mimeType].filter(Boolean).join(" · ") }) : null,
+        el("pre", { className: shown.json ? "content-json" : "content-text" }, [el("code", { text: shown.text })]),
+      ]);
+      return block;
+    }
+    if (item.blob !== undefined || item.data !== undefined) {
+      var data = item.blob !== undefined ? item.blob : item.data;
+      var bytes = Math.floor((String(data).length * 3) / 4);
+      return el("p", { className: "subtle", text: "Binary content (" + (mimeType || item.type || "unknown type") + ", about " + bytes + " bytes): not shown." });
+    }
+    if (item.type === "resource" && item.resource) return contentBlock(item.resource);
+    if (item.type === "resource_link") {
+      return el("p", { className: "subtle", text: "Link to resource " + (item.uri || "") + (item.name ? " (" + item.name + ")" : "") });
+    }
+    return el("pre", {}, [el("code", { text: pretty(item) })]);
+  }
+
+  // A rendered prompt: its description, then each message with its role and its content as text.
+  function renderMessages(box, result) {
+    if (result.description) box.appendChild(el("p", { className: "prompt-description", text: result.description }));
+    (result.messages || []).forEach(function (message) {
+      box.appendChild(
+        el("div", { className: "prompt-message prompt-role-" + (message.role === "assistant" ? "assistant" : "user") }, [
+          el("p", { className: "prompt-role", text: message.role }),
+          contentBlock(message.content || {}),
+        ])
+      );
+    });
+    if (!(result.messages || []).length) box.appendChild(el("p", { className: "subtle", text: "(no messages)" }));
+  }
+
   function renderOutcome(outcome) {
     if (!outcome) return null;
     var text = Math.round(outcome.latency_ms * 10) / 10 + " ms";
@@ -151,7 +203,7 @@
 
   function renderResult(box, payload, ok) {
     box.hidden = false;
-    box.innerHTML = "";
+    box.textContent = "";
     box.className = "call-result" + (ok ? "" : " call-result-error");
     var result = payload.result;
     if (result && result.is_error) box.classList.add("call-result-error");
@@ -159,10 +211,12 @@
       box.appendChild(el("p", { className: "error-text", text: payload.detail || "The call failed." }));
     } else if (result.structured_content) {
       box.appendChild(el("pre", {}, [el("code", { text: pretty(result.structured_content) })]));
+    } else if (result.messages) {
+      renderMessages(box, result);
     } else {
       var items = result.content || result.contents || [];
       items.forEach(function (item) {
-        box.appendChild(el("pre", {}, [el("code", { text: item.text !== undefined ? item.text : pretty(item) })]));
+        box.appendChild(contentBlock(item));
       });
       if (!items.length) box.appendChild(el("p", { className: "subtle", text: "(empty result)" }));
     }
@@ -240,7 +294,48 @@
       });
   }
 
+  function onPrompt(event) {
+    event.preventDefault();
+    var form = event.target;
+    var status = form.querySelector(".call-status");
+    var box = form.parentNode.querySelector(".call-result");
+    var args = {};
+    var problems = {};
+    form.querySelectorAll("[data-argument]").forEach(function (input) {
+      if (input.value !== "") args[input.dataset.argument] = input.value;
+      else if (input.hasAttribute("data-required")) problems[input.dataset.argument] = ["This field is required."];
+    });
+    showFieldErrors(form, problems);
+    if (Object.keys(problems).length) return;
+    var button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    status.textContent = "running…";
+    post("prompt/", { prompt: form.dataset.prompt, arguments: args })
+      .then(function (answer) {
+        status.textContent = "";
+        if (answer.status === 400) {
+          var errors = answer.payload.arguments || {};
+          showFieldErrors(form, typeof errors === "object" && !Array.isArray(errors) ? errors : {});
+          var other = answer.payload.prompt || answer.payload.enabled || answer.payload.server;
+          renderResult(box, { detail: other ? [].concat(other).join(" ") : "Some arguments are not right: see the fields." }, false);
+          return;
+        }
+        showFieldErrors(form, {});
+        renderResult(box, answer.payload, answer.status === 200);
+      })
+      .catch(function (error) {
+        status.textContent = "";
+        renderResult(box, { detail: "Could not reach the orchestrator: " + error.message }, false);
+      })
+      .finally(function () {
+        button.disabled = false;
+      });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("form.prompt-form").forEach(function (form) {
+      form.addEventListener("submit", onPrompt);
+    });
     document.querySelectorAll("form.call-form").forEach(function (form) {
       buildForm(form);
       form.addEventListener("submit", onSubmit);
