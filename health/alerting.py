@@ -50,9 +50,6 @@ logger = logging.getLogger(__name__)
 SEVERITY_ORDER = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 NOT_WATCHED = {ServerStatus.MAINTENANCE, ServerStatus.DISABLED}
 DOWN_STATUSES = {ServerStatus.OFFLINE, ServerStatus.UNHEALTHY}
-# A latency prediction from less than this much data is no prediction (two minutes of checks "reached 1000 ms
-# around 4:15 PM"). health/trends.py's own minimum, where it has one, is used when larger.
-PREDICTION_MIN_WINDOW_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -160,14 +157,14 @@ def conditions(rule: AlertRule, servers: list[Server], now: datetime) -> dict[in
                     server_id=server.pk, name=server.name, metadata=server.metadata
                 ).policy.latency_target_ms
             )
-            problem = prediction_data_problem(xs)
+            problem = trends.too_little_data(xs)
             if problem:
                 found[server.pk] = Condition(False, f"{server.name}: {problem}", None, problem)
                 continue
             line = fit(xs, ys)
             found_trend = trend(line)
             if found_trend is None or found_trend.direction != "degrading":
-                # No significant, material rise: no prediction (noise over a long window makes a slope too).
+                # No significant, material rise (trends.trend): no prediction, whatever a noisy slope would reach.
                 found[server.pk] = Condition(False, recovered="no longer predicted: latency is not rising")
                 continue
             crossing = predict_crossing(line, target, now.timestamp(), rule.horizon_seconds)
@@ -194,15 +191,6 @@ def conditions(rule: AlertRule, servers: list[Server], now: datetime) -> dict[in
                 bool(parts), f"{server.name}: {'; '.join(parts)}"[:500], None, "no tool change in the window"
             )
     return found
-
-
-def prediction_data_problem(xs: list[float]) -> str:
-    """Why a prediction cannot be made from these sample times ("" when it can): too few points or too short."""
-    needed = max(PREDICTION_MIN_WINDOW_SECONDS, float(getattr(trends, "MIN_WINDOW_SECONDS", 0.0)))
-    span = xs[-1] - xs[0] if len(xs) >= 2 else 0.0
-    if span < needed or len(xs) < trends.MIN_POINTS:
-        return f"too little data: {span / 60:.0f} of {needed / 60:.0f} minutes, {len(xs)} checks"
-    return ""
 
 
 def tool_drift(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[str]:
