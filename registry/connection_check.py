@@ -1,4 +1,4 @@
-"""The "test connection" of the server form: the MCP handshake and listing against a server definition as typed, before it is saved.
+"""The server form's "test connection": the MCP handshake and listing against a definition as typed, unsaved.
 
 The definition has passed the same validation as a create (`ServerDefinitionSerializer`, the outbound address
 policy among its rules) and the same role rules (registry.policies) before it gets here. The connection is

@@ -6,7 +6,7 @@
  * Discovery progress follows the page's live status: fleet.js keeps `data-status` of every element marked
  * data-server="<name>" current from the pipeline's fleet.status stream (/ws/events/), this element included, so
  * this script opens no socket of its own. When the server comes up it reads what discovery found
- * (GET /api/servers/<name>/capabilities/: 404 while nothing is recorded yet).
+ * (GET /api/servers/<name>/capabilities/history/: newest first, empty while nothing is recorded yet).
  */
 (function () {
   "use strict";
@@ -93,26 +93,26 @@
   function readDiscovery() {
     if (reading) return;
     reading = true;
-    fetch(progress.dataset.capabilitiesApi, { credentials: "same-origin", headers: { Accept: "application/json" } })
+    fetch(progress.dataset.historyApi, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (response) {
-        if (response.status === 404) {
-          say("listing", "Connected; listing what it offers…");
-          return null;
-        }
         if (!response.ok) throw new Error("HTTP " + response.status);
         return response.json();
       })
-      .then(function (snapshot) {
-        if (!snapshot) return;
+      .then(function (history) {
+        // Newest first; empty while nothing has been recorded yet.
+        var latest = history[0];
+        if (!latest) {
+          say("listing", "Connected; listing what it offers…");
+          return;
+        }
+        var counts = latest.counts;
         say(
           "discovered",
           "Discovered " +
-            [
-              plural(snapshot.tools.length, "tool"),
-              plural(snapshot.resources.length, "resource"),
-              plural(snapshot.prompts.length, "prompt"),
-            ].join(", ") +
-            " (protocol " + snapshot.protocol_version + ")."
+            [plural(counts.tools, "tool"), plural(counts.resources, "resource"), plural(counts.prompts, "prompt")].join(
+              ", "
+            ) +
+            " (protocol " + latest.protocol_version + ")."
         );
       })
       .catch(function (failure) {
