@@ -17,6 +17,7 @@ from coordinator.arbitrage_workflow import ArbitrageRequestSerializer, parse_req
 from coordinator.balanced_calls import BalancedCallSerializer, balanced_call_async, parse_call, routing_stats
 from coordinator.errors import RequestError
 from coordinator.models import Operation, OperationKind, OperationState, Transaction, TransactionState
+from coordinator.opportunity_checks import EXECUTABLE_STATUSES, NotExecutableReason, OpportunityNotExecutable
 from coordinator.submissions import RefusalReason, SubmissionRefused, transaction_submit
 from coordinator.transaction_log import transaction_json
 from coordinator.transaction_requests import (
@@ -65,7 +66,11 @@ class BalancedCallView(AsyncAPIView):
     @extend_schema(
         operation_id="coordinator_call",
         summary="Call a tool on the best of the servers offering it, failing over within the deadline",
-        description=("200 with the answer and every attempt; 502 when every candidate failed."),
+        description=(
+            "200 with the answer and every attempt; 502 when every candidate failed; 503 when every candidate is "
+            "in maintenance. Servers in maintenance (the status health sets while a window is open) are never "
+            'called: the answer lists them in `excluded` as `{"server", "reason": "maintenance"}`.'
+        ),
         request=BalancedCallSerializer,
         responses={
             200: OpenApiTypes.OBJECT,
@@ -82,7 +87,12 @@ class BalancedCallView(AsyncAPIView):
         except RuntimeError as exc:
             logger.warning("coordinator: cannot route a call: %s", exc)
             return json_answer({"error": "the fleet is not running here"}, status.HTTP_503_SERVICE_UNAVAILABLE)
-        return json_answer(answer, status.HTTP_502_BAD_GATEWAY if answer["error"] else status.HTTP_200_OK)
+        if not answer["error"]:
+            return json_answer(answer, status.HTTP_200_OK)
+        nobody_in_service = not answer["attempts"] and answer["excluded"]
+        return json_answer(
+            answer, status.HTTP_503_SERVICE_UNAVAILABLE if nobody_in_service else status.HTTP_502_BAD_GATEWAY
+        )
 
 
 class RoutingView(APIView):
@@ -193,6 +203,13 @@ REFUSAL_STATUS = {
     RefusalReason.ALREADY_EXECUTED: status.HTTP_409_CONFLICT,
 }
 REPLAYED_HEADER = "Idempotent-Replayed"
+# Every refusal's body has a `code` (what kind of refusal) and a `reason` (why, in one word a page can switch on).
+REFUSAL_REASONS = {
+    RefusalReason.IN_PROGRESS: "in_progress",
+    RefusalReason.KEY_REUSED: "key_reused",
+    RefusalReason.ALREADY_EXECUTED: "already_executed",
+}
+NOT_EXECUTABLE_CODE = "opportunity_not_executable"
 
 
 def refusal_response(refusal: SubmissionRefused) -> Response:
@@ -212,6 +229,7 @@ def refusal_response(refusal: SubmissionRefused) -> Response:
     body: dict[str, Any] = {
         "error": error,
         "code": str(refusal.reason),
+        "reason": REFUSAL_REASONS[refusal.reason],
         "transaction_id": tx.pk,
         "operation_id": tx.operation_id,
         "state": tx.state,
@@ -222,6 +240,23 @@ def refusal_response(refusal: SubmissionRefused) -> Response:
     if refusal.reason == RefusalReason.IN_PROGRESS:
         response["Retry-After"] = "1"
     return response
+
+
+def not_executable_response(refusal: OpportunityNotExecutable, data: Any) -> Response:
+    """The refusal's shape (error, code, reason, transaction_id, operation_id, state), with no transaction: none
+    was logged; and the figures behind it (age_seconds and max_age_seconds, or each server's status)."""
+    spec = data.get("arbitrage") if isinstance(data, dict) else None
+    body: dict[str, Any] = {
+        "error": refusal.message,
+        "code": NOT_EXECUTABLE_CODE,
+        "reason": str(refusal.reason),
+        "transaction_id": None,
+        "operation_id": None,
+        "state": None,
+        "analysis_id": spec.get("operation_id") if isinstance(spec, dict) else None,
+        **refusal.details,
+    }
+    return Response(body, status=status.HTTP_409_CONFLICT)
 
 
 class ParticipantSerializer(serializers.Serializer):
@@ -236,6 +271,25 @@ class ParticipantSerializer(serializers.Serializer):
     outcome = serializers.JSONField(allow_null=True, help_text="What the confirmation or cancellation answered.")
     error = serializers.CharField(allow_null=True)
     timeline = serializers.ListField(child=serializers.DictField(), help_text="Each call made to it, in order.")
+
+
+class FillSerializer(serializers.Serializer):
+    server = serializers.CharField()
+    side = serializers.CharField()
+    symbol = serializers.CharField()
+    quantity = serializers.FloatField(allow_null=True)
+    price = serializers.FloatField(allow_null=True, help_text="The execution price the exchange confirmed.")
+    notional = serializers.FloatField(allow_null=True)
+    fee = serializers.FloatField(allow_null=True)
+    fee_asset = serializers.CharField(allow_null=True)
+    executed_at = serializers.CharField(allow_null=True)
+
+
+class RealisedSerializer(serializers.Serializer):
+    currency = serializers.CharField(help_text="The symbol's quote currency.")
+    gross_profit = serializers.FloatField(help_text="Sold notional - bought notional.")
+    fees = serializers.FloatField(help_text="Every leg's fee.")
+    net_profit = serializers.FloatField(help_text="gross_profit - fees.")
 
 
 class TransactionSerializer(serializers.Serializer):
@@ -253,7 +307,20 @@ class TransactionSerializer(serializers.Serializer):
     finished_at = serializers.DateTimeField(allow_null=True)
     operation_id = serializers.IntegerField(allow_null=True)
     idempotency_key = serializers.CharField(allow_null=True)
-    parameters = serializers.DictField()
+    analysis_id = serializers.IntegerField(
+        allow_null=True, help_text="The arbitrage analysis (an operation) whose opportunity this executes."
+    )
+    opportunity = serializers.IntegerField(allow_null=True, help_text="Its index among the analysis's opportunities.")
+    parameters = serializers.DictField(
+        help_text="The request as run; for an opportunity, `arbitrage` also keeps the analysed figures "
+        "(symbol, buy_on, sell_on, size, prices, expected_net_profit, expected_net_bps, quoted_at)."
+    )
+    fills = FillSerializer(many=True, help_text="Each confirmed leg's fill, as its exchange confirmed it.")
+    realised = RealisedSerializer(
+        allow_null=True,
+        help_text="sells - buys - fees, when every leg filled one symbol's equal quantities with fees in its quote "
+        "currency; null otherwise.",
+    )
     participants = ParticipantSerializer(many=True)
 
     def to_representation(self, tx: Transaction) -> dict[str, Any]:
@@ -303,7 +370,13 @@ class TransactionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
             f'422 `{{"code": "{RefusalReason.KEY_REUSED}", "{KEY_FIELD}": [...]}}`. An arbitrage opportunity '
             'executes at most once: a second request for it answers 409 `{"code": '
             f'"{RefusalReason.ALREADY_EXECUTED}", "error", "transaction_id"}}` naming the execution, whatever its '
-            "key; only an execution that aborted (nothing moved) lets it be tried again."
+            "key; only an execution that aborted (nothing moved) lets it be tried again. An opportunity is not "
+            f'executed (409 `{{"code": "{NOT_EXECUTABLE_CODE}", "reason", "error", "analysis_id"}}`, nothing '
+            f'logged or sent) when its quotes are older than `arbitrage.max_age_seconds` (reason "'
+            f'{NotExecutableReason.STALE}", with `age_seconds` and `max_age_seconds`), or when either of its '
+            f'exchanges is not {" or ".join(sorted(EXECUTABLE_STATUSES))} (reason "'
+            f"{NotExecutableReason.SERVER_NOT_ONLINE}\", with `servers`: each one's status; maintenance, "
+            "offline, degraded, pending, unhealthy and unknown all refuse). Every refusal names its `reason`."
         ),
         request=TransactionRequestSerializer,
         parameters=[
@@ -327,8 +400,10 @@ class TransactionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
                 OpenApiTypes.OBJECT,
                 description=(
                     "Aborted (the transaction, nothing done anywhere); or refused: "
-                    f'`{{"code": "{RefusalReason.ALREADY_EXECUTED}"|"{RefusalReason.IN_PROGRESS}", "error", '
-                    '"transaction_id", "operation_id", "state"}`.'
+                    f'`{{"code": "{RefusalReason.ALREADY_EXECUTED}"|"{RefusalReason.IN_PROGRESS}"|'
+                    f'"{NOT_EXECUTABLE_CODE}", "reason", "error", "transaction_id", "operation_id", "state"}}` '
+                    f'(reason "{NotExecutableReason.STALE}" or "{NotExecutableReason.SERVER_NOT_ONLINE}": nothing '
+                    "was logged, the ids are null)."
                 ),
             ),
             422: OpenApiResponse(
@@ -347,6 +422,8 @@ class TransactionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
             raise serializers.ValidationError(exc.errors) from None
         except SubmissionRefused as refusal:
             return refusal_response(refusal)
+        except OpportunityNotExecutable as refusal:
+            return not_executable_response(refusal, request.data)
         except RuntimeError as exc:
             logger.warning("coordinator: cannot run a transaction: %s", exc)
             return Response({"error": "the fleet is not running here"}, status=status.HTTP_503_SERVICE_UNAVAILABLE)

@@ -304,6 +304,8 @@ class Opportunity:
             "sell_price": _money(self.sell_price),
             "buy_fee": _money(self.buy_fee),
             "sell_fee": _money(self.sell_fee),
+            # Both taker fees; slippage is its own figure: gross_profit - fees - slippage = net_profit.
+            "fees": _money(self.buy_fee + self.sell_fee),
             "net_profit": _money(self.net_profit),
             "net_bps": _bps(self.net_bps),
             "size": _money(self.size),

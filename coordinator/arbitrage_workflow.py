@@ -24,7 +24,7 @@ from coordinator.workflows import Step, StepContext, Workflow, run_workflow
 from fleet import calls as fleet_calls
 from mcp_client import Deadline
 from mcp_client.results import NoResultValue, ToolAnsweredError, ToolCallResult, result_value
-from registry.models import Capability, CapabilityKind, Server
+from registry.models import Capability, CapabilityKind, Server, ServerStatus
 from registry.request_bodies import (
     DistinctNamesField,
     JsonBody,
@@ -110,8 +110,18 @@ def parse_request(data: Any) -> ArbitrageRequest:
     return ArbitrageRequest(**attrs | {"symbols": tuple(attrs["symbols"]), "servers": tuple(attrs["servers"])})
 
 
-def candidate_servers(request: ArbitrageRequest) -> list[str]:
-    """The exchanges to ask: named ones (each must offer both tools), or every enabled server that does."""
+MAINTENANCE = "maintenance"  # the reason a server is left out while health holds it in a maintenance window
+
+
+@dataclass(frozen=True)
+class Candidates:
+    servers: list[str]  # the exchanges to ask
+    in_maintenance: list[str]  # left out: health has them in a maintenance window
+
+
+def candidate_servers(request: ArbitrageRequest) -> Candidates:
+    """The exchanges to ask: named ones (each must offer both tools), or every enabled server that does; those in
+    maintenance (the status health sets while a window is open) left out and named."""
     offering = Capability.objects.filter(kind=CapabilityKind.TOOL, name__in=QUOTE_TOOLS, server__enabled=True)
     tools_of: dict[str, set[str]] = {}
     for server, tool in offering.values_list("server__name", "name"):
@@ -132,9 +142,15 @@ def candidate_servers(request: ArbitrageRequest) -> list[str]:
         chosen = able
     if not chosen:
         raise RequestError({"servers": ["No candidate server: no enabled server offers get_quote and get_order_book."]})
+    resting = set(
+        Server.objects.filter(name__in=chosen, status=ServerStatus.MAINTENANCE).values_list("name", flat=True)
+    )
+    in_maintenance = [name for name in chosen if name in resting]
+    chosen = [name for name in chosen if name not in resting]
     if len(chosen) < 2:
-        raise RequestError({"servers": ["An arbitrage needs at least two exchanges."]})
-    return chosen
+        aside = f" ({', '.join(in_maintenance)} in maintenance)" if in_maintenance else ""
+        raise RequestError({"servers": [f"An arbitrage needs at least two exchanges not in maintenance{aside}."]})
+    return Candidates(chosen, in_maintenance)
 
 
 @dataclass
@@ -211,9 +227,18 @@ def build_workflow(request: ArbitrageRequest, servers: list[str]) -> Workflow:
 def run_arbitrage(request: ArbitrageRequest, *, created_by: str) -> dict[str, Any]:
     """The stored report (a dict for the API); RequestError for a request that cannot run (also once the exchanges
     said so: a symbol none of them knows)."""
-    servers = candidate_servers(request)
+    candidates = candidate_servers(request)
+    servers = candidates.servers
+    # Reported like a stale quote is: each (server, symbol) left out, with why.
+    resting = [
+        {"server": server, "symbol": symbol, "reason": MAINTENANCE}
+        for server in candidates.in_maintenance
+        for symbol in request.symbols
+    ]
     operation = operation_start(
-        kind=OperationKind.ARBITRAGE, parameters={**request.to_json(), "servers": servers}, created_by=created_by
+        kind=OperationKind.ARBITRAGE,
+        parameters={**request.to_json(), "servers": servers, "in_maintenance": candidates.in_maintenance},
+        created_by=created_by,
     )
     log = StepLog(operation)
     workflow = build_workflow(request, servers)
@@ -237,10 +262,12 @@ def run_arbitrage(request: ArbitrageRequest, *, created_by: str) -> dict[str, An
     ]
     analysed = outcome.results.get("analyse")
     if analysed is None:
-        operation_finish(operation, steps=steps, result={"failures": failures}, error=outcome.error or "no analysis")
-        return _answer(operation, request, servers, None, failures)
+        result = {"failures": failures, "excluded": resting}
+        operation_finish(operation, steps=steps, result=result, error=outcome.error or "no analysis")
+        return _answer(operation, request, servers, result, failures)
     failures += analysed["invalid"]
-    report = analysed["report"]
+    report = {**analysed["report"]}
+    report["excluded"] = [*resting, *report["excluded"]]
     quoted = {view["symbol"] for view in report.get("views", [])}
     unknown = [
         symbol

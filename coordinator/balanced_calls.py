@@ -149,6 +149,10 @@ async def balanced_call_async(call: dict[str, Any], *, created_by: str) -> dict[
         }
         for index, attempt in enumerate(result.attempts, start=1)
     ]
+    steps += [
+        {"name": f"excluded: {e.server}", "state": "skipped", "duration_ms": None, "error": e.reason}
+        for e in result.excluded
+    ]
     answer = {
         "server": result.server,
         "result": result.answer.result.to_dict() if result.answer is not None else None,
@@ -157,6 +161,8 @@ async def balanced_call_async(call: dict[str, Any], *, created_by: str) -> dict[
             {"server": a.server, "ok": a.ok, "latency_ms": a.latency_ms, "error": a.error or None}
             for a in result.attempts
         ],
+        # Left out before the choice (in maintenance): the caller sees why a replica got no call.
+        "excluded": [e.to_json() for e in result.excluded],
         "correlation_id": correlation_id,
     }
     operation = await sync_to_async(operation_finish)(operation, steps=steps, result=answer, error=result.error)

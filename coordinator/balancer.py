@@ -11,6 +11,9 @@ Modelled on Envoy (and agentgateway, which follows it):
   candidates are ejected at once, and never the last one.
 - Half-open trial: when the ejection time is over, the server gets exactly one trial call (no other call goes to it
   while the trial is in flight); success restores it, failure ejects it again for longer.
+- Maintenance: a candidate whose registry status is "maintenance" (health sets it while a window is open) is left out
+  before any of the above, and reported as excluded with reason "maintenance": planned work is not a replica to
+  route around by score, and a call there would show up in the window's figures as if it were traffic.
 
 The score is ewma_latency_ms * (1 + in_flight) * status_penalty * (1 + error_penalty * error_rate); lower is better.
 
@@ -106,6 +109,25 @@ class Candidate:
     server: str
     status: str  # the registry's ServerStatus value
     priority: int = 100  # higher is preferred; breaks ties between equal scores
+
+
+MAINTENANCE = "maintenance"
+
+
+@dataclass(frozen=True)
+class Excluded:
+    server: str
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"server": self.server, "reason": self.reason}
+
+
+def in_service(candidates: Sequence[Candidate]) -> tuple[list[Candidate], list[Excluded]]:
+    """The candidates a call may go to, and those left out with why (in maintenance), each in the given order."""
+    serving = [c for c in candidates if c.status != MAINTENANCE]
+    excluded = [Excluded(c.server, MAINTENANCE) for c in _unique(candidates) if c.status == MAINTENANCE]
+    return serving, excluded
 
 
 @dataclass(frozen=True)
@@ -367,6 +389,7 @@ class FailoverResult:
     server: str | None  # who answered
     attempts: list[Attempt] = field(default_factory=list)
     error: str = ""  # why no server answered; empty when one did
+    excluded: list[Excluded] = field(default_factory=list)  # candidates left out before choosing (maintenance)
 
     @property
     def ok(self) -> bool:
@@ -394,8 +417,8 @@ async def call_with_failover(
     A tool answering isError counts as a failure and moves on too (a demo exchange in an outage answers so); when
     every candidate answered isError, the last such answer is returned with the error set. With `idempotency_key`
     the tool gets it as its `idempotency_key` argument (unless the caller set one), so a retry after a lost answer
-    does not act twice on a server that honours it. Other exceptions (cancellation, a request we could not build)
-    propagate.
+    does not act twice on a server that honours it. Candidates in maintenance are left out (see `in_service`) and
+    reported in the result's `excluded`. Other exceptions (cancellation, a request we could not build) propagate.
     """
     call_tool = call or fleet_calls.call_tool
     args = dict(arguments or {})
@@ -403,8 +426,13 @@ async def call_with_failover(
         args.setdefault(IDEMPOTENCY_ARGUMENT, idempotency_key)
     if not candidates:
         return FailoverResult(answer=None, server=None, error="no candidates")
+    serving, excluded = in_service(candidates)
+    if not serving:
+        names = ", ".join(e.server for e in excluded)
+        error = f"no candidate in service: every one is in maintenance ({names})"
+        return FailoverResult(answer=None, server=None, error=error, excluded=excluded)
 
-    choice = balancer.choose(candidates)
+    choice = balancer.choose(serving)
     attempts: list[Attempt] = []
     tool_error: tuple[Answer[ToolCallResult], str] | None = None
     for server in (choice.server, *choice.order):
@@ -437,7 +465,7 @@ async def call_with_failover(
             continue
         balancer.finished(server, True, latency, trial=trial)
         attempts.append(Attempt(server=server, ok=True, latency_ms=latency))
-        return FailoverResult(answer=answer, server=server, attempts=attempts)
+        return FailoverResult(answer=answer, server=server, attempts=attempts, excluded=excluded)
 
     if not attempts:
         error = "deadline exhausted before any attempt" if deadline.expired else "no candidate accepted the call"
@@ -446,5 +474,7 @@ async def call_with_failover(
     else:
         error = f"all {len(attempts)} attempt(s) failed; last error: {attempts[-1].error}"
     if tool_error is not None:  # what the tool said is worth more to the caller than nothing
-        return FailoverResult(answer=tool_error[0], server=tool_error[1], attempts=attempts, error=error)
-    return FailoverResult(answer=None, server=None, attempts=attempts, error=error)
+        return FailoverResult(
+            answer=tool_error[0], server=tool_error[1], attempts=attempts, error=error, excluded=excluded
+        )
+    return FailoverResult(answer=None, server=None, attempts=attempts, error=error, excluded=excluded)

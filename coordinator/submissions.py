@@ -12,6 +12,9 @@ whom to answer with.
   open: a transaction can run for a prepare timeout plus a phase-two deadline, too long to tie a worker to a
   waiting request; the client asks again, or reads `GET /api/coordinator/transactions/<id>/`.
 - The same key with another body is refused (the key belongs to the first request).
+- An opportunity that may not be executed now is refused before anything is logged (OpportunityNotExecutable: its
+  quotes too old, or one of its exchanges not online; see opportunity_checks), after the two rules above, so a
+  retry still finds its transaction and an executed opportunity still names its execution.
 - An opportunity already executed is refused with the executing transaction's id, whatever the key. An execution
   that aborted moved nothing (every reservation cancelled or never made) and lets the opportunity go, so it may
   be tried again; a committed one keeps it for good, and so does one still running or in doubt (recovery settles
@@ -25,9 +28,11 @@ from enum import StrEnum
 from typing import Any
 
 from django.db import IntegrityError
+from django.utils import timezone
 
 from coordinator.finishing import execute
 from coordinator.models import Transaction, TransactionState
+from coordinator.opportunity_checks import check_executable
 from coordinator.transaction_log import create_transaction
 from coordinator.transaction_requests import parse_transaction, request_digest
 
@@ -82,13 +87,25 @@ def _opportunity_holder(parameters: dict[str, Any]) -> Transaction | None:
 def transaction_submit(*, data: Any, created_by: str, idempotency_key: str | None = None) -> Submitted:
     """Run the transaction a request describes, or answer the one it already ran.
 
-    RequestError for a bad request (each field named), SubmissionRefused when it must not run."""
+    RequestError for a bad request (each field named), SubmissionRefused when it must not run (again), and
+    OpportunityNotExecutable for an opportunity that must not run now."""
     digest = request_digest(data)
     if idempotency_key is not None:
         earlier = _keyed(created_by, idempotency_key)
         if earlier is not None:
             return _answer_again(earlier, digest)
     orders, parameters = parse_transaction(data)
+    spec = parameters.get("arbitrage")
+    if spec:
+        holder = _opportunity_holder(parameters)
+        if holder is not None:  # said first: "already executed" is the answer, whatever its quotes' age now
+            raise SubmissionRefused(RefusalReason.ALREADY_EXECUTED, holder)
+        check_executable(
+            spec,
+            [order["server"] for order in orders],
+            max_age_seconds=spec["max_age_seconds"],
+            now=timezone.now(),
+        )
     protocol = parameters.get("protocol", "two_phase")
     attempt = 1
     while True:

@@ -12,6 +12,7 @@ from django.utils import timezone
 from coordinator.models import OperationKind, Participant, Transaction
 from coordinator.participant_calls import CallResult
 from coordinator.services import operation_start
+from coordinator.settlement import fills_of, realised_profit
 
 
 def create_transaction(
@@ -72,6 +73,8 @@ def phase_step(name: str, started: datetime, outcome: CallResult) -> dict[str, A
 
 
 def transaction_json(tx: Transaction) -> dict[str, Any]:
+    participants = list(tx.participants.all())
+    fills = fills_of(participants)
     return {
         "id": tx.pk,
         "protocol": tx.protocol,
@@ -84,7 +87,11 @@ def transaction_json(tx: Transaction) -> dict[str, Any]:
         "finished_at": tx.finished_at.isoformat() if tx.finished_at else None,
         "operation_id": tx.operation_id,
         "idempotency_key": tx.idempotency_key,
+        "analysis_id": tx.analysis_id,
+        "opportunity": tx.opportunity,
         "parameters": tx.parameters,
+        "fills": fills,
+        "realised": realised_profit(fills, legs=len(participants)) if tx.protocol == "two_phase" else None,
         "participants": [
             {
                 "server": p.server,
@@ -97,6 +104,6 @@ def transaction_json(tx: Transaction) -> dict[str, Any]:
                 "error": p.error or None,
                 "timeline": p.timeline,
             }
-            for p in tx.participants.all()
+            for p in participants
         ],
     }

@@ -16,6 +16,12 @@ from rest_framework import serializers
 from coordinator.arbitrage_workflow import SYMBOL
 from coordinator.errors import RequestError
 from coordinator.models import Operation, OperationKind
+from coordinator.opportunity_checks import (
+    DEFAULT_MAX_AGE_SECONDS,
+    MAX_AGE_LIMIT_SECONDS,
+    default_max_age_seconds,
+    quoted_at,
+)
 from registry.models import Capability, CapabilityKind
 from registry.request_bodies import (
     JsonBody,
@@ -76,7 +82,9 @@ def request_digest(data: Any) -> str:
 ORDER_SHAPE = '{"server", "symbol", "side": "buy"|"sell", "quantity", "limit_price"?}.'
 STEP_SHAPE = '{"server", "action": {"tool", "arguments"}, "compensation": {"tool", "arguments"}}.'
 CALL_SHAPE = '{"tool": <name>, "arguments": {...}}.'
-ARBITRAGE_SHAPE = '{"operation_id": <an arbitrage analysis>, "opportunity": <its index, default 0>}.'
+ARBITRAGE_SHAPE = (
+    '{"operation_id": <an arbitrage analysis>, "opportunity": <its index, default 0>, "max_age_seconds"?}.'
+)
 
 
 def _every_way_wrong(message: str) -> dict[str, str]:
@@ -136,6 +144,16 @@ class ArbitrageChoiceSerializer(TransactionBody):
     default_error_messages = {"invalid": literal(ARBITRAGE_SHAPE)}
     operation_id = JsonIntegerField(message=ARBITRAGE_SHAPE)
     opportunity = JsonIntegerField(required=False, default=0, message="An index of one of its opportunities.")
+    max_age_seconds = JsonNumberField(
+        required=False,
+        default=None,
+        min_value=0.1,
+        max_value=MAX_AGE_LIMIT_SECONDS,
+        help_text=(
+            "Refuse (409, reason stale) when the older of the opportunity's two quotes is older than this; default "
+            f"the setting COORDINATOR_EXECUTE_MAX_AGE_SECONDS ({DEFAULT_MAX_AGE_SECONDS:g} s unless set)."
+        ),
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         operation = Operation.objects.filter(pk=attrs["operation_id"], kind=OperationKind.ARBITRAGE).first()
@@ -146,7 +164,13 @@ class ArbitrageChoiceSerializer(TransactionBody):
             raise serializers.ValidationError(
                 {"opportunity": [f"An index of one of its {len(opportunities)} opportunities."]}
             )
-        return attrs | {"chosen": opportunities[attrs["opportunity"]]}
+        chosen = opportunities[attrs["opportunity"]]
+        max_age = attrs.get("max_age_seconds") or default_max_age_seconds()
+        return attrs | {
+            "chosen": chosen,
+            "quoted_at": quoted_at(operation.result or {}, chosen),
+            "max_age_seconds": max_age,
+        }
 
 
 @extend_schema_field(
@@ -241,8 +265,16 @@ def _two_phase_plan(attrs: Mapping[str, Any]) -> tuple[list[dict[str, Any]], dic
         raise serializers.ValidationError(unable)
     parameters = {"orders": orders, "timeout_seconds": attrs["timeout_seconds"], "max_slippage_bps": slippage}
     if "arbitrage" in attrs:
-        # Spelled out (the default index too): the transaction's claim on the opportunity is made from these.
-        parameters["arbitrage"] = {key: attrs["arbitrage"][key] for key in ("operation_id", "opportunity")}
+        # Spelled out (the default index too): the transaction's claim on the opportunity is made from these. The
+        # analysed figures go with them, so the transaction's page compares what it realised with what was expected
+        # without reading the analysis again.
+        arbitrage, chosen = attrs["arbitrage"], attrs["arbitrage"]["chosen"]
+        parameters["arbitrage"] = {
+            **{key: arbitrage[key] for key in ("operation_id", "opportunity", "quoted_at", "max_age_seconds")},
+            **{key: chosen.get(key) for key in ("symbol", "buy_on", "sell_on", "size", "buy_price", "sell_price")},
+            "expected_net_profit": chosen.get("net_profit"),
+            "expected_net_bps": chosen.get("net_bps"),
+        }
     return orders, parameters
 
 

@@ -522,6 +522,7 @@ def test_the_report_is_json_ready_with_sensible_rounding():
         "sell_price": 100.3,
         "buy_fee": 0.1,
         "sell_fee": 0.0,
+        "fees": 0.1,
         "net_profit": 0.2,  # 0.30000000000000004 - 0.1 in floats, rounded to 8 decimals
         "net_bps": 20.0,
         "size": 1.0,
@@ -531,3 +532,18 @@ def test_the_report_is_json_ready_with_sensible_rounding():
         "sell_levels": 1,
     }
     assert data["all_pairs"][-1]["net_bps"] == -79.6418
+
+
+def test_the_report_columns_add_up_gross_less_fees_less_slippage_is_net():
+    # With a slippage allowance every column matters: the fees are both taker fees, the slippage its own column.
+    report = analyse(three_exchanges(), size=1, min_profit_bps=-10_000, slippage_bps=5, now=NOW)
+    rows = report.to_json()["all_pairs"]
+    assert len(rows) == 6
+    for row in rows:
+        assert row["slippage"] > 0
+        assert row["fees"] == pytest.approx(row["buy_fee"] + row["sell_fee"], abs=1e-8)
+        assert row["gross_profit"] - row["fees"] - row["slippage"] == pytest.approx(row["net_profit"], abs=1e-7)
+    best = report.to_json()["opportunities"][0]
+    # alpha -> gamma, 1 unit: gross 100.3 - 100 = 0.3; fees 0.1 + 0; slippage (100 + 100.3) * 5 bps = 0.10015
+    assert (best["gross_profit"], best["fees"], best["slippage"]) == (0.3, 0.1, pytest.approx(0.10015))
+    assert best["net_profit"] == pytest.approx(0.09985)

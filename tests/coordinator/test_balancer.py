@@ -579,6 +579,37 @@ async def test_no_candidates_is_reported_not_raised():
     assert result.answer is None and result.error == "no candidates"
 
 
+# -- maintenance -----------------------------------------------------------------------------------------------------
+
+
+async def test_a_server_in_maintenance_gets_no_call_even_as_the_last_failover_and_is_reported_excluded():
+    balancer = make_balancer()
+    # The fastest replica, measured so: by score alone it would win every draw.
+    succeed(balancer, "gamma", latency_ms=1.0, times=5)
+    fleet = FakeFleet({"alpha": ServerUnavailable("alpha", "reconnecting"), "beta": 20.0, "gamma": 1.0})
+    candidates = [Candidate("alpha", "online"), Candidate("gamma", "maintenance"), Candidate("beta", "degraded")]
+    for _ in range(20):
+        result = await call_with_failover(balancer, candidates, TOOL, {}, deadline=later(), call=fleet)
+        assert result.ok and result.server == "beta"
+        assert [e.to_json() for e in result.excluded] == [{"server": "gamma", "reason": "maintenance"}]
+    assert "gamma" not in fleet.servers
+
+
+async def test_every_candidate_in_maintenance_calls_nobody_and_says_why():
+    fleet = FakeFleet({"a": 1.0, "b": 1.0})
+    candidates = [Candidate("a", "maintenance"), Candidate("b", "maintenance"), Candidate("a", "maintenance")]
+    result = await call_with_failover(make_balancer(), candidates, TOOL, {}, deadline=later(), call=fleet)
+    assert result.answer is None and not result.attempts and fleet.calls == []
+    assert result.error == "no candidate in service: every one is in maintenance (a, b)"
+    assert [(e.server, e.reason) for e in result.excluded] == [("a", "maintenance"), ("b", "maintenance")]
+
+
+async def test_no_server_is_excluded_when_none_is_in_maintenance():
+    fleet = FakeFleet({"a": 1.0})
+    result = await call_with_failover(make_balancer(), online("a"), TOOL, {}, deadline=later(), call=fleet)
+    assert result.ok and result.excluded == []
+
+
 # -- stats -----------------------------------------------------------------------------------------------------------
 
 

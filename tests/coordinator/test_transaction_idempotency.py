@@ -20,6 +20,7 @@ from rest_framework.test import APIClient
 from coordinator.models import Operation, OperationKind, Transaction
 from fleet import calls as fleet_calls
 from registry.models import Server
+from tests.coordinator.server_states import wait_status
 from tests.exchanges import register_exchange, wait_discovered
 from tests.waiting import wait_for
 
@@ -61,6 +62,7 @@ def analysed_opportunity(live_fleet, operator_api: APIClient, buy: str, sell: st
     register_exchange(buy)
     register_exchange(sell, profile="beta")
     wait_discovered(live_fleet, buy, sell, tool="reserve_order")
+    wait_status(buy, sell)  # an opportunity executes only between online exchanges
     analysis = operator_api.post(
         "/api/coordinator/arbitrage/", {"symbols": ["ETH-USD"], "size": 0.1, "min_profit_bps": 0}, format="json"
     ).json()

@@ -14,6 +14,7 @@ from coordinator.models import Participant, Transaction
 from fleet import calls as fleet_calls
 from mcp_client.processes import child_pids
 from registry.models import Server
+from tests.coordinator.server_states import wait_status
 from tests.demo_process import cmdline
 from tests.exchanges import register_exchange, wait_discovered
 from tests.waiting import wait_for
@@ -179,6 +180,7 @@ def test_an_arbitrage_opportunity_is_executed_as_a_transaction(live_fleet, opera
     exchange("ex-alpha")
     exchange("ex-beta", profile="beta")  # quotes 0.5 % high: buy on alpha, sell on beta
     ready(live_fleet, "ex-alpha", "ex-beta")
+    wait_status("ex-alpha", "ex-beta")  # an opportunity executes only between online exchanges
     analysis = operator_api.post(
         "/api/coordinator/arbitrage/", {"symbols": ["ETH-USD"], "size": 0.1, "min_profit_bps": 0}, format="json"
     ).json()
