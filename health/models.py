@@ -205,6 +205,10 @@ class Silence(models.Model):
     class Meta:
         ordering = ["-ends_at"]
 
+    def __str__(self) -> str:
+        scope = " on ".join(str(part) for part in (self.rule, self.server) if part is not None) or "every alert"
+        return f"silence of {scope} until {self.ends_at:%Y-%m-%d %H:%M}"
+
 
 class ChannelKind(models.TextChoices):
     WEBHOOK = "webhook", "Webhook (POST, HMAC-SHA256 signed)"
@@ -251,3 +255,6 @@ class NotificationDelivery(models.Model):
         indexes = [models.Index(fields=["state", "next_attempt_at"], name="delivery_state_next")]
         ordering = ["-created_at"]
         verbose_name_plural = "notification deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.channel} #{self.pk}: {self.state}"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import secrets
+import time
+from pathlib import Path
 
 
 def env_str(name: str, default: str) -> str:
@@ -46,3 +49,32 @@ def env_float(name: str, default: float) -> float:
         return float(raw)
     except ValueError as exc:
         raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+
+
+# Where the key generated for local use is kept, inside the var directory (beside the database and the demo's
+# admin password).
+LOCAL_SECRET_KEY_FILE = "secret-key.txt"
+
+
+def local_secret_key(var_dir: Path) -> str:
+    """The secret key for local use when SECRET_KEY is not set: generated once into `var_dir` (mode 0600, the
+    directory 0700) and read from there on every later start, so sessions survive restarts and a fresh clone's
+    management commands run with nothing set. Production sets SECRET_KEY (`check --deploy` warns otherwise).
+
+    Several processes may start at once (serve and a command, test workers): the file is created exclusively, and a
+    reader that finds it still empty waits briefly for its writer."""
+    var_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = var_dir / LOCAL_SECRET_KEY_FILE
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):
+            key = path.read_text().strip()
+            if key:
+                return key
+            time.sleep(0.02)
+        raise RuntimeError(f"{path} is empty: delete it to generate a new key, or set SECRET_KEY") from None
+    key = secrets.token_urlsafe(50)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(key + "\n")
+    return key

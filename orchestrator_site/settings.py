@@ -12,7 +12,7 @@ from pathlib import Path
 import dj_database_url
 import plotly
 
-from orchestrator_site.environment import env_bool, env_float, env_int, env_list, env_str
+from orchestrator_site.environment import env_bool, env_float, env_int, env_list, env_str, local_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("ORCHESTRATOR_VAR_DIR", str(BASE_DIR / "var")))
@@ -20,10 +20,12 @@ VAR_DIR = Path(env_str("ORCHESTRATOR_VAR_DIR", str(BASE_DIR / "var")))
 # Off unless asked for: with DEBUG on, an error page shows settings, source and local variables (stored secrets).
 # `make demo` turns it on; the test settings bring their own key.
 DEBUG = env_bool("DEBUG", False)
-# The development key is only acceptable while DEBUG is on; production must bring its own.
-SECRET_KEY = env_str("SECRET_KEY", "dev-insecure-mcp-orchestrator-key-change-me" if DEBUG else "")
-if not SECRET_KEY:
-    raise RuntimeError("SECRET_KEY must be set when DEBUG is off (or run with DEBUG=1 for development)")
+# Production sets SECRET_KEY. Without it (a fresh clone, the demo, management commands) a key is generated once into
+# VAR_DIR for local use; `manage.py check --deploy` warns while that one is in use (orchestrator_site/deploy_checks.py).
+SECRET_KEY = env_str("SECRET_KEY", "")
+SECRET_KEY_IS_LOCAL = not SECRET_KEY
+if SECRET_KEY_IS_LOCAL:
+    SECRET_KEY = local_secret_key(VAR_DIR)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 # Origins trusted for forms and WebSockets besides the page's own (e.g. https://orchestrator.example behind a TLS
 # proxy). `serve` adds those of the host and port it listens on (orchestrator_site/trusted_origins.py); no fixed
@@ -247,7 +249,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     # Every record of every logger (the SDK's, httpx2's, uvicorn's included) is scrubbed of the secret values the
     # MCP connection layer knows; the filter also hooks record creation, so handlers added elsewhere see it scrubbed.
-    "filters": {"secrets": {"()": "mcp_client.redaction.SecretsFilter"}},
+    "filters": {
+        "secrets": {"()": "mcp_client.redaction.SecretsFilter"},
+        "denied_without_traceback": {"()": "orchestrator_site.request_logging.DeniedWithoutTraceback"},
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["secrets"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
@@ -256,6 +261,8 @@ LOGGING = {
         # One INFO line per MCP request over HTTP would drown everything else.
         "httpx2": {"level": "WARNING"},
         "uvicorn": {"level": "WARNING"},
+        # A refused request (403) is one line, not a traceback.
+        "django.request": {"filters": ["denied_without_traceback"]},
     },
 }
 

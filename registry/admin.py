@@ -108,7 +108,9 @@ class CapabilityInline(admin.TabularInline):
 @admin.register(Server)
 class ServerAdmin(admin.ModelAdmin):
     form = ServerAdminForm
-    list_display = ["name", "server_type", "transport", "status", "priority", "enabled", "last_seen_at"]
+    # Few, short columns, so the list fits an admin window beside its filters instead of being cut off.
+    list_display = ["name", "status", "server_type", "transport", "enabled", "last_seen_at"]
+    list_per_page = 50
     list_filter = ["status", "transport", "server_type", "enabled", "tags"]
     search_fields = ["name", "display_name", "description"]
     readonly_fields = ["status", "status_reason", "protocol_version", "last_seen_at", "last_error", "created_at"]
@@ -159,22 +161,37 @@ class TagAdmin(admin.ModelAdmin):
     search_fields = ["name"]
 
 
+class AuditTrailAdmin(admin.ModelAdmin):
+    """Rows that record what happened (discoveries, the capability index, calls): readable, never added, edited or
+    deleted by hand. Retention prunes them; a server's removal takes its rows with it."""
+
+    list_per_page = 50
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(CapabilitySnapshot)
-class CapabilitySnapshotAdmin(admin.ModelAdmin):
+class CapabilitySnapshotAdmin(AuditTrailAdmin):
     list_display = ["server", "discovered_at", "last_confirmed_at", "protocol_version"]
     list_filter = ["server"]
-    readonly_fields = [field.name for field in CapabilitySnapshot._meta.fields]
 
 
 @admin.register(Capability)
-class CapabilityAdmin(admin.ModelAdmin):
+class CapabilityAdmin(AuditTrailAdmin):
     list_display = ["name", "kind", "server", "identifier"]
     list_filter = ["kind", "server"]
     search_fields = ["name", "identifier", "description"]
 
 
 @admin.register(CallRecord)
-class CallRecordAdmin(admin.ModelAdmin):
+class CallRecordAdmin(AuditTrailAdmin):
     list_display = ["server", "operation", "target_name", "started_at", "latency_ms", "ok", "error_kind"]
     list_filter = ["ok", "operation", "server"]
     date_hierarchy = "started_at"

@@ -184,6 +184,7 @@ class Capability(models.Model):
     description = models.TextField(blank=True)
 
     class Meta:
+        verbose_name_plural = "capabilities"
         ordering = ["kind", "name"]
         constraints = [
             models.UniqueConstraint(fields=["server", "kind", "identifier"], name="unique_capability_per_server"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import pytest
@@ -387,3 +388,27 @@ def test_operators_discover_from_the_server_page_and_viewers_cannot(client, oper
     assert b"Discovered exchange-alpha: 8 tools" in page.content
     assert b"get_quote" in page.content
     assert client.get("/servers/exchange-alpha/discover/").status_code == 405
+
+
+def test_a_denied_request_logs_one_line_without_a_traceback(outsider_user, exchange, caplog):
+    with caplog.at_level(logging.WARNING, logger="django.request"):
+        response = _logged_in(outsider_user).get(reverse("registry:overview"))
+
+    assert response.status_code == 403 and "Ask an admin" in response.content.decode()
+    (record,) = [record for record in caplog.records if record.name == "django.request"]
+    assert record.exc_info is None and not record.exc_text
+    assert record.getMessage().startswith("Forbidden (Permission denied): /") and "Ask an admin" in record.getMessage()
+    assert "Traceback" not in caplog.text
+
+
+def test_the_nav_links_every_page_and_marks_the_current_one(viewer_user, exchange):
+    client = _logged_in(viewer_user)
+
+    overview = client.get(reverse("registry:overview")).content.decode()
+    catalogue = client.get(reverse("registry:catalogue")).content.decode()
+
+    for html in (overview, catalogue):
+        assert 'href="/catalogue/"' in html and 'href="/alerting/"' in html and 'class="who-name"' in html
+    assert '<a href="/" aria-current="page">Fleet</a>' in overview
+    assert '<a href="/catalogue/" aria-current="page">Catalogue</a>' in catalogue
+    assert '<a href="/" aria-current="page">' not in catalogue

@@ -36,10 +36,44 @@ def test_debug_is_off_unless_asked_for(tmp_path):
     done = run_manage("shell", "-c", probe, env={"SECRET_KEY": "k" * 60, "ORCHESTRATOR_VAR_DIR": str(tmp_path)})
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[-2:] == ["False", "True"]
-    refused = run_manage("shell", "-c", probe, env={"ORCHESTRATOR_VAR_DIR": str(tmp_path)})
-    assert refused.returncode != 0 and "SECRET_KEY must be set when DEBUG is off" in refused.stderr
     demo = run_manage("shell", "-c", probe, env={"DEBUG": "1", "ORCHESTRATOR_VAR_DIR": str(tmp_path)})
     assert demo.stdout.split()[-2:] == ["True", "False"]
+
+
+def test_management_commands_run_on_a_fresh_clone_with_nothing_set(tmp_path):
+    """No SECRET_KEY, no DEBUG: a key is generated once into the var directory (0600) and kept for the next run."""
+    var = tmp_path / "var"  # not there yet, as on a fresh clone
+    fresh = {"ORCHESTRATOR_VAR_DIR": str(var)}
+    for command in (("mcp_probe", "--help"), ("createsuperuser", "--help")):
+        done = run_manage(*command, env=fresh)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (command, done.stderr)
+        assert "usage: manage.py" in done.stdout
+    key_file = var / "secret-key.txt"
+    key = key_file.read_text().strip()
+    assert len(key) >= 50 and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(var.stat().st_mode) == 0o700
+
+    assert run_manage("migrate", "-v0", env=fresh).returncode == 0
+    exported = run_manage("registry_export", env=fresh)
+    assert exported.returncode == 0, exported.stderr
+    assert '"servers": []' in exported.stdout
+    probe = (
+        "from django.conf import settings; "
+        "print(settings.SECRET_KEY == (settings.VAR_DIR / 'secret-key.txt').read_text().strip())"
+    )
+    same = run_manage("shell", "-c", probe, env=fresh)
+    assert same.stdout.split()[-1] == "True" and key_file.read_text().strip() == key  # generated once, then read
+
+
+def test_check_deploy_says_when_the_generated_key_is_in_use(tmp_path):
+    local = run_manage("check", "--deploy", env={"ORCHESTRATOR_VAR_DIR": str(tmp_path)})
+    assert "orchestrator.W001" in local.stderr + local.stdout
+    assert "SECRET_KEY is not set" in local.stderr + local.stdout
+    # A key set in the environment wins (and the generated one is left alone).
+    configured = run_manage(
+        "check", "--deploy", env={"SECRET_KEY": secrets.token_urlsafe(50), "ORCHESTRATOR_VAR_DIR": str(tmp_path)}
+    )
+    assert "orchestrator.W001" not in configured.stderr + configured.stdout
 
 
 def test_check_deploy_is_clean_when_configured_for_production(tmp_path):
