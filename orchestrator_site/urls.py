@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from health.alerting_views import alerting_page
 from orchestrator_site.login_views import ThrottledLoginView, ThrottledObtainAuthToken
 
 urlpatterns = [
@@ -22,6 +23,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("pipeline/", include("pipeline.urls")),
     path("health/", include("health.urls")),
+    # Top level, not under /health/: a server named "alerting" keeps /health/alerting/.
+    path("alerting/", alerting_page, name="alerting"),
     path("fusion/", include("fusion.urls")),
     path("coordinator/", include("coordinator.urls")),
     path("", include("registry.urls")),
