@@ -34,6 +34,10 @@
       label.appendChild(document.createTextNode(server));
       box.appendChild(label);
     });
+    // A quorum above the sources on offer can never be met: the default follows the tool's sources.
+    var quorum = form.querySelector("input[name=quorum]");
+    var offered = box.querySelectorAll("input[name=servers]").length;
+    if (quorum && offered && parseInt(quorum.value, 10) > offered) quorum.value = String(offered);
   }
 
   // The picker hides tools that change state unless the box is ticked; a tool chosen while shown carries a warning.
