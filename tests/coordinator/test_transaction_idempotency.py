@@ -4,11 +4,8 @@ stdio servers; the balances are read from the exchanges themselves."""
 
 from __future__ import annotations
 
-import json
-import re
 import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -230,61 +227,6 @@ def test_it_names_a_bad_idempotency_key(live_fleet, operator_api):
     differ = post(operator_api, {**body, "idempotency_key": "one"}, key="two")
     assert differ.status_code == 400 and "differ" in differ.json()["idempotency_key"][0]
     assert not Transaction.objects.exists()
-
-
-def test_the_execute_button_sends_a_key_per_click_and_shows_the_refusal(
-    live_server, live_fleet, operator_api, operator_user
-):
-    from playwright.sync_api import expect, sync_playwright
-
-    from tests.conftest import PASSWORD
-    from tests.e2e.test_dashboard_in_a_browser import CHROMIUM, CHROMIUM_ARGS
-
-    analysis = analysed_opportunity(live_fleet, operator_api, "page-buy", "page-sell")
-    report = f"/coordinator/operations/{analysis['operation_id']}/"
-    keys: list[str] = []
-
-    def remember_key(request) -> None:  # type: ignore[no-untyped-def]
-        if request.method == "POST" and request.url.endswith(URL):
-            keys.append(json.loads(request.post_data)["idempotency_key"])
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.on("request", remember_key)
-            page.goto(f"{live_server.url}/accounts/login/?next={report}")
-            page.fill("input[name=username]", operator_user.username)
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
-            page.locator("#opportunity-rows button").first.click()
-            # Executed: the page moves on to the transaction's own operation.
-            page.wait_for_url(lambda url: "/coordinator/operations/" in url and not url.endswith(report))
-            expect(page.locator("#tx-decision")).to_contain_text("committed")
-            executed = page.url
-
-            page.goto(live_server.url + report)
-            page.locator("#opportunity-rows button").first.click()
-            refusal = page.locator("#execute-error")
-            expect(refusal).to_be_visible()
-            expect(refusal).to_contain_text("already executed")
-            link = refusal.locator("a")
-            expect(link).to_have_text(re.compile(r"Open transaction #\d+"))
-            assert executed.endswith(link.get_attribute("href"))
-        finally:
-            browser.close()
-    assert len(keys) == 2 and keys[0] != keys[1], keys
-    assert all(re.fullmatch(r"op-[0-9a-f]{32}", key) for key in keys), keys
-
-    # Playwright's sync API leaves an event loop in this thread, where Django refuses ORM calls: another thread.
-    def count() -> int:
-        try:
-            return Transaction.objects.count()
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(1) as elsewhere:
-        assert elsewhere.submit(count).result() == 1
 
 
 def test_the_database_refuses_a_second_claim_on_one_opportunity(operator_user):
