@@ -46,6 +46,7 @@ def body_of(schema: dict[str, Any], path: str) -> dict[str, Any]:
                 "max_age_seconds",
                 "timestamp_field",
                 "ranges",
+                "allow_state_changing",
             },
             set(),
         ),
