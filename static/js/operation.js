@@ -266,16 +266,25 @@
       var order = p.order || {};
       var got = fills[p.server + ":" + order.side];
       var tr = document.createElement("tr");
-      tr.appendChild(td(p.server));
-      tr.appendChild(td(order.side ? order.side + " " + order.quantity + " " + order.symbol :
-        (order.action ? order.action.tool : "")));
+      // The leg: its server, and under it the order (or a saga step's action).
+      var leg = document.createElement("td");
+      var server = document.createElement("strong");
+      server.textContent = p.server;
+      var what = document.createElement("span");
+      what.className = "pair-route";
+      what.textContent = order.side ? order.side + " " + order.quantity + " " + order.symbol :
+        (order.action ? order.action.tool : "");
+      leg.appendChild(server);
+      leg.appendChild(document.createElement("br"));
+      leg.appendChild(what);
+      tr.appendChild(leg);
       tr.appendChild(td(p.state));
       tr.appendChild(td(got ? money(got.price) : null, "num fill-price"));
       tr.appendChild(td(got ? money(got.notional) : null, "num col-wide"));
       tr.appendChild(td(got ? money(got.fee) + " " + (got.fee_asset || "") : null, "num col-wide"));
       tr.appendChild(td(p.reservation_id, "col-wide"));
       return tr;
-    }, 7);
+    }, 6);
     fill("phase-rows", tx.participants || [], function (p) {
       var tr = document.createElement("tr");
       tr.appendChild(td(p.server));
@@ -297,8 +306,9 @@
     });
     var shapes = tx.decided_at ? [{ type: "line", xref: "x", yref: "paper", x0: tx.decided_at, x1: tx.decided_at,
       y0: 0, y1: 1, line: { color: "#111827", dash: "dot" } }] : [];
-    Plotly.react("phase-chart", traces, { barmode: "overlay", margin: { t: 10, r: 10, b: 40, l: 100 },
-      xaxis: { type: "date", title: { text: "time (your clock)" } }, shapes: shapes },
+    Plotly.react("phase-chart", traces, { barmode: "overlay", margin: { t: 10, r: 10, b: 50, l: 90 },
+      xaxis: { type: "date", nticks: 4, tickformat: "%H:%M:%S.%L", automargin: true,
+        title: { text: "time of day (your clock)", standoff: 8 } }, shapes: shapes },
     { responsive: true, displayModeBar: false });
   }
 
