@@ -79,7 +79,8 @@ class CatalogueView(GenericAPIView):
 
 @viewer_required
 def catalogue_page(request: HttpRequest) -> HttpResponse:
-    query = (request.GET.get("q") or "").strip()[:MAX_QUERY_LENGTH]
+    # A NUL cannot be in a PostgreSQL string (the API's field refuses it; the page drops it).
+    query = (request.GET.get("q") or "").replace("\x00", "").strip()[:MAX_QUERY_LENGTH]
     kind = request.GET.get("kind") or ""
     if kind not in CapabilityKind.values:
         kind = ""

@@ -111,6 +111,7 @@ def test_the_catalogue_page_searches_and_links_each_server(viewer_user, fleet):
     assert 'href="/servers/exchange-alpha/#tools"' in html and 'href="/servers/exchange-beta/#resources"' in html
     assert "2 entries matching “quote”" in html
     assert "Nothing in the fleet matches." in client.get("/catalogue/", {"q": "zzz"}).content.decode()
+    assert client.get("/catalogue/", {"q": "quo\x00te"}).context["page"].paginator.count == 2  # a NUL dropped
     # A kind that is not one is ignored on the page (the API names it).
     assert client.get("/catalogue/", {"kind": "widget"}).context["page"].paginator.count == 5
 
