@@ -254,6 +254,10 @@ def trend_inputs(server_ids: list[int], now: datetime) -> dict[int, tuple[list[f
 def _epoch(value: datetime | str) -> float:
     if isinstance(value, str):  # SQLite keeps UTC as text
         return datetime.fromisoformat(value).replace(tzinfo=UTC).timestamp()
+    if value.tzinfo is None:
+        # SQLite's datetime converter gives naive UTC; `timestamp()` would read it as the machine's local time and
+        # move every prediction by the machine's UTC offset.
+        return value.replace(tzinfo=UTC).timestamp()
     return value.timestamp()
 
 

@@ -214,9 +214,11 @@ def test_a_check_with_no_successful_call_yet_has_no_figure_not_the_probes(viewer
     assert figures["trend"]["direction"] is None and figures["trend"]["reason"].startswith("too little data: 0 of")
 
 
-def test_trends_and_predictions_say_why_and_not_from_too_little_data(viewer_user):
+def test_trends_and_predictions_say_why_and_not_from_too_little_data(viewer_user, settings):
     """Two minutes of a steep rise are no trend and no prediction ("too little data"); a flat server is stable with
-    no prediction; a material, significant rise over 20 minutes is degrading and predicted with an 80 % band."""
+    no prediction; a material, significant rise over 20 minutes is degrading and predicted with an 80 % band (at the
+    right time in a time zone other than UTC too: SQLite hands back naive UTC datetimes)."""
+    settings.TIME_ZONE = "Asia/Kolkata"
     now = timezone.now()
     servers = {
         name: server_create(name=name, transport="http", url="http://127.0.0.1:9/mcp", metadata=metadata)
