@@ -46,10 +46,14 @@ def state_changing_reason(server: str, annotations: Mapping[str, Any] | None, me
     return ""
 
 
+SnapshotKey = tuple[int, str]  # (id, content hash): an id alone may be reused after a rollback
+
+
 @functools.lru_cache(maxsize=4_096)
-def _snapshot_annotations(snapshot_id: int) -> dict[str, Mapping[str, Any] | None]:
+def _snapshot_annotations(snapshot: SnapshotKey) -> dict[str, Mapping[str, Any] | None]:
     """Tool name -> its annotations in one snapshot. A snapshot never changes (a discovery that finds something
     else makes a new one), so each is read once per process."""
+    snapshot_id, _ = snapshot
     tools = CapabilitySnapshot.objects.filter(pk=snapshot_id).values_list("tools", flat=True).first() or []
     found: dict[str, Mapping[str, Any] | None] = {}
     for item in tools:
@@ -59,10 +63,15 @@ def _snapshot_annotations(snapshot_id: int) -> dict[str, Mapping[str, Any] | Non
     return found
 
 
-def latest_snapshot_ids(server_ids: Iterable[int]) -> dict[int, int | None]:
-    latest = CapabilitySnapshot.objects.filter(server=OuterRef("pk")).order_by("-discovered_at", "-id").values("id")[:1]
-    rows = Server.objects.filter(pk__in=list(server_ids)).annotate(latest=Subquery(latest)).values_list("pk", "latest")
-    return dict(rows)
+def latest_snapshot_ids(server_ids: Iterable[int]) -> dict[int, SnapshotKey | None]:
+    """Server id -> its latest snapshot's (id, content hash), None when it was never discovered."""
+    latest = CapabilitySnapshot.objects.filter(server=OuterRef("pk")).order_by("-discovered_at", "-id")
+    rows = (
+        Server.objects.filter(pk__in=list(server_ids))
+        .annotate(latest=Subquery(latest.values("id")[:1]), latest_hash=Subquery(latest.values("content_hash")[:1]))
+        .values_list("pk", "latest", "latest_hash")
+    )
+    return {pk: (snapshot_id, content_hash) if snapshot_id else None for pk, snapshot_id, content_hash in rows}
 
 
 def state_changing_servers(servers: Iterable[Server], tool: str) -> dict[int, str]:
@@ -72,8 +81,8 @@ def state_changing_servers(servers: Iterable[Server], tool: str) -> dict[int, st
     snapshots = latest_snapshot_ids(server.pk for server in servers)
     found: dict[int, str] = {}
     for server in servers:
-        snapshot_id = snapshots.get(server.pk)
-        annotations = _snapshot_annotations(snapshot_id).get(tool) if snapshot_id else None
+        snapshot = snapshots.get(server.pk)
+        annotations = _snapshot_annotations(snapshot).get(tool) if snapshot else None
         reason = state_changing_reason(server.name, annotations, server.metadata, tool)
         if reason:
             found[server.pk] = reason
@@ -92,8 +101,8 @@ def state_changing_tools(servers_by_tool: Mapping[str, Iterable[str]]) -> dict[s
             server = servers.get(name)
             if server is None:
                 continue
-            snapshot_id = snapshots.get(server.pk)
-            annotations = _snapshot_annotations(snapshot_id).get(tool) if snapshot_id else None
+            snapshot = snapshots.get(server.pk)
+            annotations = _snapshot_annotations(snapshot).get(tool) if snapshot else None
             reason = state_changing_reason(name, annotations, server.metadata, tool)
             if reason:
                 found[tool] = reason
