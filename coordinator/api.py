@@ -42,7 +42,10 @@ class ArbitrageView(APIView):
         summary="Run an arbitrage analysis across every exchange (or the named ones)",
         description=(
             "Answers the stored report: the quotes used, every ordered pair and the opportunities above the "
-            "minimum, best first."
+            "minimum, best first; each with gross_profit, fees (both taker fees), slippage (the allowance) and "
+            "net_profit = gross_profit - fees - slippage. Servers in maintenance (the status health sets while a "
+            'window is open) are not asked: `excluded` lists them per symbol with reason "maintenance", beside '
+            "quotes left out as stale."
         ),
         request=ArbitrageRequestSerializer,
         responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT},

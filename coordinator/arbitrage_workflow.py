@@ -1,5 +1,6 @@
 """The reference workflow, arbitrage analysis: quotes and order books for a set of symbols from every exchange at
 once, then the net result of every ordered pair after fees and a slippage buffer, ranked; stored as an operation.
+Exchanges in maintenance (the status health sets while a window is open) are not asked, and are reported excluded.
 
 Sync entry point (a view, the demo): `run_arbitrage(request, created_by=...)`. The workflow itself runs on the fleet
 loop: one step per exchange and symbol (both tools asked at once, each step optional, so one exchange that is down
