@@ -44,7 +44,7 @@ class OpportunityNotExecutable(Exception):
 
 
 def default_max_age_seconds() -> float:
-    return float(getattr(settings, "COORDINATOR_EXECUTE_MAX_AGE_SECONDS", DEFAULT_MAX_AGE_SECONDS))
+    return float(settings.COORDINATOR_EXECUTE_MAX_AGE_SECONDS)
 
 
 def quoted_at(result: Mapping[str, Any], chosen: Mapping[str, Any]) -> str | None:

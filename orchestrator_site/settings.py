@@ -348,3 +348,5 @@ FUSION_STRATEGIES: list[str] = env_list("FUSION_STRATEGIES", [])
 # next start's recovery, or an admin's, finishes it).
 COORDINATOR_CALL_TIMEOUT_SECONDS = env_float("COORDINATOR_CALL_TIMEOUT_SECONDS", 5.0)
 COORDINATOR_PHASE_TWO_SECONDS = env_float("COORDINATOR_PHASE_TWO_SECONDS", 30.0)
+# An arbitrage opportunity executes only from quotes at most this old (coordinator/opportunity_checks.py).
+COORDINATOR_EXECUTE_MAX_AGE_SECONDS = env_float("COORDINATOR_EXECUTE_MAX_AGE_SECONDS", 30.0)
