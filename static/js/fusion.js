@@ -136,7 +136,7 @@
   }
 
   var STATE_WORDS = {
-    used: "used", excluded: "left out", failed: "failed", timed_out: "timed out",
+    used: "used", excluded: "excluded", failed: "failed", timed_out: "timed out",
   };
 
   function fact(list, term, value) {
