@@ -187,7 +187,10 @@ class SilenceSerializer(serializers.ModelSerializer):
         if duration is not None:
             if "ends_at" in attrs:
                 raise serializers.ValidationError({"duration_seconds": "give ends_at or duration_seconds, not both"})
-            attrs["ends_at"] = starts + timedelta(seconds=duration)
+            try:
+                attrs["ends_at"] = starts + timedelta(seconds=duration)
+            except OverflowError:  # a start near year 9999
+                raise serializers.ValidationError({"duration_seconds": "ends after the year 9999"}) from None
         ends = attrs.get("ends_at", getattr(self.instance, "ends_at", None))
         if ends is None:
             raise serializers.ValidationError({"ends_at": "an end time (or duration_seconds) is required"})

@@ -272,3 +272,12 @@ def test_send_a_test_reaches_the_receiver_signed_and_is_logged(admin_user):
         for receiver in (good, failing):
             receiver.close()
             receiver.server.server_close()
+
+
+def test_a_silence_ending_past_the_year_9999_is_named_not_a_server_error(operator_user):
+    AlertRule.objects.create(name="seed", kind="down")
+    response = _client(operator_user).post(
+        "/api/alerts/silences/",
+        {"rule": "seed", "starts_at": "9999-12-31T00:00:00Z", "duration_seconds": 7 * 24 * 3600},
+    )
+    assert response.status_code == 400 and "duration_seconds" in response.json()
