@@ -26,6 +26,10 @@ from registry.permissions import IsOperator, IsViewer, ReadForViewersWriteForOpe
 MAX_SAMPLES = 5_000
 
 
+# Whose latency a figure is: the synthetic check call, or the liveness probe (one enum in the OpenAPI schema).
+LATENCY_SOURCES = ["check", "probe"]
+
+
 # The health figures as the API answers them; `selectors.fleet_health` and `tool_figures` make them, these declare
 # them for the schema (tests/health/test_health_shape.py keeps the two equal).
 class LatencySerializer(serializers.Serializer):
@@ -36,7 +40,7 @@ class LatencySerializer(serializers.Serializer):
     p99 = serializers.FloatField(allow_null=True)
     approximate = serializers.BooleanField(help_text="False: exact percentiles of the raw samples in the window.")
     source = serializers.ChoiceField(
-        choices=["check", "probe"], help_text="check: the synthetic tool call; probe: the liveness probe."
+        choices=LATENCY_SOURCES, help_text="check: the synthetic tool call; probe: the liveness probe."
     )
     tool = serializers.CharField(allow_blank=True, help_text="The synthetic check's tool (blank for the probe).")
     label = serializers.CharField(help_text='What was measured, in words: "check get_quote" or "probe".')
@@ -54,7 +58,7 @@ class TrendSerializer(serializers.Serializer):
     reason = serializers.CharField(help_text='Why this direction, in words ("too little data: 2 of 10 minutes").')
     significant = serializers.BooleanField(help_text="The slope differs from zero (t-test, 5 %).")
     material = serializers.BooleanField(help_text="The slope moves the level by at least 10 % and 10 ms per hour.")
-    source = serializers.ChoiceField(choices=["check", "probe"], help_text="Whose latency: as latency_source.")
+    source = serializers.ChoiceField(choices=LATENCY_SOURCES, help_text="Whose latency: as latency_source.")
     window_seconds = serializers.FloatField(help_text="The window the trend is fitted over.")
     min_window_seconds = serializers.FloatField(help_text="No trend from less data than this.")
 
@@ -66,7 +70,7 @@ class PredictionSerializer(serializers.Serializer):
     earliest = serializers.DateTimeField(help_text="The band's start: its upper bound reaches the target.")
     latest = serializers.DateTimeField(allow_null=True, help_text="The band's end (null: beyond 24 h).")
     band = serializers.FloatField(help_text="The share of outcomes the band from earliest to latest holds (0.8).")
-    source = serializers.ChoiceField(choices=["check", "probe"])
+    source = serializers.ChoiceField(choices=LATENCY_SOURCES)
     basis = serializers.CharField(help_text='The assumption, in words: "if the trend of the last 30 min continues".')
 
 
@@ -81,7 +85,7 @@ class ServerFiguresSerializer(serializers.Serializer):
         child=serializers.FloatField(allow_null=True), help_text="Per window (24h, 7d, 30d): checks that passed."
     )
     latency_source = serializers.ChoiceField(
-        choices=["check", "probe"],
+        choices=LATENCY_SOURCES,
         help_text="What latency_ms measures: the synthetic check call when the server has one (it decides the "
         "status), else the liveness probe.",
     )

@@ -207,7 +207,10 @@ SPECTACULAR_SETTINGS = {
     # The docs page must work offline: the UI assets come from the sidecar package, not a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     # One name for a choice set used by several models.
-    "ENUM_NAME_OVERRIDES": {"SeverityEnum": "health.models.Severity"},
+    "ENUM_NAME_OVERRIDES": {
+        "SeverityEnum": "health.models.Severity",
+        "LatencySourceEnum": "health.api.LATENCY_SOURCES",
+    },
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
