@@ -14,7 +14,7 @@ PASSWORD = "correct-horse-battery"
 # suite's scenarios), collected first: with `make test`'s workers (a file per worker, in collection order) they start
 # at once, one to a worker, and the rest runs beside them instead of the pass ending on one of them.
 LONG_TESTS_FIRST = (
-    "tests/site/test_api_fuzz.py",
+    "tests/site/test_api_fuzz_part_",
     "tests/e2e/",
     "tests/site/test_serve_command.py",
     "tests/registry/test_conformance.py",
