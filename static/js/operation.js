@@ -439,6 +439,19 @@
       });
       return;
     }
+    if (data.kind !== "arbitrage") {
+      // A balanced call (or any other kind): its answer as formatted text, and its steps (the attempts).
+      document.getElementById("operation-result").textContent = JSON.stringify(data.result || data.error || null, null, 2);
+      steps(data, function (step) {
+        var tr = document.createElement("tr");
+        tr.appendChild(td(step.name));
+        tr.appendChild(td(step.state || (step.ok ? "ok" : "failed")));
+        tr.appendChild(td(step.duration_ms !== null && step.duration_ms !== undefined ? Math.round(step.duration_ms) : null, "num"));
+        tr.appendChild(td(step.error || ""));
+        return tr;
+      });
+      return;
+    }
     analysis(data);
   });
 })();
