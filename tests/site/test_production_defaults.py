@@ -53,6 +53,9 @@ def test_management_commands_run_on_a_fresh_clone_with_nothing_set(tmp_path):
     assert len(key) >= 50 and stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(var.stat().st_mode) == 0o700
 
+    unmigrated = run_manage("registry_export", env=fresh)
+    assert unmigrated.returncode == 1 and "Traceback" not in unmigrated.stderr, unmigrated.stderr
+    assert "run `python manage.py migrate` first" in unmigrated.stderr
     assert run_manage("migrate", "-v0", env=fresh).returncode == 0
     exported = run_manage("registry_export", env=fresh)
     assert exported.returncode == 0, exported.stderr

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from orchestrator_site.database_ready import require_migrated_database
 from registry.transfer import registry_export
 
 
@@ -17,6 +18,7 @@ class Command(BaseCommand):
         parser.add_argument("-o", "--output", help="File to write (default: standard output).")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        require_migrated_database()
         document = json.dumps(registry_export(include_secrets=options["include_secrets"]), indent=2) + "\n"
         if options["output"]:
             with open(options["output"], "w", encoding="utf-8") as handle:

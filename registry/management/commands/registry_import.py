@@ -5,6 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from orchestrator_site.database_ready import require_migrated_database
 from registry.transfer import ImportDocumentError, registry_import
 
 
@@ -16,6 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="Validate and report, write nothing.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        require_migrated_database()
         try:
             if options["path"] == "-":
                 import sys
