@@ -15,14 +15,18 @@ django_asgi_application = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from mcp_endpoint.asgi import McpEndpointRouter  # noqa: E402
 from orchestrator_site.api_fast_lane import ApiFastLane  # noqa: E402
 from orchestrator_site.websocket_origin import SameOriginWebSocketValidator  # noqa: E402
 from orchestrator_site.websocket_routes import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        # Token-authenticated calls of the serving path skip Django's middleware (see api_fast_lane.py).
-        "http": ApiFastLane(django_asgi_application),
-        "websocket": SameOriginWebSocketValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
-    }
+# /mcp/ and /mcp/servers/<name>/ (the orchestrator as an MCP server) go to the MCP endpoint; the rest as before.
+application = McpEndpointRouter(
+    ProtocolTypeRouter(
+        {
+            # Token-authenticated calls of the serving path skip Django's middleware (see api_fast_lane.py).
+            "http": ApiFastLane(django_asgi_application),
+            "websocket": SameOriginWebSocketValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        }
+    )
 )

@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "health",
     "fusion",
     "coordinator",
+    "mcp_endpoint",
     # The wiring layer: the serve command and the demo.
     "orchestrator_site",
 ]

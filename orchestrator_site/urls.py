@@ -18,6 +18,7 @@ urlpatterns = [
     path("api/", include("health.api_urls")),
     path("api/", include("fusion.api_urls")),
     path("api/", include("coordinator.api_urls")),
+    path("api/", include("mcp_endpoint.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's start script as a file (?script), not inline: the page keeps the site's CSP.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
@@ -27,5 +28,6 @@ urlpatterns = [
     path("alerting/", alerting_page, name="alerting"),
     path("fusion/", include("fusion.urls")),
     path("coordinator/", include("coordinator.urls")),
+    path("", include("mcp_endpoint.urls")),
     path("", include("registry.urls")),
 ]
