@@ -80,10 +80,10 @@ async def drive(call: Callable[[int], Awaitable[Any]], concurrency: int, total: 
 class Orchestrator:
     """`manage.py serve` in a scratch directory, stopped with SIGTERM like an operator's Ctrl-C."""
 
-    def __init__(self, port: int, keep_services: bool) -> None:
+    def __init__(self, port: int, keep_services: bool, *, scratch_name: str = "serving_path") -> None:
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
-        self.scratch = REPO / "var" / "bench" / "serving_path"
+        self.scratch = REPO / "var" / "bench" / scratch_name
         shutil.rmtree(self.scratch, ignore_errors=True)
         self.scratch.mkdir(parents=True)
         self.env = dict(os.environ)
