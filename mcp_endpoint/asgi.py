@@ -1,21 +1,128 @@
 """ASGI: requests to `/mcp/` and `/mcp/servers/<name>/` go to the MCP endpoint, everything else to the inner
-application (Django and Channels)."""
+application (Django and Channels).
+
+Paths (with or without the trailing slash; the SDK's transports do not look at the path):
+- `/mcp`, `/mcp/`: the aggregate (mcp_endpoint/aggregate.py), served by the SDK's StreamableHTTPSessionManager;
+- `/mcp/servers/<name>`, `/mcp/servers/<name>/`: `mcp_endpoint.passthrough.endpoint_for(name).handle(scope, receive,
+  send)` (404 while that module is not there);
+- anything else under /mcp: 404.
+
+Every request, in this order: the Origin/Host check (403), Bearer authentication (401 with WWW-Authenticate), a role
+(403 for a token whose user has none), then the endpoint, with the Caller in `scope["mcp_caller"]` and the SDK's
+credential identity in `scope["user"]` (see mcp_endpoint/authentication.py).
+
+The session manager's `run()` must be alive while it serves. The web server runs uvicorn with `lifespan="off"`
+(Django answers no lifespan events), so it is started on the first request, as a task of the serving loop, and
+stopped by `McpEndpointRouter.stop()`, which `serve` has the web server call when it stops (before it waits for the
+open connections: the sessions' GET streams end then, instead of holding the shutdown for its grace period). After
+`stop()` the endpoint answers 503 on that loop. One runtime per event loop: tests serve the same application object
+from several uvicorn servers, one after another, each on a loop of its own.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import importlib
+import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from django.conf import settings
+
+from mcp_endpoint.authentication import (
+    CALLER_SCOPE_KEY,
+    Unauthenticated,
+    caller_from_scope,
+    has_any_role,
+    origin_allowed,
+    refuse_origin,
+    refuse_unauthenticated,
+    refuse_without_role,
+    sdk_user_for,
+)
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+logger = logging.getLogger(__name__)
+
 MCP_PREFIX = "/mcp"
+# Server names are slugs (registry/models.py); the name in the path is matched as such, nothing else.
+_SERVER_PATH = re.compile(r"^/mcp/servers/(?P<name>[A-Za-z0-9_-]{1,200})/?$")
+# How long stop() waits for the session manager to wind down its sessions before it gives up on it.
+_STOP_SECONDS = 10.0
 
 
 def is_mcp_path(path: str) -> bool:
     return path == MCP_PREFIX or path.startswith(MCP_PREFIX + "/")
+
+
+async def _plain(send: Send, status: int, text: str) -> None:
+    body = text.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class _AggregateRuntime:
+    """The `/mcp/` session manager, running (its `run()` context held open by a task) on one event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+        from mcp_endpoint.aggregate import build_aggregate_server
+
+        self.loop = loop
+        self.manager = StreamableHTTPSessionManager(
+            app=build_aggregate_server(),
+            stateless=False,  # list_changed on the GET stream and per-session state need sessions (2025 era)
+            json_response=False,
+            session_idle_timeout=settings.MCP_ENDPOINT_SESSION_IDLE_SECONDS,
+            max_sessions=settings.MCP_ENDPOINT_MAX_SESSIONS,
+            max_request_body_size=settings.MCP_ENDPOINT_MAX_BODY_BYTES,
+        )
+        self._stop_requested = asyncio.Event()
+        self._ready: asyncio.Future[None] = loop.create_future()
+        # A fresh context: the task outlives the request that happened to start it and must not carry its
+        # context variables (the SDK's request clock, the caller).
+        self._task = loop.create_task(self._hold_open(), name="mcp-endpoint-aggregate", context=contextvars.Context())
+
+    async def _hold_open(self) -> None:
+        try:
+            async with self.manager.run():
+                self._ready.set_result(None)
+                await self._stop_requested.wait()
+        except asyncio.CancelledError:
+            if not self._ready.done():
+                self._ready.cancel()
+            raise
+        except BaseException as error:
+            if not self._ready.done():
+                self._ready.set_exception(error)
+            raise
+
+    async def ready(self) -> None:
+        await asyncio.shield(self._ready)
+
+    async def stop(self) -> None:
+        self._stop_requested.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout=_STOP_SECONDS)
+        except TimeoutError:
+            logger.warning("the /mcp/ session manager did not stop within %.0f s; cancelling it", _STOP_SECONDS)
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        except Exception:
+            logger.exception("the /mcp/ session manager failed while stopping")
 
 
 class McpEndpointRouter:
@@ -23,14 +130,86 @@ class McpEndpointRouter:
 
     def __init__(self, inner: ASGIApp) -> None:
         self.inner = inner
+        self._runtimes: dict[asyncio.AbstractEventLoop, _AggregateRuntime] = {}
+        self._stopped_loops: set[asyncio.AbstractEventLoop] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and is_mcp_path(scope["path"]):
-            await _not_built_yet(scope, receive, send)
+            await self._serve(scope, receive, send)
             return
         await self.inner(scope, receive, send)
 
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        server_match = _SERVER_PATH.match(path)
+        if path not in (MCP_PREFIX, MCP_PREFIX + "/") and server_match is None:
+            await _plain(send, 404, "Not found. The MCP endpoints are /mcp/ and /mcp/servers/<name>/.")
+            return
+        if not origin_allowed(scope):
+            await refuse_origin(send)
+            return
+        try:
+            caller = await caller_from_scope(scope)
+        except Unauthenticated as problem:
+            await refuse_unauthenticated(send, problem)
+            return
+        if not has_any_role(caller):
+            await refuse_without_role(send)
+            return
+        scope = {**scope, CALLER_SCOPE_KEY: caller, "user": sdk_user_for(caller, scope)}
+        loop = asyncio.get_running_loop()
+        if loop in self._stopped_loops:
+            await _plain(send, 503, "The MCP endpoint is stopping.")
+            return
+        if server_match is not None:
+            await self._serve_passthrough(server_match["name"], scope, receive, send)
+            return
+        runtime = self._runtime_for(loop)
+        await runtime.ready()
+        await runtime.manager.handle_request(scope, receive, send)
 
-async def _not_built_yet(scope: Scope, receive: Receive, send: Send) -> None:
-    await send({"type": "http.response.start", "status": 404, "headers": [(b"content-type", b"text/plain")]})
-    await send({"type": "http.response.body", "body": b"Not found."})
+    def _runtime_for(self, loop: asyncio.AbstractEventLoop) -> _AggregateRuntime:
+        # No await between the lookup and the insertion: two first requests at once share one runtime.
+        for stale in [known for known in self._runtimes if known.is_closed()]:
+            del self._runtimes[stale]
+        runtime = self._runtimes.get(loop)
+        if runtime is None:
+            runtime = self._runtimes[loop] = _AggregateRuntime(loop)
+        return runtime
+
+    async def _serve_passthrough(self, name: str, scope: Scope, receive: Receive, send: Send) -> None:
+        passthrough = _passthrough_module()
+        endpoint_for = getattr(passthrough, "endpoint_for", None)
+        if endpoint_for is None:
+            await _plain(send, 404, "Not found: /mcp/servers/<name>/ is not available in this version.")
+            return
+        endpoint = endpoint_for(name)
+        await endpoint.handle(scope, receive, send)
+
+    async def stop(self) -> None:
+        """Stop the endpoint on the running loop: the aggregate's sessions and the passthrough's. Call it on the
+        loop that served the requests, before the process's loop ends. Later requests on that loop answer 503."""
+        loop = asyncio.get_running_loop()
+        self._stopped_loops.add(loop)
+        runtime = self._runtimes.pop(loop, None)
+        if runtime is not None:
+            await runtime.stop()
+        shutdown = getattr(_passthrough_module(), "shutdown", None)
+        if shutdown is not None:
+            try:
+                await shutdown()
+            except Exception:
+                logger.exception("the MCP passthrough failed while stopping")
+
+    def reopen(self) -> None:
+        """Serve again on loops that were stopped (for a test that stops and restarts a server on one loop)."""
+        self._stopped_loops.clear()
+
+
+def _passthrough_module() -> Any:
+    try:
+        return importlib.import_module("mcp_endpoint.passthrough")
+    except ModuleNotFoundError as error:
+        if error.name != "mcp_endpoint.passthrough":
+            raise
+        return None

@@ -354,3 +354,12 @@ COORDINATOR_CALL_TIMEOUT_SECONDS = env_float("COORDINATOR_CALL_TIMEOUT_SECONDS",
 COORDINATOR_PHASE_TWO_SECONDS = env_float("COORDINATOR_PHASE_TWO_SECONDS", 30.0)
 # An arbitrage opportunity executes only from quotes at most this old (coordinator/opportunity_checks.py).
 COORDINATOR_EXECUTE_MAX_AGE_SECONDS = env_float("COORDINATOR_EXECUTE_MAX_AGE_SECONDS", 30.0)
+
+# --- the MCP endpoint (/mcp/ and /mcp/servers/<name>/, mcp_endpoint/) -------------------------------------------
+# Open Streamable HTTP sessions (2025-era clients; the 2026 era has none) per endpoint and process: one more gets a
+# 503 until one ends. A session with no request in flight and no open GET stream for MCP_ENDPOINT_SESSION_IDLE_SECONDS
+# is closed (its client then starts a new one): an agent that vanished without DELETE does not hold memory forever.
+MCP_ENDPOINT_MAX_SESSIONS = env_int("MCP_ENDPOINT_MAX_SESSIONS", 1_000)
+MCP_ENDPOINT_SESSION_IDLE_SECONDS = env_float("MCP_ENDPOINT_SESSION_IDLE_SECONDS", 30 * 60.0)
+# A request body above this size answers 413 before it is parsed (a tool call's arguments, as the REST API's).
+MCP_ENDPOINT_MAX_BODY_BYTES = env_int("MCP_ENDPOINT_MAX_BODY_BYTES", API_MAX_BODY_BYTES)
