@@ -1,4 +1,9 @@
 from __future__ import annotations
 
-# The REST API of the MCP endpoint page (the caller's own token) lives here.
-urlpatterns: list = []
+from django.urls import path
+
+from mcp_endpoint.token_api import MyTokenView
+
+urlpatterns = [
+    path("auth/my-token/", MyTokenView.as_view(), name="my-token"),
+]
