@@ -363,3 +363,4 @@ MCP_ENDPOINT_MAX_SESSIONS = env_int("MCP_ENDPOINT_MAX_SESSIONS", 1_000)
 MCP_ENDPOINT_SESSION_IDLE_SECONDS = env_float("MCP_ENDPOINT_SESSION_IDLE_SECONDS", 30 * 60.0)
 # A request body above this size answers 413 before it is parsed (a tool call's arguments, as the REST API's).
 MCP_ENDPOINT_MAX_BODY_BYTES = env_int("MCP_ENDPOINT_MAX_BODY_BYTES", API_MAX_BODY_BYTES)
+MCP_ENDPOINT_TRANSACTION_TOOLS = False  # True: /mcp/ offers coordinator__execute_opportunity (it trades)
