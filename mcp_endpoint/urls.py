@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+from django.urls import path
+
+from mcp_endpoint.views import endpoint_page
+
 app_name = "mcp_endpoint"
 
-# The dashboard's "MCP endpoint" page lives here.
-urlpatterns: list = []
+urlpatterns = [
+    path("mcp-endpoint/", endpoint_page, name="page"),
+]
