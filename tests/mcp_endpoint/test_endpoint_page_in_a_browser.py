@@ -194,4 +194,20 @@ def test_the_endpoint_page_for_operators_and_viewers(live_server, operator_user,
             _fits(page, viewport["width"])
             _check_token(page, live_server.url, viewport["width"])
             assert errors == [], errors
+            if username == viewer_user.username and viewport is DESKTOP:
+                _check_a_refusal_is_said(page, errors)
             page.context.close()
+
+
+def _check_a_refusal_is_said(page: Page, errors: list[str]) -> None:
+    """Signed out meanwhile (in another tab, say): the API's refusal is said on the page, and no key appears."""
+    page.context.clear_cookies()
+    page.locator("#token-create").click()
+    expect(page.locator("#token-result")).to_have_text(
+        "Could not make a token: Authentication credentials were not provided."
+    )
+    expect(page.locator("#token-result")).to_have_class("form-status form-status-error")
+    expect(page.locator("#token-new")).to_be_hidden()
+    expect(page.locator("#token-status")).to_have_text("You have no API token.")
+    # The browser logs the refused request itself; nothing else went wrong.
+    assert len(errors) == 1 and "status of 401" in errors[0], errors
