@@ -158,14 +158,37 @@ def is_virtual(name: str) -> bool:
 # The tools as listed
 
 
+# Where a JSON schema keeps the definitions its `$ref`s point at ("#/$defs/Name"): from the document's root.
+_DEFINITIONS = ("$defs", "definitions")
+
+
 def _upstream_arguments_schema(offering: Offering) -> dict[str, Any]:
+    """The upstream's input schema for `arguments`, without its definitions (see `_with_upstream_definitions`)."""
     schema = offering.definition.get("inputSchema")
     if not isinstance(schema, Mapping) or schema.get("type") != "object":
         schema = {"type": "object"}
     return {
-        **schema,
+        **{key: value for key, value in schema.items() if key not in _DEFINITIONS},
         "description": f"The arguments of {offering.tool}, passed to each server as they are (its input schema).",
     }
+
+
+def _with_upstream_definitions(schema: dict[str, Any], offering: Offering) -> dict[str, Any]:
+    """The upstream schema's `$defs` moved to the root of ours: its `$ref`s ("#/$defs/Order") are read from the
+    root of the document, and under `properties.arguments` they would point at nothing."""
+    upstream = offering.definition.get("inputSchema")
+    if isinstance(upstream, Mapping):
+        for key in _DEFINITIONS:
+            if isinstance(upstream.get(key), Mapping):
+                schema[key] = dict(upstream[key])
+    return schema
+
+
+def _named(names: Sequence[str], shown: int = 5) -> str:
+    """A few names for a description (the enum in the schema has them all): a fleet of hundreds stays readable."""
+    if len(names) <= shown:
+        return ", ".join(names)
+    return f"{', '.join(names[:shown])} and {len(names) - shown} more"
 
 
 def _upstream_requires_arguments(offering: Offering) -> bool:
@@ -209,7 +232,7 @@ def _strategy_help() -> str:
 
 
 def fused_input_schema(offering: Offering) -> dict[str, Any]:
-    return {
+    schema: dict[str, Any] = {
         "type": "object",
         "properties": {
             "arguments": _upstream_arguments_schema(offering),
@@ -252,6 +275,7 @@ def fused_input_schema(offering: Offering) -> dict[str, Any]:
         "required": _required(offering),
         "additionalProperties": False,
     }
+    return _with_upstream_definitions(schema, offering)
 
 
 _NULLABLE_NUMBER = {"type": ["number", "null"]}
@@ -299,7 +323,7 @@ def fused_tool(offering: Offering) -> mcp_types.Tool:
         name=FUSED_PREFIX + offering.tool,
         title=f"{offering.tool}, fused across servers",
         description=(
-            f"Asks every server offering {offering.tool} ({', '.join(offering.servers)}) the same question at once "
+            f"Asks every server offering {offering.tool} ({_named(offering.servers)}) the same question at once "
             "and fuses their answers by a strategy (median with outlier rejection by default). Gives the fused "
             "value, a confidence, whether the quorum was met, and per server its state (used, excluded with the "
             "reason, failed, timed out), value, weight and latency. Pass the tool's own arguments under "
@@ -317,7 +341,7 @@ def balanced_input_schema(offering: Offering) -> dict[str, Any]:
     key_help = "Passed on to the server with the call, so that a retry or a failover acts once."
     if offering.state_changing:
         key_help = f"Required: {offering.tool} changes state ({offering.state_changing}). " + key_help
-    return {
+    schema: dict[str, Any] = {
         "type": "object",
         "properties": {
             "arguments": _upstream_arguments_schema(offering),
@@ -334,6 +358,7 @@ def balanced_input_schema(offering: Offering) -> dict[str, Any]:
         "required": _required(offering, *(["idempotency_key"] if offering.state_changing else [])),
         "additionalProperties": False,
     }
+    return _with_upstream_definitions(schema, offering)
 
 
 BALANCED_OUTPUT_SCHEMA: dict[str, Any] = {
@@ -391,7 +416,7 @@ def balanced_tool(offering: Offering) -> mcp_types.Tool:
         name=BALANCED_PREFIX + offering.tool,
         title=f"{offering.tool}, load-balanced",
         description=(
-            f"Calls {offering.tool} on the best of the servers offering it ({', '.join(offering.servers)}: "
+            f"Calls {offering.tool} on the best of the servers offering it ({_named(offering.servers)}: "
             "by latency, load, errors and status), failing over to the next one within the deadline. Gives the "
             "answering server, its result, and every attempt." + changes
         ),
@@ -492,7 +517,7 @@ def arbitrage_tool(servers: Sequence[str]) -> mcp_types.Tool:
         name=ARBITRAGE_TOOL,
         title="Cross-exchange arbitrage analysis",
         description=(
-            f"Fetches quotes and order books for the symbols from every exchange ({', '.join(servers)}) at once, "
+            f"Fetches quotes and order books for the symbols from every exchange ({_named(servers)}) at once, "
             "works out every ordered pair's net profit for the size after both taker fees and a slippage "
             "allowance, and gives the opportunities above min_profit_bps, best first, with the stored operation's "
             "id. Analysis only: nothing is traded."

@@ -5,6 +5,7 @@ call them through an SDK client)."""
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from typing import Any
 
@@ -263,3 +264,55 @@ def test_execute_opportunity_is_offered_only_when_an_admin_enables_it(live_fleet
     assert transaction["created_by"] == operator_user.username and transaction["replayed"] is False
     again = structured(call("coordinator__execute_opportunity", {**execute, "idempotency_key": "mcp-run-1"}, operator))
     assert again["id"] == transaction["id"] and again["replayed"] is True
+
+
+def test_the_callers_deadline_bounds_a_fused_and_a_balanced_call(live_fleet, operator_user):
+    register_exchange("quick-1")
+    register_exchange("quick-2")
+    register_exchange("sluggish", "--latency-ms", "4000")
+    wait_offered(live_fleet, "quick-1", "quick-2", "sluggish")
+    operator = caller_for(operator_user)
+    quote = {"arguments": {"symbol": "BTC-USD"}, "fields": FIELDS}
+
+    started = time.monotonic()
+    # The tool's own timeout (10 s) is more than the request has left: the deadline wins.
+    result = call("fused__get_quote", {**quote, "timeout_seconds": 10}, operator, seconds=1.5)
+    took = time.monotonic() - started
+    answer = structured(result)
+    assert result.is_error is False, answer
+    assert took < 3.5  # not the sluggish source's 4 s
+    states = {row["server"]: row["state"] for row in answer["sources"]}
+    assert states == {"quick-1": "used", "quick-2": "used", "sluggish": "timed_out"}
+
+    started = time.monotonic()
+    result = call(
+        "balanced__get_quote",
+        {"arguments": {"symbol": "BTC-USD"}, "servers": ["sluggish"], "timeout_seconds": 10},
+        operator,
+        seconds=1.0,
+    )
+    assert time.monotonic() - started < 3.0
+    answer = structured(result)
+    assert result.is_error is True and answer["server"] is None
+    assert [attempt["server"] for attempt in answer["attempts"]] == ["sluggish"]
+    assert "timed out" in answer["attempts"][0]["error"].lower()
+    assert "deadline has passed" in error_text(call("fused__get_quote", quote, operator, seconds=0.0))
+
+
+def test_an_upstream_schema_with_definitions_keeps_its_references_and_descriptions_stay_short():
+    order = {
+        "type": "object",
+        "properties": {"legs": {"type": "array", "items": {"$ref": "#/$defs/Leg"}}},
+        "required": ["legs"],
+        "$defs": {"Leg": {"type": "object", "properties": {"qty": {"type": "number"}}, "required": ["qty"]}},
+    }
+    tool = {"name": "place", "inputSchema": order, "annotations": {"readOnlyHint": True}}
+    servers = [OfferedServer(f"venue-{n}", "venue", "online", (tool,), (), (), ()) for n in range(40)]
+    tools = tools_by_name(servers)
+    for name in ("fused__place", "balanced__place"):
+        schema = tools[name].input_schema
+        validator = jsonschema.Draft202012Validator(schema)
+        assert validator.is_valid({"arguments": {"legs": [{"qty": 1}]}})
+        assert not validator.is_valid({"arguments": {"legs": [{"qty": "one"}]}})  # the $ref resolved, and held
+        assert len(schema["properties"]["servers"]["items"]["enum"]) == 40
+        assert "and 35 more" in tools[name].description
