@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
 import uvicorn
 
 from mcp_client.event_loops import loop_kind
+
+logger = logging.getLogger(__name__)
 
 # Open connections (browsers' WebSockets, keep-alive API clients) get this long to finish when we stop.
 GRACEFUL_SHUTDOWN_SECONDS = 5
@@ -37,15 +40,31 @@ def _parser() -> str:
 
 
 class _Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, on_ready: Callable[[asyncio.AbstractEventLoop], None]) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        on_ready: Callable[[asyncio.AbstractEventLoop], None],
+        on_stopping: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         super().__init__(config)
         self._on_ready = on_ready
+        self._on_stopping = on_stopping
 
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets)
         if not self.should_exit:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(None, self._on_ready, loop)
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        # First what holds connections open on this loop (the MCP endpoint's sessions and their streams), so the
+        # graceful wait below is not spent on streams that never end by themselves.
+        if self._on_stopping is not None:
+            try:
+                await self._on_stopping()
+            except Exception:
+                logger.exception("web server: stopping the MCP endpoint failed")
+        await super().shutdown(sockets)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -60,7 +79,13 @@ class _Server(uvicorn.Server):
 
 class WebServer:
     def __init__(
-        self, application: Any, *, host: str, port: int, on_ready: Callable[[asyncio.AbstractEventLoop], None]
+        self,
+        application: Any,
+        *,
+        host: str,
+        port: int,
+        on_ready: Callable[[asyncio.AbstractEventLoop], None],
+        on_stopping: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         config = uvicorn.Config(
             application,
@@ -75,7 +100,7 @@ class WebServer:
             server_header=False,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         )
-        self._server = _Server(config, on_ready)
+        self._server = _Server(config, on_ready, on_stopping)
 
     def run(self) -> None:
         """Serve until SIGINT/SIGTERM or `stop()`; returns once every connection is closed."""

@@ -95,7 +95,14 @@ class Command(BaseCommand):
             self.stdout.write("Stopped cleanly.")
 
         # The embedded server serves its own static files; a bigger deployment puts them behind a web server.
-        web_server = WebServer(ASGIStaticFilesHandler(application), host=host, port=port, on_ready=start_loops)
+        # application.stop: the MCP endpoint's sessions end on the server's loop, before it waits for connections.
+        web_server = WebServer(
+            ASGIStaticFilesHandler(application),
+            host=host,
+            port=port,
+            on_ready=start_loops,
+            on_stopping=application.stop,
+        )
         try:
             web_server.run()
         finally:
