@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, TypeVar
 
+import anyio
 import mcp_types as types
 from asgiref.sync import sync_to_async
 from mcp import MCPError
@@ -85,6 +86,8 @@ PAGE_SIZE = 500
 LIST_CHANGED_DEBOUNCE_SECONDS = 0.5
 # How often the notifier looks without being told (changes made in another process).
 LIST_CHANGED_POLL_SECONDS = 10.0
+# How long telling one 2025-era session of a change may take before it is skipped (its stream is not being read).
+NOTIFY_SECONDS_PER_SESSION = 1.0
 # A virtual tool's budget (fusion, failover, the arbitrage analysis): MCP requests carry no deadline of their own.
 VIRTUAL_TOOL_SECONDS = 30.0
 
@@ -369,8 +372,10 @@ class _OpenSessions:
         for connection in list(self._connections):
             if not connection.has_standalone_channel:
                 continue
-            for method in methods:
-                await connection.notify(method, None)  # never raises: a closed stream drops it
+            # A client that stopped reading its stream must not hold up the others' notifications.
+            with anyio.move_on_after(NOTIFY_SECONDS_PER_SESSION):
+                for method in methods:
+                    await connection.notify(method, None)  # never raises: a closed stream drops it
 
 
 class _SessionTracker:

@@ -43,6 +43,8 @@ from tests.waiting import wait_for
 
 CONFORMANCE_UPSTREAM = settings.BASE_DIR / "tests" / "mcp_servers" / "conformance_upstream.py"
 WELL_BEHAVED = settings.BASE_DIR / "tests" / "mcp_servers" / "well_behaved.py"
+MANY_TOOLS = settings.BASE_DIR / "tests" / "mcp_servers" / "many_tools.py"
+MANY = 700  # tools of the many-tools server: the fleet's list is longer than a page (aggregate.PAGE_SIZE, 500)
 READ_TIMEOUT = 30.0
 
 
@@ -121,6 +123,14 @@ def endpoint(django_db_setup, django_db_blocker) -> Iterator[Endpoint]:  # type:
                 server_type="utility",
             )
             server_create(
+                name="many-tools",
+                transport="stdio",
+                command=sys.executable,
+                args=[str(MANY_TOOLS), "stdio"],
+                env={"MANY_TOOLS_TOTAL": str(MANY), "MANY_TOOLS_PAGE_SIZE": "300"},
+                server_type="utility",
+            )
+            server_create(
                 name="conformance", transport="http", url=f"http://127.0.0.1:{conformance_port}/mcp", server_type="test"
             )
             # Registered at an address where nothing listens: health calls it offline.
@@ -132,7 +142,8 @@ def endpoint(django_db_setup, django_db_blocker) -> Iterator[Endpoint]:  # type:
             )
             fleet = FleetApplication(**TEST_FLEET_OPTIONS).start()
             wait_for(
-                lambda: _offered("exchange-alpha", "helper-stdio", "conformance"), what="the servers online, discovered"
+                lambda: _offered("exchange-alpha", "helper-stdio", "conformance", "many-tools"),
+                what="the servers online, discovered",
             )
             wait_for(
                 lambda: Server.objects.get(name="exchange-delta").status == ServerStatus.OFFLINE,
@@ -160,6 +171,18 @@ async def mcp_client(endpoint: Endpoint, token: str | None = None, **options: ob
             yield client
 
 
+async def all_tools(client: Client) -> dict[str, types.Tool]:
+    """Every tool /mcp/ lists, page after page."""
+    tools: dict[str, types.Tool] = {}
+    cursor = None
+    while True:
+        page = await client.list_tools(cursor=cursor)
+        tools.update((tool.name, tool) for tool in page.tools)
+        cursor = page.next_cursor
+        if cursor is None:
+            return tools
+
+
 def text_of(result: types.CallToolResult) -> str:
     return "\n".join(item.text for item in result.content if isinstance(item, types.TextContent))
 
@@ -170,7 +193,7 @@ ERAS = [pytest.param({}, id="2026-era"), pytest.param({"mode": "legacy"}, id="20
 @pytest.mark.parametrize("era", ERAS)
 async def test_it_lists_every_online_servers_tools_under_their_server_names(endpoint, era):
     async with mcp_client(endpoint, **era) as client:
-        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+        tools = await all_tools(client)
     assert {
         "exchange-alpha__get_quote",
         "helper-stdio__echo",
@@ -195,6 +218,20 @@ async def test_a_namespaced_call_reaches_its_server_and_keeps_the_result_as_sent
     assert added.is_error is False and added.structured_content == {"total": 42}
     assert quote.is_error is False and quote.structured_content["symbol"] == "BTC-USD"
     assert failed.is_error is True and "on purpose" in text_of(failed)
+
+
+@pytest.mark.parametrize("era", ERAS)
+async def test_a_list_longer_than_a_page_comes_in_pages(endpoint, era):
+    async with mcp_client(endpoint, **era) as client:
+        first = await client.list_tools()
+        tools = await all_tools(client)
+        with pytest.raises(MCPError) as bad_cursor:
+            await client.list_tools(cursor="not-a-cursor")
+    assert len(first.tools) == 500 and first.next_cursor is not None
+    many = [name for name in tools if name.startswith("many-tools__tool_")]
+    assert len(many) == MANY - 1  # the server's echo is the first of its MANY
+    assert "many-tools__echo" in tools and "helper-stdio__echo" in tools
+    assert bad_cursor.value.code == -32602
 
 
 async def test_bad_arguments_are_named_before_anything_is_sent(endpoint):
@@ -264,7 +301,7 @@ async def test_a_prompt_with_missing_arguments_is_refused_naming_them(endpoint):
 @pytest.mark.parametrize("era", ERAS)
 async def test_a_viewer_lists_and_reads_but_does_not_call(endpoint, era):
     async with mcp_client(endpoint, endpoint.viewer_token, **era) as client:
-        tools = (await client.list_tools()).tools
+        tools = (await all_tools(client)).values()
         greeting = await client.read_resource("mcp-orchestrator://helper-stdio/test://greeting")
         refused = await client.call_tool("helper-stdio__echo", {"text": "no"})
     assert any(tool.name == "helper-stdio__echo" for tool in tools)
@@ -323,7 +360,7 @@ async def test_tools_list_changed_arrives_when_a_server_comes_online_2026_era(en
             with anyio.fail_after(30):
                 event = await subscription.__anext__()
             assert isinstance(event, ToolsListChanged)
-        tools = {tool.name for tool in (await client.list_tools()).tools}
+        tools = await all_tools(client)
     assert "exchange-beta__get_quote" in tools
 
 
@@ -339,5 +376,5 @@ async def test_tools_list_changed_arrives_when_a_server_comes_online_2025_era(en
         await _register_exchange("exchange-gamma")
         with anyio.fail_after(30):
             await changed.wait()
-        tools = {tool.name for tool in (await client.list_tools()).tools}
+        tools = await all_tools(client)
     assert "exchange-gamma__get_quote" in tools
