@@ -649,7 +649,7 @@ def _unknown_arguments(arguments: Mapping[str, Any], allowed: Iterable[str]) -> 
 class _Chosen:
     """Whom to ask: named servers, or every server of one type."""
 
-    servers: Any = ()  # names; or, when not a list of names, what was sent, for the path's serializer to name
+    servers: list[Any] = field(default_factory=list)  # names (or what was sent, for the path to name what is wrong)
     server_type: str = ""
 
     def body(self) -> dict[str, Any]:
@@ -657,20 +657,23 @@ class _Chosen:
 
 
 def _choose(offering: Offering, arguments: Mapping[str, Any]) -> _Chosen | dict[str, list[str]]:
-    """The servers a virtual call asks, or the fields that make the choice wrong. A `servers` that is not a list of
-    names is passed on as it is, for the path's own validation to name it."""
+    """The servers a virtual call asks, or the fields that make the choice wrong. A list of `servers` that are not
+    all names is passed on as it is, for the path's own validation to name what is wrong."""
     server_type = arguments.get("server_type")
-    if server_type is not None and server_type not in offering.servers_by_type:
+    if server_type is not None and (not isinstance(server_type, str) or server_type not in offering.servers_by_type):
         return {"server_type": [f"One of: {', '.join(offering.types)}."]}
     servers = arguments.get("servers")
-    if isinstance(servers, list) and servers and all(isinstance(name, str) for name in servers):
+    if servers is not None and not isinstance(servers, list):
+        # Not passed on: the paths also take "a,b" for a list, which would skip the check of whom below.
+        return {"servers": ["A list of server names."]}
+    if servers and all(isinstance(name, str) for name in servers):
         type_of = {name: kind for kind, names in offering.servers_by_type.items() for name in names}
         strangers = [name for name in servers if name not in type_of]
         if strangers:
             return {
                 "servers": [
-                    f"Not among the servers offering {offering.tool} ({', '.join(offering.servers)}): "
-                    f"{', '.join(strangers)}."
+                    f"Not among the servers of one type offering {offering.tool} ({_named(offering.servers)}): "
+                    f"{_named(strangers)}."
                 ]
             }
         kinds = {type_of[name] for name in servers}
@@ -679,7 +682,7 @@ def _choose(offering: Offering, arguments: Mapping[str, Any]) -> _Chosen | dict[
         if len(kinds) > 1:
             return {"servers": [f"Servers of several types ({', '.join(sorted(kinds))}): name servers of one type."]}
         return _Chosen(servers=list(servers))
-    if servers is not None and servers != []:
+    if servers:
         return _Chosen(servers=servers)
     if server_type is None:
         if offering.ambiguous:

@@ -33,6 +33,31 @@ FIELDS = ["bid", "ask", "last"]
 EXCHANGES = ("ex-alpha", "ex-beta", "ex-gamma")
 
 
+# Wrong in every way JSON allows: each one an isError result naming what is wrong, never an internal failure.
+BAD_CALLS = [
+    ("fused__get_quote", {"arguments": "BTC-USD"}, "arguments"),
+    ("fused__get_quote", {"arguments": {"symbol": "BTC-USD"}, "quorum": "2"}, "quorum"),
+    ("fused__get_quote", {"arguments": {"symbol": "BTC-USD"}, "quorum": 4}, "quorum"),  # three can be asked
+    ("fused__get_quote", {"arguments": {"symbol": "BTC-USD"}, "fields": [1]}, "fields"),
+    ("fused__get_quote", {"arguments": {"symbol": "BTC-USD"}, "timeout_seconds": 1e308}, "timeout_seconds"),
+    ("fused__get_quote", {"arguments": {"symbol": "BTC-USD"}, "servers": "ex-alpha,solo"}, "servers"),
+    ("fused__get_quote", {"arguments": {"symbol": "BTC-USD"}, "servers": [1, 2]}, "servers"),
+    ("fused__get_quote", {"arguments": {"symbol": "BTC-USD"}, "servers": ["ex-alpha", "ex-alpha"]}, "servers"),
+    ("fused__get_quote", {"arguments": {"symbol": "BTC-USD"}, "options": {"threshold": "high"}}, "threshold"),
+    ("fused__get_quote", {"arguments": None}, "arguments"),
+    ("balanced__get_quote", {"arguments": {"symbol": "BTC-USD"}, "idempotency_key": 5}, "idempotency_key"),
+    ("balanced__get_quote", {"arguments": {"symbol": "BTC-USD"}, "timeout_seconds": -1}, "timeout_seconds"),
+    ("balanced__get_quote", {"arguments": {"symbol": ["BTC-USD"]}}, "symbol"),
+    ("balanced__get_quote", {"arguments": {"symbol": "BTC-USD"}, "servers": {"a": 1}}, "servers"),
+    ("coordinator__arbitrage", {"symbols": [], "size": 1}, "symbols"),
+    ("coordinator__arbitrage", {"symbols": ["BTC-USD"], "size": True}, "size"),
+    ("coordinator__arbitrage", {"symbols": ["NOPE-USD"], "size": 1, "servers": ["ex-alpha", "ex-beta"]}, "symbols"),
+    ("coordinator__arbitrage", {"symbols": ["BTC-USD"], "size": 1, "servers": ["clock", "ex-alpha"]}, "servers"),
+    ("coordinator__execute_opportunity", {"operation_id": 1}, "not enabled"),
+    ("nothing__at_all", {}, "Unknown tool"),
+]
+
+
 def caller_for(user: Any, role: Role = Role.OPERATOR) -> Caller:
     return Caller(user_id=user.pk, username=user.username, role=role)
 
@@ -147,10 +172,14 @@ def test_three_exchanges_make_fused_balanced_and_arbitrage_tools_that_answer(liv
     assert "servers" in error_text(
         call("fused__get_quote", {"arguments": {"symbol": "BTC-USD"}, "servers": ["ex-alpha", "solo"]}, operator)
     )
+    assert error_text(call("fused__get_quote", {"server_type": ["exchange"]}, operator)).startswith("server_type: ")
     assert "colour" in error_text(call("fused__get_quote", {"arguments": {"symbol": "BTC-USD"}, "colour": 1}, operator))
     assert "arguments" in error_text(call("fused__get_quote", {"arguments": {"symbol": 7}}, operator))
     assert "Unknown tool" in error_text(call("fused__get_current_time", {}, operator))
     assert "changes state" in error_text(call("fused__reserve_order", {"arguments": {}}, operator))
+    for name, arguments, named in BAD_CALLS:
+        text = error_text(call(name, arguments, operator))
+        assert named in text and "inside the orchestrator" not in text, (name, arguments, text)
     assert FusionRun.objects.count() == runs
 
     # Viewers call nothing (a fused run, an analysis are stored as the caller's).
