@@ -16,8 +16,9 @@ So it is recorded (CallRecord, with the token's user as caller) and counted in h
 call. The result keeps the upstream's content exactly (content items with their annotations, structuredContent,
 isError, _meta). Failures a model can act on are `isError` results that say what happened: bad arguments, the
 server down ("exchange-delta is offline: ..."), a timeout, the operator role missing (viewers list and read, they
-do not call). An unknown tool is a JSON-RPC error (-32602), as the spec has it. Resource reads and prompts (viewers
-may) answer JSON-RPC errors naming the server when they fail.
+do not call). An unknown tool is a JSON-RPC error (-32602), as the spec has it. Resource reads, prompts and
+completions (viewers may: they read) go the same way to the server (its own URI or name) and answer JSON-RPC errors
+naming the server when they fail.
 
 list_changed: `ListChangedNotifier` hears that the catalogue may have changed (fleet_catalogue.watch_changes: the
 registry's announcements, a discovery's new snapshot, an edit), waits LIST_CHANGED_DEBOUNCE_SECONDS, rebuilds the
@@ -86,6 +87,9 @@ PAGE_SIZE = 500
 LIST_CHANGED_DEBOUNCE_SECONDS = 0.5
 # How often the notifier looks without being told (changes made in another process).
 LIST_CHANGED_POLL_SECONDS = 10.0
+# A completion answer: at most this many values (the spec's limit), each cut to this length.
+MAX_COMPLETION_VALUES = 100
+MAX_COMPLETION_CHARS = 1_000
 # How long telling one 2025-era session of a change may take before it is skipped (its stream is not being read).
 NOTIFY_SECONDS_PER_SESSION = 1.0
 # A virtual tool's budget (fusion, failover, the arbitrage analysis): MCP requests carry no deadline of their own.
@@ -586,6 +590,47 @@ def build_aggregate_server() -> AggregateServer:
             wire["description"] = prompt.description
         return types.GetPromptResult.model_validate(wire)
 
+    async def complete(
+        ctx: ServerRequestContext[Any, Any], params: types.CompleteRequestParams
+    ) -> types.CompleteResult:
+        caller = current_caller()
+        reference = params.ref
+        upstream_ref: types.PromptReference | types.ResourceTemplateReference
+        if isinstance(reference, types.PromptReference):
+            scoped = naming.split_scoped_name(reference.name)
+            upstream_ref = types.PromptReference(name=scoped.name) if scoped else reference
+        else:
+            scoped = naming.split_scoped_uri(reference.uri)
+            upstream_ref = types.ResourceTemplateReference(uri=scoped.name) if scoped else reference
+        if scoped is None:
+            raise MCPError(
+                INVALID_PARAMS,
+                "Unknown reference: prompts are <server>__<prompt>, templates are "
+                "mcp-orchestrator://<server>/<template>.",
+            )
+        try:
+            await _offered(await lists.get(), scoped.server)
+        except _NotOffered as refusal:
+            raise MCPError(INVALID_PARAMS, str(refusal)) from None
+        argument = {"name": params.argument.name, "value": params.argument.value}
+        context_arguments = params.context.arguments if params.context else None
+
+        async def ask(hub: Any, context: Any) -> Any:
+            return await hub.connection(scoped.server).request(
+                "completion/complete",
+                scoped.name,
+                lambda client: client.complete(upstream_ref, argument, context_arguments),
+                context=context,
+            )
+
+        answer = await _ask_for_read(scoped.server, caller, ask, f"completing {params.argument.name!r}")
+        completion = answer.result.completion
+        # The spec's bound on one answer; the server is untrusted.
+        values = [str(value)[:MAX_COMPLETION_CHARS] for value in completion.values[:MAX_COMPLETION_VALUES]]
+        return types.CompleteResult(
+            completion=types.Completion(values=values, total=completion.total, has_more=completion.has_more)
+        )
+
     server = AggregateServer(
         SERVER_NAME,
         version="1",
@@ -598,6 +643,7 @@ def build_aggregate_server() -> AggregateServer:
         on_read_resource=read_resource,
         on_list_prompts=list_prompts,
         on_get_prompt=get_prompt,
+        on_completion=complete,
         on_subscriptions_listen=listen,
     )
     server.middleware.extend([CallerMiddleware(), _SessionTracker(sessions)])

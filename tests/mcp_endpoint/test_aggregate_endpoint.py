@@ -291,6 +291,34 @@ async def test_a_resource_a_template_and_a_prompt_through_the_aggregate(endpoint
     assert "Ada" in greet.messages[0].content.text
 
 
+async def test_completions_reach_the_server_under_its_own_names(endpoint):
+    async with mcp_client(endpoint, endpoint.viewer_token) as client:
+        prompt = await client.complete(
+            types.PromptReference(name="conformance__test_prompt_with_arguments"), {"name": "arg1", "value": "x"}
+        )
+        template = await client.complete(
+            types.ResourceTemplateReference(uri="mcp-orchestrator://conformance/test://template/{id}/data"),
+            {"name": "id", "value": "4"},
+        )
+        with pytest.raises(MCPError) as unknown:
+            await client.complete(types.PromptReference(name="no-such-server__x"), {"name": "a", "value": ""})
+    # The conformance upstream completes nothing (its scenario only checks the answer's shape); that it was asked,
+    # under its own names, is in its call records.
+    assert prompt.completion.values == [] and template.completion.values == []
+    assert "no server named 'no-such-server'" in unknown.value.message
+
+    def asked() -> set[str]:
+        return set(
+            CallRecord.objects.filter(
+                server__name="conformance", operation="completion/complete", caller="vera-viewer", ok=True
+            ).values_list("target_name", flat=True)
+        )
+
+    await sync_to_async(wait_for)(
+        lambda: {"test_prompt_with_arguments", "test://template/{id}/data"} <= asked(), what="both completions recorded"
+    )
+
+
 async def test_a_prompt_with_missing_arguments_is_refused_naming_them(endpoint):
     async with mcp_client(endpoint) as client:
         with pytest.raises(MCPError) as refused:
