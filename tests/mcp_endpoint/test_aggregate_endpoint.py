@@ -53,6 +53,7 @@ class Endpoint:
     url: str
     operator_token: str
     viewer_token: str
+    outsider_token: str
 
 
 # The module's fleet lives as long as the module: the suite's per-test teardowns would stop it after the first test.
@@ -66,9 +67,10 @@ def _retire_hosted_exchanges() -> Iterator[None]:
     yield
 
 
-def _token_for(username: str, group: str) -> str:
+def _token_for(username: str, group: str | None) -> str:
     user = User.objects.create_user(username=username, password="unused-here")
-    user.groups.add(Group.objects.get_or_create(name=group)[0])
+    if group:
+        user.groups.add(Group.objects.get_or_create(name=group)[0])
     return Token.objects.create(user=user).key
 
 
@@ -114,6 +116,7 @@ def endpoint(django_db_setup, django_db_blocker) -> Iterator[Endpoint]:  # type:
         try:
             operator_token = _token_for("oscar-operator", OPERATOR_GROUP)
             viewer_token = _token_for("vera-viewer", VIEWER_GROUP)
+            outsider_token = _token_for("otto-outsider", None)
             register_exchange("exchange-alpha")
             server_create(
                 name="helper-stdio",
@@ -151,7 +154,12 @@ def endpoint(django_db_setup, django_db_blocker) -> Iterator[Endpoint]:  # type:
             )
             forget_cached()
             with serving() as base_url:
-                yield Endpoint(url=f"{base_url}/mcp/", operator_token=operator_token, viewer_token=viewer_token)
+                yield Endpoint(
+                    url=f"{base_url}/mcp/",
+                    operator_token=operator_token,
+                    viewer_token=viewer_token,
+                    outsider_token=outsider_token,
+                )
         finally:
             if fleet is not None:
                 fleet.stop()
@@ -337,6 +345,15 @@ async def test_a_viewer_lists_and_reads_but_does_not_call(endpoint, era):
     assert refused.is_error is True and "operator role" in text_of(refused)
 
 
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
+}
+ACCEPT = {"Accept": "application/json, text/event-stream"}
+
+
 async def test_no_token_or_a_bad_one_is_401_with_a_bearer_challenge(endpoint):
     initialize = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
     headers = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2026-07-28"}
@@ -358,23 +375,43 @@ async def test_no_token_or_a_bad_one_is_401_with_a_bearer_challenge(endpoint):
 
 async def test_the_sites_own_origin_is_allowed(endpoint):
     origin = endpoint.url.removesuffix("/mcp/")
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "page", "version": "1"}},
-    }
-    headers = {
-        "Accept": "application/json, text/event-stream",
-        "Authorization": f"Bearer {endpoint.operator_token}",
-        "Origin": origin,
-    }
+    headers = {**ACCEPT, "Authorization": f"Bearer {endpoint.operator_token}", "Origin": origin}
     async with httpx2.AsyncClient() as http:
-        answer = await http.post(endpoint.url, json=initialize, headers=headers)
+        answer = await http.post(endpoint.url, json=INITIALIZE, headers=headers)
         session = answer.headers.get("mcp-session-id", "")
         await http.delete(endpoint.url, headers={**headers, "Mcp-Session-Id": session})
     assert answer.status_code == 200, answer.text
     assert session and '"serverInfo"' in answer.text
+
+
+async def test_a_session_answers_only_the_token_that_opened_it(endpoint):
+    operator = {**ACCEPT, "Authorization": f"Bearer {endpoint.operator_token}"}
+    viewer = {**ACCEPT, "Authorization": f"Bearer {endpoint.viewer_token}"}
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+    async with httpx2.AsyncClient() as http:
+        opened = await http.post(endpoint.url, json=INITIALIZE, headers=operator)
+        session = {"Mcp-Session-Id": opened.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-11-25"}
+        initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        await http.post(endpoint.url, json=initialized, headers={**operator, **session})
+        borrowed = await http.post(endpoint.url, json=listing, headers={**viewer, **session})
+        own = await http.post(endpoint.url, json=listing, headers={**operator, **session})
+        await http.delete(endpoint.url, headers={**operator, **session})
+    assert opened.status_code == 200
+    assert borrowed.status_code == 404, borrowed.text
+    assert own.status_code == 200 and "helper-stdio__echo" in own.text
+
+
+async def test_a_token_without_a_role_and_an_oversized_body_are_refused(endpoint):
+    outsider = {**ACCEPT, "Authorization": f"Bearer {endpoint.outsider_token}"}
+    operator = {**ACCEPT, "Authorization": f"Bearer {endpoint.operator_token}", "Content-Type": "application/json"}
+    too_big = b" " * (settings.MCP_ENDPOINT_MAX_BODY_BYTES + 1)
+    async with httpx2.AsyncClient() as http:
+        no_role = await http.post(endpoint.url, json=INITIALIZE, headers=outsider)
+        oversized = await http.post(endpoint.url, content=too_big, headers=operator)
+        elsewhere = await http.post(endpoint.url + "elsewhere", json=INITIALIZE, headers=operator)
+    assert no_role.status_code == 403 and "viewer role" in no_role.text
+    assert oversized.status_code == 413
+    assert elsewhere.status_code == 404
 
 
 async def _register_exchange(name: str) -> None:
