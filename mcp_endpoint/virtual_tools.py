@@ -18,8 +18,9 @@ type (their `server_type` argument is optional, with that one value). When it qu
 servers and two `exchange` servers both offer get_quote), `server_type` is required, an enum of those types: the
 agent chooses which servers answer together; naming `servers` (all of one type) chooses too.
 
-The upstream's arguments go under `arguments`, with the upstream's own input schema (the first offering server's, in
-the order the catalogue lists them); the options of fusion or of the balancer sit beside it.
+The upstream's arguments go under `arguments`, with the upstream's own input schema (that of the first server that
+will be asked, in the catalogue's order: by name, as it carries no priority); the options of fusion or of the
+balancer sit beside it. Each path checks the arguments against every asked server's own schema when it runs.
 
 Every call answers a `CallToolResult` with structured content and the same JSON as text; a refused or failed call is
 `isError` with a sentence naming what is wrong (a bad field by its name, as the REST API's 400 does). Only
@@ -104,7 +105,7 @@ class Offering:
 @dataclass
 class _Grouping:
     by_type: dict[str, list[str]] = field(default_factory=dict)
-    definition: Mapping[str, Any] | None = None
+    definitions: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # server -> its tool
     state_changing: str = ""
 
 
@@ -121,17 +122,18 @@ def offerings(servers: Iterable[OfferedServer]) -> dict[str, Offering]:
             if server.name in offering_servers:
                 continue
             offering_servers.append(server.name)
-            if group.definition is None:
-                group.definition = tool
+            group.definitions[server.name] = tool
             group.state_changing = group.state_changing or state_changing_reason(
                 server.name, tool.get("annotations"), None, name
             )
     found: dict[str, Offering] = {}
     for name, group in grouped.items():
         qualifying = {kind: tuple(names) for kind, names in group.by_type.items() if len(names) >= 2}
-        if not qualifying or group.definition is None:
+        if not qualifying:
             continue
-        found[name] = Offering(name, qualifying, group.definition, group.state_changing)
+        # The schema of the first server that will be asked (not of a lone one of another type).
+        first = next(iter(qualifying.values()))[0]
+        found[name] = Offering(name, qualifying, group.definitions[first], group.state_changing)
     return found
 
 
