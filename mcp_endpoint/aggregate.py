@@ -108,8 +108,23 @@ def _virtual_tools_module() -> ModuleType | None:
         return None
 
 
+_collisions_logged: set[str] = set()
+
+
 def _collides_with_virtual(server: str, virtual: ModuleType | None) -> bool:
-    return virtual is not None and virtual.is_virtual(naming.scoped_name(server, "x"))
+    """A server named like a virtual prefix (`fused`, `balanced`, `coordinator`) would shadow those tools: it is left
+    out of /mcp/ (still served at /mcp/servers/<name>/), said once per name and process."""
+    collides = virtual is not None and virtual.is_virtual(naming.scoped_name(server, "x"))
+    if collides and server not in _collisions_logged:
+        _collisions_logged.add(server)
+        logger.warning(
+            "MCP endpoint: server %r is left out of /mcp/: its tools would be named like the virtual %s__ tools "
+            "(it is still served at /mcp/servers/%s/)",
+            server,
+            server,
+            server,
+        )
+    return collides
 
 
 # -- the lists ---------------------------------------------------------------------------------------------------
@@ -124,6 +139,7 @@ class _Lists:
     resource_templates: tuple[types.ResourceTemplate, ...]
     prompts: tuple[types.Prompt, ...]
     offered: dict[str, OfferedServer]
+    tool_index: dict[tuple[str, str], dict[str, Any]]  # (server, its tool name) -> the tool as the server lists it
 
     def fingerprints(self) -> dict[str, str]:
         """One digest per list family, to tell which changed (templates count as resources)."""
@@ -145,8 +161,8 @@ def _validated(model: type[_Item], raw: dict[str, Any], server: str, what: str) 
     try:
         return model.model_validate(raw)
     except ValidationError as error:
-        # The server's list passed discovery's bounds but does not fit the protocol's model: left out, said once
-        # per build (the server is untrusted; its text is not repeated here).
+        # The server's list passed discovery's bounds but does not fit the protocol's model: left out, said each time
+        # the lists are built (the server is untrusted; its text is not repeated here).
         logger.warning(
             "MCP endpoint: %s of %r left out of /mcp/: %d validation errors", what, server, error.error_count()
         )
@@ -206,6 +222,7 @@ def _build_lists(catalogue: Sequence[OfferedServer]) -> _Lists:
         resource_templates=tuple(templates),
         prompts=tuple(prompts),
         offered={server.name: server for server in addressable},
+        tool_index={(server.name, str(raw.get("name"))): raw for server in addressable for raw in server.tools},
     )
 
 
@@ -288,14 +305,19 @@ def _failure_text(error: ConnectionLayerError) -> str:
     return str(error)
 
 
-def _tool_result(result: Any) -> types.CallToolResult:
+def _tool_result(server: str, result: Any) -> types.CallToolResult:
     """The upstream's result as it sent it (fleet.calls keeps the wire dicts)."""
     wire: dict[str, Any] = {"content": result.content, "isError": result.is_error}
     if result.structured_content is not None:
         wire["structuredContent"] = result.structured_content
     if result.meta:
         wire["_meta"] = result.meta
-    return types.CallToolResult.model_validate(wire)
+    try:
+        return types.CallToolResult.model_validate(wire)
+    except ValidationError as error:
+        return _error_result(
+            f"{server} answered a result that does not fit the protocol ({error.error_count()} errors)."
+        )
 
 
 async def _call_namespaced(lists: _Lists, caller: Caller, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
@@ -306,7 +328,7 @@ async def _call_namespaced(lists: _Lists, caller: Caller, name: str, arguments: 
         offered = await _offered(lists, scoped.server)
     except _NotOffered as refusal:
         return _error_result(str(refusal))
-    tool = next((raw for raw in offered.tools if raw.get("name") == scoped.name), None)
+    tool = lists.tool_index.get((offered.name, scoped.name))
     if tool is None:
         raise MCPError(INVALID_PARAMS, f"Unknown tool: {scoped.server} has no tool {scoped.name!r}.")
     if caller.role < Role.OPERATOR:
@@ -331,7 +353,7 @@ async def _call_namespaced(lists: _Lists, caller: Caller, name: str, arguments: 
         return _error_result(_failure_text(error))
     except fleet_calls.FleetTimedOut:
         return _error_result(f"{scoped.server} did not answer in time ({server.request_timeout_seconds:g}s).")
-    return _tool_result(answer.result)
+    return _tool_result(scoped.server, answer.result)
 
 
 async def _ask_for_read(server_name: str, caller: Caller, work: Callable[[Any, Any], Any], what: str) -> Any:
