@@ -118,6 +118,7 @@ def endpoint(django_db_setup, django_db_blocker) -> Iterator[Endpoint]:  # type:
             viewer_token = _token_for("vera-viewer", VIEWER_GROUP)
             outsider_token = _token_for("otto-outsider", None)
             register_exchange("exchange-alpha")
+            register_exchange("exchange-bravo", profile="beta")  # two exchanges: fused__ and balanced__ tools
             server_create(
                 name="helper-stdio",
                 transport="stdio",
@@ -145,7 +146,7 @@ def endpoint(django_db_setup, django_db_blocker) -> Iterator[Endpoint]:  # type:
             )
             fleet = FleetApplication(**TEST_FLEET_OPTIONS).start()
             wait_for(
-                lambda: _offered("exchange-alpha", "helper-stdio", "conformance", "many-tools"),
+                lambda: _offered("exchange-alpha", "exchange-bravo", "helper-stdio", "conformance", "many-tools"),
                 what="the servers online, discovered",
             )
             wait_for(
@@ -240,6 +241,19 @@ async def test_a_list_longer_than_a_page_comes_in_pages(endpoint, era):
     assert len(many) == MANY - 1  # the server's echo is the first of its MANY
     assert "many-tools__echo" in tools and "helper-stdio__echo" in tools
     assert bad_cursor.value.code == -32602
+
+
+@pytest.mark.parametrize("era", ERAS)
+async def test_virtual_tools_are_listed_and_called_through_the_aggregate(endpoint, era):
+    async with mcp_client(endpoint, **era) as client:
+        tools = await all_tools(client)
+        balanced = await client.call_tool("balanced__get_quote", {"arguments": {"symbol": "BTC-USD"}})
+    async with mcp_client(endpoint, endpoint.viewer_token, **era) as client:
+        refused = await client.call_tool("balanced__get_quote", {"arguments": {"symbol": "BTC-USD"}})
+    assert {"fused__get_quote", "balanced__get_quote", "coordinator__arbitrage"} <= set(tools)
+    assert balanced.is_error is False, text_of(balanced)
+    assert balanced.structured_content is not None
+    assert refused.is_error is True and "operator role" in text_of(refused)
 
 
 async def test_bad_arguments_are_named_before_anything_is_sent(endpoint):
