@@ -172,6 +172,7 @@ class McpEndpointRouter:
         # No await between the lookup and the insertion: two first requests at once share one runtime.
         for stale in [known for known in self._runtimes if known.is_closed()]:
             del self._runtimes[stale]
+        self._stopped_loops = {known for known in self._stopped_loops if not known.is_closed()}
         runtime = self._runtimes.get(loop)
         if runtime is None:
             runtime = self._runtimes[loop] = _AggregateRuntime(loop)
@@ -200,10 +201,6 @@ class McpEndpointRouter:
                 await shutdown()
             except Exception:
                 logger.exception("the MCP passthrough failed while stopping")
-
-    def reopen(self) -> None:
-        """Serve again on loops that were stopped (for a test that stops and restarts a server on one loop)."""
-        self._stopped_loops.clear()
 
 
 def _passthrough_module() -> Any:
