@@ -43,6 +43,7 @@ from tests.waiting import wait_for
 
 CONFORMANCE_UPSTREAM = settings.BASE_DIR / "tests" / "mcp_servers" / "conformance_upstream.py"
 WELL_BEHAVED = settings.BASE_DIR / "tests" / "mcp_servers" / "well_behaved.py"
+HELPER_TIMEOUT = 2.0  # the stdio helper's request timeout: its `slow` tool outlasts it on demand
 MANY_TOOLS = settings.BASE_DIR / "tests" / "mcp_servers" / "many_tools.py"
 MANY = 700  # tools of the many-tools server: the fleet's list is longer than a page (aggregate.PAGE_SIZE, 500)
 READ_TIMEOUT = 30.0
@@ -125,6 +126,7 @@ def endpoint(django_db_setup, django_db_blocker) -> Iterator[Endpoint]:  # type:
                 command=sys.executable,
                 args=[str(WELL_BEHAVED), "stdio"],
                 server_type="utility",
+                request_timeout_seconds=HELPER_TIMEOUT,
             )
             server_create(
                 name="many-tools",
@@ -278,6 +280,13 @@ async def test_a_server_that_is_down_answers_an_error_naming_it(endpoint):
         result = await client.call_tool("exchange-delta__get_quote", {"symbol": "BTC-USD"})
     assert result.is_error is True
     assert text_of(result).startswith("exchange-delta is offline")
+
+
+async def test_a_call_past_the_servers_timeout_says_it_timed_out(endpoint):
+    async with mcp_client(endpoint) as client:
+        result = await client.call_tool("helper-stdio__slow", {"seconds": HELPER_TIMEOUT + 3})
+    assert result.is_error is True
+    assert text_of(result).startswith("helper-stdio did not answer in time") and "timed out" in text_of(result)
 
 
 async def test_the_call_is_recorded_with_the_tokens_user(endpoint):
