@@ -24,6 +24,8 @@ from tests.conftest import PASSWORD
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
 
 PLACEHOLDER = "<YOUR_TOKEN>"
+# The longest name a server may have: the picker and its address must still fit a phone.
+LONG_NAME = "a-server-with-a-name-as-long-as-the-registry-allows-" + "x" * 48
 CONFIGS = ("#config-claude-code", "#config-mcp-servers", "#config-vscode", "#config-python", "#config-curl")
 
 
@@ -32,6 +34,7 @@ def _servers() -> None:
     for name, status, enabled in (
         ("exchange-alpha", ServerStatus.ONLINE, True),
         ("clock", ServerStatus.OFFLINE, True),
+        (LONG_NAME, ServerStatus.MAINTENANCE, True),
         ("retired", ServerStatus.DISABLED, False),
     ):
         server = server_create(name=name, transport="http", url=idle, server_type="exchange", enabled=enabled)
@@ -69,18 +72,24 @@ def _configs(page: Page) -> list[str]:
 
 def _fits(page: Page, width: int) -> None:
     assert not scrolls_sideways(page)
-    for selector in ("#aggregate-url", "#passthrough-url", "#token-key", *CONFIGS):
+    for selector in ("#aggregate-url", "#server-picker", "#passthrough-url", "#token-key", *CONFIGS):
         box = page.locator(selector).bounding_box()
         if box is not None:  # hidden: no box
             assert box["x"] >= 0 and box["x"] + box["width"] <= width + 0.5, (selector, box)
 
 
-def _check_addresses(page: Page, base_url: str, operator: bool) -> None:
+def _check_addresses(page: Page, base_url: str, operator: bool, width: int) -> None:
     expect(page.locator(".nav-links a[aria-current=page]")).to_have_text("MCP endpoint")
     expect(page.locator("#aggregate-url")).to_have_text(base_url + "/mcp/")
     picker = page.locator("#server-picker")
     # Enabled servers only, each with its status; the first picked.
-    expect(picker.locator("option")).to_have_text(["clock (offline)", "exchange-alpha (online)"])
+    expect(picker.locator("option")).to_have_text(
+        [f"{LONG_NAME} (maintenance)", "clock (offline)", "exchange-alpha (online)"]
+    )
+    expect(page.locator("#passthrough-url")).to_have_text(f"{base_url}/mcp/servers/{LONG_NAME}/")
+    expect(page.locator("#server-status")).to_have_text("Maintenance")
+    _fits(page, width)
+    picker.select_option("clock")
     expect(page.locator("#passthrough-url")).to_have_text(base_url + "/mcp/servers/clock/")
     expect(page.locator("#server-status")).to_have_text("Offline")
     picker.select_option("exchange-alpha")
@@ -190,7 +199,7 @@ def test_the_endpoint_page_for_operators_and_viewers(live_server, operator_user,
             (viewer_user.username, DESKTOP),
         ):
             page, errors = _endpoint_page(browser, live_server.url, username, viewport)
-            _check_addresses(page, live_server.url, operator=username == operator_user.username)
+            _check_addresses(page, live_server.url, username == operator_user.username, viewport["width"])
             _fits(page, viewport["width"])
             _check_token(page, live_server.url, viewport["width"])
             assert errors == [], errors
