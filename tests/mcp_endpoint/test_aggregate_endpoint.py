@@ -452,6 +452,19 @@ async def test_tools_list_changed_arrives_when_a_server_comes_online_2026_era(en
     assert "exchange-beta__get_quote" in tools
 
 
+async def test_tools_list_changed_arrives_when_a_servers_own_tools_change(endpoint):
+    async with mcp_client(endpoint) as client:
+        async with client.listen(tools_list_changed=True) as subscription:
+            # The upstream adds a tool and says so; the fleet discovers it again; /mcp/ tells its listeners.
+            await client.call_tool("helper-stdio__grow_tools", {})
+            with anyio.fail_after(30):
+                assert isinstance(await subscription.__anext__(), ToolsListChanged)
+                while "helper-stdio__grown" not in await all_tools(client):  # an unrelated change came first
+                    assert isinstance(await subscription.__anext__(), ToolsListChanged)
+        grown = await client.call_tool("helper-stdio__grown", {})
+    assert text_of(grown) == "grown"
+
+
 async def test_tools_list_changed_arrives_when_a_server_comes_online_2025_era(endpoint):
     changed = anyio.Event()
 
