@@ -165,7 +165,15 @@ class McpEndpointRouter:
             await self._serve_passthrough(server_match["name"], scope, receive, send)
             return
         runtime = self._runtime_for(loop)
-        await runtime.ready()
+        try:
+            await runtime.ready()
+        except Exception:
+            # Said in the log once per failed start; the next request tries a new one.
+            if self._runtimes.get(loop) is runtime:
+                del self._runtimes[loop]
+                logger.exception("the /mcp/ session manager could not start")
+            await _plain(send, 503, "The MCP endpoint could not start; see the server's log.")
+            return
         await runtime.manager.handle_request(scope, receive, send)
 
     def _runtime_for(self, loop: asyncio.AbstractEventLoop) -> _AggregateRuntime:
