@@ -51,6 +51,7 @@ from pydantic import BaseModel, ValidationError
 from . import processes
 from .backoff import BackoffPolicy
 from .capabilities import DiscoveredCapabilities, dump, era_of, fetch_capabilities
+from .client_request_relay import ClientRequestRelay
 from .client_requests import ClientRequestRecord
 from .connect_gate import ConnectGate
 from .deadlines import NO_CONTEXT, RequestContext
@@ -139,6 +140,8 @@ class ServerConnection:
         self._pid: int | None = None  # the current stdio child, for the safety nets
         # Until the handshake names the child, how to find it: the children before the spawn and its token.
         self._spawning: tuple[set[int], str] | None = None
+        # Server requests and log entries during a pass-through call go to that call's agent (across sessions).
+        self._client_requests = ClientRequestRelay(target.key, on_request=self._record_client_request)
         self._notifications = NotificationChannel(
             target.key,
             emit=self._emit,
@@ -176,6 +179,11 @@ class ServerConnection:
     def inbound(self) -> InboundGuard:
         """The limits on what the server sends, with what they refused and dropped so far."""
         return self._inbound
+
+    @property
+    def client_requests(self) -> ClientRequestRelay:
+        """Where a pass-through call registers its agent, so that what the server asks meanwhile reaches it."""
+        return self._client_requests
 
     @property
     def subscriptions(self) -> frozenset[str]:
@@ -382,6 +390,7 @@ class ServerConnection:
                 on_stream_dropped=self.verify_soon,
                 on_client_request=self._record_client_request,
                 guard=self._inbound,
+                relay=self._client_requests,
             )
             if relay is not None:
                 relay.start()

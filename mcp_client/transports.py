@@ -38,6 +38,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.message import SessionMessage
 from mcp_types import Implementation
 
+from .client_request_relay import ClientRequestRelay
 from .client_requests import ClientRequestRecord, elicitation_policy
 from .failures import HttpObservations
 from .http_watch import WatchingTransport
@@ -362,6 +363,7 @@ def build_client(
     on_stream_dropped: Callable[[str], None] | None = None,
     on_client_request: Callable[[ClientRequestRecord], None] | None = None,
     guard: InboundGuard | None = None,
+    relay: ClientRequestRelay | None = None,
 ) -> Client:
     """A fresh, un-entered `Client` for the target (a Client cannot be re-entered: build one per session).
 
@@ -370,12 +372,27 @@ def build_client(
     - `cache=None`: the registry wants what the server says now; list-result caching belongs to callers.
     - `guard`: the connection's limits on what the server sends (one for this client alone, from the target's
       `inbound_limits`, if none is given).
+    - `relay`: the connection's relay of server requests and log entries to the agent whose pass-through call is in
+      flight (client_request_relay.py); it then answers elicitation, sampling and roots (declared) and logging.
     """
     guard = guard or InboundGuard(target.key, target.inbound_limits)
     http = HttpOptions(outbound=outbound, observations=http_observations, on_stream_dropped=on_stream_dropped)
     transport = _guarded(
         build_transport(target, errlog=errlog, extra_env=extra_env, http=http, guard=guard), guard, on_transport_closed
     )
+    if relay is not None:
+        return Client(
+            transport,
+            read_timeout_seconds=target.request_timeout,
+            cache=None,
+            message_handler=message_handler,
+            client_info=CLIENT_INFO,
+            mode=target.mode,
+            elicitation_callback=relay.elicitation,
+            sampling_callback=relay.sampling,
+            list_roots_callback=relay.roots,
+            logging_callback=relay.logging,
+        )
     return Client(
         transport,
         read_timeout_seconds=target.request_timeout,

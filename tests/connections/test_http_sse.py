@@ -69,7 +69,8 @@ async def test_sse_and_http_with_server_everything(
     for key in ("sse", "shttp"):
         caps = (await hub.discover(key)).result
         assert caps.era == "handshake"
-        assert (len(caps.tools), len(caps.resources), len(caps.prompts)) == (15, 7, 4)  # with elicitation tools
+        # with the elicitation, sampling and roots tools (we declare all three: the pass-through relays them)
+        assert (len(caps.tools), len(caps.resources), len(caps.prompts)) == (17, 7, 4)
         assert (await hub.probe(key)).result > 0
         assert ((await hub.call_tool(key, "echo", {"message": key})).result).text == f"Echo: {key}"
         assert hub.statuses()[key].transport == ("sse" if key == "sse" else "http")

@@ -118,9 +118,11 @@ async def test_server_everything_handshake_era(
     await hub.ensure(target)
     caps = (await hub.discover("every")).result
     assert caps.era == "handshake" and caps.protocol_version == "2025-11-25"
-    # 13 tools, plus 2 that server-everything offers only to a client that declares elicitation (we do).
-    assert (len(caps.tools), len(caps.resources), len(caps.prompts)) == (15, 7, 4)
+    # 13 tools, plus 2 that server-everything offers only to a client that declares elicitation, 1 for sampling and
+    # 1 for roots (we declare all three: the pass-through relays them to agents).
+    assert (len(caps.tools), len(caps.resources), len(caps.prompts)) == (17, 7, 4)
     assert {"trigger-elicitation-request", "trigger-url-elicitation"} <= set(caps.tool_names)
+    assert {"trigger-sampling-request", "get-roots-list"} <= set(caps.tool_names)
     assert caps.server_info is not None and caps.server_info["name"] == "mcp-servers/everything"
     # Its form asks for required fields without defaults: the policy declines (a real third-party elicitation).
     asked = (await hub.call_tool("every", "trigger-elicitation-request", {})).result

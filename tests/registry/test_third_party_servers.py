@@ -54,7 +54,8 @@ def test_server_everything_is_discovered_on_the_2025_era(admin_api):
     body = response.json()
     assert body["discovery"]["ok"] is True, body["discovery"]
     assert body["protocol_version"] == "2025-11-25"
-    assert body["capability_counts"]["tools"] == 15  # 13, plus 2 for clients that declare elicitation
+    # 13, plus 2 for clients that declare elicitation, 1 for sampling, 1 for roots (the fleet relays them to agents)
+    assert body["capability_counts"]["tools"] == 17
     assert body["capability_counts"]["resources"] == 7
     assert body["capability_counts"]["prompts"] == 4
     assert body["capability_counts"]["resource_templates"] >= 1
