@@ -229,6 +229,9 @@ class Passthrough:
         self._sessions: list[ServerSession] = []  # handshake-era agent sessions seen (for list changes)
         self._log_levels: dict[object, types.LoggingLevel] = {}  # agent session -> its logging/setLevel
         self._reader: concurrent.futures.Future[None] | None = None
+        # Notifications on their way to the agents: the same one again meanwhile is the same news (a 2026 session's
+        # listen stream and its message handler both report each event), so it is not sent twice.
+        self._pending: set[tuple[str, str]] = set()
         self._listen = ListenHandler(self.bus)
         with warnings.catch_warnings():
             # logging/setLevel is deprecated on 2026-07-28 but handshake-era agents still send it.
@@ -615,9 +618,19 @@ class Passthrough:
                     return
 
     def _deliver_soon(self, notification: ServerNotification) -> None:
-        self.loop.create_task(self._deliver(notification), name=f"mcp-passthrough-notify:{self.name}")
+        key = (notification.method, str(notification.params.get("uri", "")))
+        if key in self._pending:
+            return
+        self._pending.add(key)
+        self.loop.create_task(self._deliver(notification, key), name=f"mcp-passthrough-notify:{self.name}")
 
-    async def _deliver(self, notification: ServerNotification) -> None:
+    async def _deliver(self, notification: ServerNotification, key: tuple[str, str]) -> None:
+        try:
+            await self._send_to_agents(notification)
+        finally:
+            self._pending.discard(key)
+
+    async def _send_to_agents(self, notification: ServerNotification) -> None:
         method = notification.method
         if method == "notifications/resources/updated":
             uri = str(notification.params.get("uri", ""))
