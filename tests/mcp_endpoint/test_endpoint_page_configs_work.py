@@ -1,6 +1,7 @@
 """What the MCP endpoint page gives to paste works as given: the site served by uvicorn as `serve` runs it (pages and
 /mcp/ on one port), a live fleet with a demo exchange, a token made on the page in Chromium, then the page's own
-Python example (run as a script with this machine's SDK) and its curl command (run by bash) against /mcp/. After
+Python example (run as a script with this machine's SDK) and its curl command (run by bash) against /mcp/, and the
+example for the picked server against /mcp/servers/<name>/ (its tools under their own names). After
 "Revoke" on the page, curl gets a 401 with its WWW-Authenticate header and the example fails. As an operator and as
 a viewer (a viewer's token lists too)."""
 
@@ -86,6 +87,15 @@ def test_the_pasted_configurations_reach_the_fleet_and_stop_at_revoke(live_fleet
             assert initialized.returncode == 0, initialized.stderr
             assert initialized.stdout.startswith("HTTP/1.1 200"), initialized.stdout[:500]
             assert '"serverInfo"' in initialized.stdout and '"protocolVersion"' in initialized.stdout
+
+            # The picked server alone, under its own names.
+            page.locator("input[name=config-target][value=passthrough]").check()
+            passthrough = page.locator("#config-python").inner_text()
+            assert f'URL = "{base_url}/mcp/servers/exchange-alpha/"' in passthrough
+            listed_alone = _run_python(passthrough)
+            assert listed_alone.returncode == 0, listed_alone.stderr[-2000:]
+            assert "get_quote" in listed_alone.stdout.splitlines(), listed_alone.stdout
+            assert "exchange-alpha__get_quote" not in listed_alone.stdout
 
             page.locator("#token-revoke").click()
             page.locator("#token-confirm-yes").click()
