@@ -289,7 +289,8 @@ async def test_a_viewer_lists_and_reads_but_may_not_call_tools(orchestrator):
         assert read.contents[0].text == "This is the content of the static text resource."  # type: ignore[union-attr]
         with pytest.raises(MCPError) as refused:
             await client.call_tool("test_simple_text", {})
-    assert "viewer" in refused.value.message and "may not" not in refused.value.message.lower()[:0]
+    assert "pat-operator" not in refused.value.message
+    assert "val-viewer is a viewer" in refused.value.message and "not call its tools" in refused.value.message
 
 
 async def test_no_token_is_a_401(orchestrator):
