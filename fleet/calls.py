@@ -49,6 +49,7 @@ from mcp_client.limits import AnswerTooLarge, Limits, content_bytes
 from mcp_client.outbound import OutboundPolicy
 from mcp_client.runtime import Submittable
 from registry.models import Server
+from registry.oauth_store import oauth_settings_for
 
 T = TypeVar("T")
 
@@ -84,6 +85,7 @@ def server_target(server: Server) -> ServerTarget:
         max_concurrency=server.max_concurrency,
         capability_limits=capability_limits(),
         inbound_limits=inbound_limits(),
+        oauth=oauth_settings_for(server),
     )
 
 

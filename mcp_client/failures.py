@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from http import HTTPStatus
 
 from mcp import MCPError
+from mcp.client.auth.exceptions import OAuthFlowError
 from mcp_types import CONNECTION_CLOSED
 
+from .oauth import AuthorizationNeeded
 from .outbound import OutboundRefused
 
 
@@ -51,6 +53,8 @@ def describe_exception(exc: BaseException) -> str:
         return f"MCPError {exc.code}: {exc.message}"
     if isinstance(exc, OutboundRefused):
         return str(exc)
+    if isinstance(exc, AuthorizationNeeded):
+        return f"authorization needed: {exc.why}"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
@@ -76,6 +80,11 @@ def diagnose_connect_failure(
         for candidate in (leaf, cause):
             if isinstance(candidate, OutboundRefused):
                 return Diagnosis(f"refused: {candidate}", needs_attention=True)
+    for leaf in found:
+        if isinstance(leaf, AuthorizationNeeded):
+            return Diagnosis(f"authorization needed: {leaf.why}", needs_attention=True)
+        if isinstance(leaf, OAuthFlowError):
+            return Diagnosis(f"authorization failed: {leaf}", needs_attention=True)
     for leaf in found:
         directory = _missing_directory(leaf, command, cwd)
         if directory is not None:

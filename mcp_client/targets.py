@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from .capabilities import CapabilityLimits
 from .limits import Limits
+from .oauth import OAuthSettings
 from .redaction import Redactor
 
 TransportKind = Literal["stdio", "http", "sse"]
@@ -82,6 +83,8 @@ class ServerTarget:
     capability_limits: CapabilityLimits = field(default_factory=CapabilityLimits)
     # What the server may send: the size of one message and of a result's content, the rate of its notifications.
     inbound_limits: Limits = field(default_factory=Limits)
+    # The MCP authorization flow (http/sse only): which grant and client registration, and where the grant lives.
+    oauth: OAuthSettings | None = None
 
     def __post_init__(self) -> None:
         # Normalise first (frozen dataclass: object.__setattr__), then validate the normalised values.
@@ -103,6 +106,8 @@ class ServerTarget:
                 raise ValueError(f"server {self.key!r}: a stdio server takes a command, not a url")
             if self.headers:
                 raise ValueError(f"server {self.key!r}: headers only apply to http/sse servers")
+            if self.oauth is not None:
+                raise ValueError(f"server {self.key!r}: oauth only applies to http/sse servers")
         else:
             parts = urlsplit(self.url)
             if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -139,7 +144,8 @@ class ServerTarget:
 
     def redactor(self) -> Redactor:
         """Scrubs this target's secrets (header and env values) out of any text about it."""
-        return Redactor([value for _, value in (*self.headers, *self.env)])  # type: ignore[misc]
+        oauth_secrets = self.oauth.secret_values if self.oauth is not None else []
+        return Redactor([value for _, value in (*self.headers, *self.env)] + oauth_secrets)  # type: ignore[misc]
 
     def describe(self) -> str:
         """A short human-readable endpoint description (no header values: they may hold credentials)."""

@@ -43,6 +43,7 @@ from .client_requests import ClientRequestRecord, elicitation_policy
 from .failures import HttpObservations
 from .http_watch import WatchingTransport
 from .limits import Frame, InboundGuard, LimitingTransport
+from .oauth import session_auth
 from .outbound import OutboundPolicy
 from .targets import ServerTarget
 
@@ -175,6 +176,12 @@ class HttpOptions:
         return httpx2.AsyncClient(headers=headers, timeout=timeout, auth=auth, transport=transport)
 
 
+def oauth_auth(target: ServerTarget) -> httpx2.Auth | None:
+    """The MCP authorization flow for a server behind OAuth (mcp_client/oauth.py), kept across its sessions: its
+    requests to the authorization server go through the session's client, so the outbound policy judges them too."""
+    return session_auth(target.url, target.oauth) if target.oauth is not None else None
+
+
 @asynccontextmanager
 async def _http_transport(target: ServerTarget, options: HttpOptions) -> AsyncIterator[TransportStreams]:
     # We always pass our own httpx2 client (headers, connect timeout, address policy); the SDK does not close a
@@ -184,7 +191,7 @@ async def _http_transport(target: ServerTarget, options: HttpOptions) -> AsyncIt
     # error); ours replaces an oversized event first and counts at least as many bytes, so theirs is set to ours.
     max_event = options.guard.max_message_bytes if options.guard is not None else None
     async with (
-        options.client(headers=target.headers_dict, timeout=timeout) as http,
+        options.client(headers=target.headers_dict, timeout=timeout, auth=oauth_auth(target)) as http,
         streamable_http_client(target.url, http_client=http, max_sse_event_size=max_event) as streams,
     ):
         yield streams
@@ -339,6 +346,7 @@ def build_transport(
             timeout=target.connect_timeout,
             sse_read_timeout=HTTP_STREAM_READ_TIMEOUT,
             httpx_client_factory=http.client,
+            auth=oauth_auth(target),
         )
     return _http_transport(target, http)
 

@@ -273,6 +273,14 @@ LOGGING = {
 # Outbound address policy: the networks that MCP server URLs (and webhooks) may reach. Entries are CIDR networks,
 # single addresses or `public` (every globally routable address). Loopback only by default: the demo fleet runs there.
 OUTBOUND_ALLOWED_NETWORKS = env_list("OUTBOUND_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
+
+# OAuth (servers behind the MCP authorization flow, registry/oauth_*.py). The key that encrypts tokens, refresh tokens
+# and client secrets at rest: Fernet keys, comma-separated to rotate (the first encrypts). Without it one is generated
+# once into VAR_DIR (oauth-token-key.txt), as the secret key is.
+OAUTH_TOKEN_KEY = env_str("OAUTH_TOKEN_KEY", "")
+# The callback URL given to authorization servers; empty: this site's /oauth/callback/ as the person's browser sees
+# it (set it when a proxy changes the host, or to the URL a pre-registered client was registered with).
+OAUTH_REDIRECT_URI = env_str("OAUTH_REDIRECT_URI", "")
 # stdio servers run a command on this machine (admins only). When set, only these exact commands may be registered.
 MCP_STDIO_COMMAND_ALLOWLIST = env_list("MCP_STDIO_COMMAND_ALLOWLIST", [])
 # The fleet supervisor keeps the sessions matched to the registry (liveness checks are health's: HEALTH_* below). A

@@ -102,6 +102,10 @@ class Server(models.Model):
     # http / sse
     url = models.URLField(max_length=500, blank=True)
     headers = models.JSONField(default=dict, blank=True, help_text="Secret: never shown back.")
+    # The MCP authorization flow (http/sse): grant, client registration, client_id, scope... ({} = none). Its client
+    # secret is kept apart, encrypted (registry/oauth_crypto.py), write-only like env and headers.
+    oauth = models.JSONField(default=dict, blank=True, help_text="OAuth settings (no secrets).")
+    oauth_client_secret = models.TextField(blank=True, editable=False, help_text="Encrypted; never shown back.")
 
     server_type = models.SlugField(max_length=64, default="generic", help_text="e.g. exchange, utility.")
     tags = models.ManyToManyField(Tag, blank=True, related_name="servers")
@@ -254,3 +258,24 @@ class CallRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.server} {self.operation} {'ok' if self.ok else self.error_kind}"
+
+
+class OAuthGrant(models.Model):
+    """What a server's authorization left us: tokens and the client registered with the authorization server, all
+    encrypted at rest (registry/oauth_crypto.py), read and written only by registry/oauth_store.py."""
+
+    server = models.OneToOneField(Server, on_delete=models.CASCADE, related_name="oauth_grant")
+    access_token = models.TextField(blank=True, editable=False)  # encrypted
+    refresh_token = models.TextField(blank=True, editable=False)  # encrypted
+    token_type = models.CharField(max_length=32, blank=True, editable=False)
+    scope = models.TextField(blank=True, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The client a dynamic registration or a metadata document gave us (JSON, encrypted: it may hold a secret).
+    client_info = models.TextField(blank=True, editable=False)
+    # Why a person must authorize again ("" while the grant is good).
+    needs_authorization = models.CharField(max_length=300, blank=True, editable=False)
+    authorized_at = models.DateTimeField(null=True, blank=True, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"OAuth grant of {self.server_id}"

@@ -3,6 +3,14 @@
     manage.py mcp_probe http://127.0.0.1:8765/mcp
     manage.py mcp_probe --call get_current_time --arguments '{"timezone": "UTC"}' mcp-server-time
     manage.py mcp_probe --sse http://127.0.0.1:3001/sse
+    manage.py mcp_probe --oauth client_credentials --client-id svc --client-secret ... http://127.0.0.1:8765/mcp
+    manage.py mcp_probe --oauth authorization_code http://127.0.0.1:8765/mcp
+
+With `--oauth` the probe does the MCP authorization flow headless (mcp_client/oauth.py): client credentials, or an
+authorization code from an authorization server that approves without a person (the probe opens the
+authorization URL and takes the code from the redirect to the callback URL, as the conformance suite's server
+allows). Pre-registered credentials come from the flags or, under the conformance suite, from the JSON in
+MCP_CONFORMANCE_CONTEXT (`client_id`, `client_secret`).
 
 Everything after the options is the target: a URL, or a command with its arguments. It connects through the same
 connection layer as the fleet (`ServerConnection`: the transports, the outbound address policy, the elicitation
@@ -16,6 +24,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import shlex
 from typing import Any
 
@@ -33,11 +42,15 @@ from mcp_client import (
     SessionStreams,
 )
 from mcp_client.capabilities import DiscoveredCapabilities
+from mcp_client.oauth import GRANT_TYPES, HeadlessApproval, MemoryGrantStore, OAuthSettings
 from mcp_client.outbound import OutboundPolicy
 from mcp_client.outcomes import SERVER_REQUEST_OPERATIONS
 from mcp_client.transports import default_errlog
 
 CALLER = "mcp_probe"
+# Where the headless authorization server is told to send the code: never opened, the probe reads the redirect.
+PROBE_REDIRECT_URI = "http://127.0.0.1/oauth/callback/"
+CONFORMANCE_CONTEXT = "MCP_CONFORMANCE_CONTEXT"
 
 
 def _pairs(values: list[str], option: str) -> dict[str, str]:
@@ -67,6 +80,16 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=20.0, help="Seconds for connecting and each request.")
         parser.add_argument("--legacy", action="store_true", help="Skip server/discover; use the handshake.")
         parser.add_argument("--json", action="store_true", help="Print one JSON document instead of text.")
+        parser.add_argument("--oauth", choices=GRANT_TYPES, help="Do the MCP authorization flow with this grant.")
+        parser.add_argument("--client-id", default="", help="A pre-registered OAuth client (else registered).")
+        parser.add_argument("--client-secret", default="", help="The pre-registered client's secret.")
+        parser.add_argument("--scope", default="", help="Space-separated scopes (default: what the server asks).")
+        parser.add_argument(
+            "--client-metadata-url", default="", help="A client ID metadata document URL, used when the server allows."
+        )
+        parser.add_argument(
+            "--token-endpoint-auth", default="", help="client_secret_basic, client_secret_post or none."
+        )
         parser.add_argument("target", nargs=argparse.REMAINDER, help="URL, or command and its arguments.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -102,6 +125,7 @@ class Command(BaseCommand):
                 connect_timeout=options["timeout"],
                 mode="legacy" if options["legacy"] else "auto",
                 capability_limits=capability_limits(),
+                oauth=self._oauth(options) if is_url else None,
             )
         except ValueError as error:
             raise CommandError(str(error)) from error
@@ -117,6 +141,33 @@ class Command(BaseCommand):
             self._print(report)
         if report.get("call", {}).get("is_error"):
             raise CommandError(f"tool {options['call']} returned an error result")
+
+    def _oauth(self, options: dict[str, Any]) -> OAuthSettings | None:
+        grant = options["oauth"]
+        if grant is None:
+            return None
+        client_id, client_secret = options["client_id"], options["client_secret"]
+        context = _conformance_context()
+        if not client_id and context.get("client_id"):
+            client_id, client_secret = str(context["client_id"]), str(context.get("client_secret") or "")
+        if options["client_metadata_url"] and not client_id:
+            registration = "metadata_document"
+        else:
+            registration = "pre_registered" if client_id else "dynamic"
+        outbound = OutboundPolicy.parse(settings.OUTBOUND_ALLOWED_NETWORKS)
+        return OAuthSettings(
+            grant=grant,
+            registration=registration,
+            client_id=client_id,
+            client_secret=client_secret,
+            scope=options["scope"],
+            client_metadata_url=options["client_metadata_url"],
+            redirect_uri=PROBE_REDIRECT_URI if grant == "authorization_code" else "",
+            token_endpoint_auth_method=options["token_endpoint_auth"],
+            client_name="mcp_probe",
+            store=MemoryGrantStore(),
+            approval=HeadlessApproval(outbound),
+        )
 
     async def _probe(self, target: ServerTarget, tool: str | None, arguments: dict[str, Any]) -> dict[str, Any]:
         streams = SessionStreams()
@@ -195,6 +246,15 @@ class Command(BaseCommand):
             else:
                 for content in call.get("content", []):
                     write(content.get("text", json.dumps(content)))
+
+
+def _conformance_context() -> dict[str, Any]:
+    """The scenario's context the conformance suite hands its client (pre-registered credentials), if any."""
+    try:
+        context = json.loads(os.environ.get(CONFORMANCE_CONTEXT) or "{}")
+    except json.JSONDecodeError as error:
+        raise CommandError(f"{CONFORMANCE_CONTEXT} is not valid JSON: {error}") from error
+    return context if isinstance(context, dict) else {}
 
 
 def _reason(error: ConnectionLayerError) -> str:
