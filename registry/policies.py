@@ -35,6 +35,8 @@ def require_may_define(*, role: Role, server: Server | None, transport: str | No
 def require_may_change_secret_holder(*, role: Role, server: Server) -> None:
     """Changing or deleting a server that holds env or headers."""
     which = [name for name in ("env", "headers") if getattr(server, name)]
+    if server.oauth_client_secret:
+        which.append("an OAuth client secret")
     if which and role < Role.ADMIN:
         raise PermissionDenied(SECRETS_NEED_ADMIN.format(name=server.name, which=" and ".join(which)))
 

@@ -8,7 +8,16 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from registry.models import DEFAULT_MAX_CONCURRENCY, Capability, CapabilitySnapshot, Server, Transport
-from registry.validation import health_errors, poll_errors, secrets_rebinding_errors, transport_errors
+from registry.oauth_crypto import encrypt
+from registry.oauth_store import OAUTH_FIELDS, grant_state
+from registry.validation import (
+    health_errors,
+    oauth_errors,
+    oauth_rebinding_errors,
+    poll_errors,
+    secrets_rebinding_errors,
+    transport_errors,
+)
 
 # Fields a server definition is made of: the API writes them, the export/import document carries them.
 DEFINITION_FIELDS = (
@@ -27,8 +36,42 @@ DEFINITION_FIELDS = (
     "metadata",
     "request_timeout_seconds",
     "max_concurrency",
+    "oauth",
 )
 SECRET_FIELDS = ("env", "headers")
+
+
+class OAuthDefinitionSerializer(serializers.Serializer):
+    """The definition's `oauth` part: how the server's MCP authorization works for us. `client_secret` is write-only
+    (stored encrypted); tokens are never part of a definition."""
+
+    grant = serializers.ChoiceField(
+        choices=["authorization_code", "client_credentials"],
+        required=False,
+        help_text="authorization_code (PKCE; a person approves with Authorize) or client_credentials.",
+    )
+    registration = serializers.ChoiceField(
+        choices=["pre_registered", "dynamic", "metadata_document"],
+        required=False,
+        help_text="Default: pre_registered with a client_id, else dynamic (as the server's metadata allows).",
+    )
+    client_id = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    client_secret = serializers.CharField(
+        required=False, allow_blank=True, write_only=True, trim_whitespace=False, max_length=2000
+    )
+    scope = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    client_metadata_url = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    token_endpoint_auth_method = serializers.ChoiceField(
+        choices=["client_secret_basic", "client_secret_post", "none"], required=False, allow_blank=True
+    )
+    issuer = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(str(key) for key in set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({key[:60]: ["Unknown field."] for key in unknown[:5]})
+        return super().to_internal_value(data)
 
 
 class ServerDefinitionSerializer(serializers.Serializer):
@@ -76,6 +119,12 @@ class ServerDefinitionSerializer(serializers.Serializer):
         help_text="Requests in flight to this server at once; more wait their turn.",
     )
 
+    oauth = OAuthDefinitionSerializer(
+        required=False,
+        allow_null=True,
+        help_text="The MCP authorization flow (http/sse). {} or null: none. client_secret is write-only.",
+    )
+
     def validate_metadata(self, metadata: dict[str, Any]) -> dict[str, Any]:
         problem = poll_errors(metadata) or health_errors(metadata)
         if problem:
@@ -101,9 +150,34 @@ class ServerDefinitionSerializer(serializers.Serializer):
             headers=effective("headers", {}),
         )
         errors = secrets_rebinding_errors(current=current, attrs=attrs) | errors
+        if "oauth" in attrs or (current is not None and current.oauth and "transport" in attrs):
+            oauth = attrs.get("oauth", current.oauth if current is not None else {})
+            kept_secret = bool(current is not None and current.oauth_client_secret and "url" not in attrs)
+            transport = effective("transport", "")
+            errors |= oauth_errors(dict(oauth or {}), transport=transport, client_secret_kept=kept_secret)
+        errors |= oauth_rebinding_errors(current=current, attrs=attrs)
         if errors:
             raise serializers.ValidationError(errors)
+        if "oauth" in attrs:
+            self._store_oauth(attrs)
         return attrs
+
+    @staticmethod
+    def _store_oauth(attrs: dict[str, Any]) -> None:
+        """The stored form: the settings without the secret in `oauth`, the secret encrypted apart (kept as stored
+        when a change gives none; dropped with OAuth)."""
+        given = dict(attrs["oauth"] or {})
+        secret = given.pop("client_secret", "")
+        settings = {name: given[name] for name in OAUTH_FIELDS if given.get(name)}
+        if settings and "grant" not in settings:
+            settings["grant"] = "authorization_code"
+        if settings and "registration" not in settings:
+            settings["registration"] = "pre_registered" if settings.get("client_id") else "dynamic"
+        attrs["oauth"] = settings
+        if not settings:
+            attrs["oauth_client_secret"] = ""
+        elif secret:
+            attrs["oauth_client_secret"] = encrypt(secret)
 
 
 class ConnectionTestRequestSerializer(ServerDefinitionSerializer):
@@ -139,6 +213,7 @@ class ServerSerializer(ServerDefinitionSerializer):
     tags = serializers.SerializerMethodField()
     env_keys = serializers.SerializerMethodField()
     header_keys = serializers.SerializerMethodField()
+    oauth = serializers.SerializerMethodField()
     status = serializers.CharField(read_only=True)
     status_reason = serializers.CharField(read_only=True)
     protocol_version = serializers.CharField(read_only=True)
@@ -156,6 +231,15 @@ class ServerSerializer(ServerDefinitionSerializer):
 
     def get_header_keys(self, server: Server) -> list[str]:
         return sorted(server.headers)
+
+    def get_oauth(self, server: Server) -> dict[str, Any] | None:
+        """The OAuth settings without the secret, whether one is set, and the grant's state (never a token)."""
+        if not server.oauth:
+            return None
+        shown: dict[str, Any] = {name: server.oauth.get(name, "") for name in OAUTH_FIELDS}
+        shown["client_secret_set"] = bool(server.oauth_client_secret)
+        shown["grant_state"] = grant_state(server)
+        return shown
 
     def get_capability_counts(self, server: Server) -> dict[str, int]:
         annotated = getattr(server, "tool_count", None)

@@ -23,6 +23,7 @@ from registry.models import (
     Capability,
     CapabilityKind,
     CapabilitySnapshot,
+    OAuthGrant,
     Server,
     ServerStatus,
     StatusChange,
@@ -57,6 +58,8 @@ def server_create(
     metadata: dict[str, Any] | None = None,
     request_timeout_seconds: float = 10.0,
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+    oauth: dict[str, Any] | None = None,
+    oauth_client_secret: str = "",
 ) -> Server:
     server = Server.objects.create(
         name=name,
@@ -75,6 +78,8 @@ def server_create(
         metadata=dict(metadata or {}),
         request_timeout_seconds=request_timeout_seconds,
         max_concurrency=max_concurrency,
+        oauth=dict(oauth or {}),
+        oauth_client_secret=oauth_client_secret,
         status=ServerStatus.UNKNOWN if enabled else ServerStatus.DISABLED,
     )
     _tags_set(server=server, tags=tags)
@@ -96,8 +101,12 @@ def server_update(*, server: Server, by: str = "an operator", **changes: Any) ->
     and it is kept in the history and announced like any other transition.
     """
     tags = changes.pop("tags", None)
+    # An OAuth grant belongs to the endpoint and the settings it was given for (registry/oauth_store.py).
+    regranted = any(name in changes and changes[name] != getattr(server, name) for name in ("url", "oauth"))
     for field, value in changes.items():
         setattr(server, field, value)
+    if regranted:
+        OAuthGrant.objects.filter(server=server).delete()
     toggled = "enabled" in changes
     if toggled and not server.enabled and server.status != ServerStatus.DISABLED:
         # Written while the row is still enabled: the compare-and-set leaves disabled servers alone.

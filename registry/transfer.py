@@ -15,6 +15,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from registry.models import Server
+from registry.oauth_crypto import decrypt
 from registry.permissions import Role
 from registry.policies import require_may_change
 from registry.serializers import DEFINITION_FIELDS, SECRET_FIELDS, ServerDefinitionSerializer
@@ -48,9 +49,12 @@ class ImportReport:
 def _definition_of(server: Server, *, include_secrets: bool) -> dict[str, Any]:
     entry: dict[str, Any] = {name: getattr(server, name) for name in DEFINITION_FIELDS if name != "tags"}
     entry["tags"] = sorted(tag.name for tag in server.tags.all())
+    entry["oauth"] = dict(server.oauth)  # settings only: tokens never leave, the client secret only as a secret
     if include_secrets:
         entry["env"] = dict(server.env)
         entry["headers"] = dict(server.headers)
+        if server.oauth and server.oauth_client_secret:
+            entry["oauth"]["client_secret"] = decrypt(server.oauth_client_secret)
     else:
         # Key names tell the reader which secrets to supply without revealing them.
         entry["env_keys"] = sorted(server.env)
@@ -168,6 +172,8 @@ def _differs(server: Server, data: dict[str, Any]) -> bool:
         current = sorted(tag.name for tag in server.tags.all()) if name == "tags" else getattr(server, name)
         if name == "tags":
             value = sorted(set(value))
+        if name == "oauth_client_secret":  # encrypted anew each time: compare what it says
+            current, value = decrypt(current), decrypt(value)
         if current != value:
             return True
     return False

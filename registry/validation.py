@@ -287,3 +287,92 @@ def health_errors(metadata: Any) -> str | None:
         if expect.get("op", "exists") not in EXPECT_OPERATORS:
             return f"health.synthetic.expect.op must be one of {', '.join(sorted(EXPECT_OPERATORS))}"
     return None
+
+
+OAUTH_KEYS = frozenset(
+    {
+        "grant",
+        "registration",
+        "client_id",
+        "client_secret",
+        "scope",
+        "client_metadata_url",
+        "token_endpoint_auth_method",
+        "issuer",
+    }
+)
+_SCOPE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$")  # RFC 6749 §3.3 scope-tokens
+
+
+def oauth_errors(oauth: Any, *, transport: str, client_secret_kept: bool) -> dict[str, str]:
+    """Field (`oauth.<key>`) -> message for an `oauth` definition that cannot work. `client_secret_kept`: the server
+    already holds a client secret that a change without one keeps."""
+    from mcp_client.oauth import GRANT_TYPES, REGISTRATIONS, TOKEN_ENDPOINT_AUTH_METHODS
+
+    if oauth in (None, {}):
+        return {}
+    if not isinstance(oauth, Mapping):
+        return {"oauth": "oauth must be an object: {grant, registration, client_id, client_secret, scope, ...}"}
+    if transport not in (Transport.HTTP, Transport.SSE):
+        return {"oauth": "OAuth is for http and sse servers: a stdio server takes env instead."}
+    errors: dict[str, str] = {}
+    unknown = sorted(set(oauth) - OAUTH_KEYS)
+    if unknown:
+        errors["oauth"] = f"oauth has unknown keys: {', '.join(_shown(str(key)) for key in unknown[:5])}"
+    for key in OAUTH_KEYS:
+        value = oauth.get(key, "")
+        if not isinstance(value, str):
+            errors[f"oauth.{key}"] = "must be a string"
+        elif len(value) > 2_000 or "\x00" in value:
+            errors[f"oauth.{key}"] = "must be at most 2000 characters, without NUL"
+    if errors:
+        return errors
+    grant = oauth.get("grant") or "authorization_code"
+    registration = oauth.get("registration") or ("pre_registered" if oauth.get("client_id") else "dynamic")
+    has_secret = bool(oauth.get("client_secret")) or client_secret_kept
+    if grant not in GRANT_TYPES:
+        errors["oauth.grant"] = f"Choose one of {', '.join(GRANT_TYPES)}."
+    if registration not in REGISTRATIONS:
+        errors["oauth.registration"] = f"Choose one of {', '.join(REGISTRATIONS)}."
+    method = oauth.get("token_endpoint_auth_method") or ""
+    if method and method not in TOKEN_ENDPOINT_AUTH_METHODS:
+        errors["oauth.token_endpoint_auth_method"] = f"Choose one of {', '.join(TOKEN_ENDPOINT_AUTH_METHODS)}."
+    if registration == "pre_registered" and not oauth.get("client_id"):
+        errors["oauth.client_id"] = "A pre-registered client needs the client_id the authorization server gave it."
+    if grant == "client_credentials":
+        if registration != "pre_registered":
+            errors["oauth.registration"] = "The client_credentials grant needs a pre_registered client."
+        if not has_secret:
+            errors["oauth.client_secret"] = "The client_credentials grant needs the client's secret."
+    if registration != "pre_registered" and oauth.get("client_secret"):
+        errors["oauth.client_secret"] = "Only a pre-registered client has a secret given here."
+    metadata_url = oauth.get("client_metadata_url") or ""
+    if registration == "metadata_document" and not metadata_url:
+        errors["oauth.client_metadata_url"] = "A metadata_document registration needs the document's https URL."
+    if metadata_url:
+        parts = urlsplit(metadata_url)
+        if parts.scheme != "https" or not parts.hostname or parts.path in ("", "/"):
+            errors["oauth.client_metadata_url"] = "The client ID metadata document URL must be https with a path."
+    scope = oauth.get("scope") or ""
+    if scope and not _SCOPE.match(scope):
+        errors["oauth.scope"] = "Scopes are printable tokens separated by single spaces."
+    issuer = oauth.get("issuer") or ""
+    # The issuer's metadata is fetched by the orchestrator: it must be reachable under the outbound policy.
+    if issuer and (problem := url_errors(issuer)):
+        errors["oauth.issuer"] = problem
+    return errors
+
+
+def oauth_rebinding_errors(*, current: Any, attrs: Mapping[str, Any]) -> dict[str, str]:
+    """A stored client secret stays with the endpoint it was given for, like env and headers."""
+    if current is None or not current.oauth_client_secret or "url" not in attrs or attrs["url"] == current.url:
+        return {}
+    given = attrs.get("oauth")
+    if isinstance(given, Mapping) and (given.get("client_secret") or not given):
+        return {}
+    if given is None and "oauth" in attrs:
+        return {}
+    return {
+        "oauth.client_secret": "This server's url changed, and its stored OAuth client secret was given for the old "
+        'endpoint: give oauth.client_secret again for the new one, or send "oauth": {} to drop OAuth.'
+    }
