@@ -14,7 +14,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import anyio
@@ -39,6 +39,7 @@ from registry.services import server_create
 from tests.conftest import TEST_FLEET_OPTIONS
 from tests.exchanges import EXCHANGE_HOST, register_exchange
 from tests.mcp_endpoint.live_server import serving
+from tests.mcp_endpoint.module_database import own_test_database
 from tests.waiting import wait_for
 
 CONFORMANCE_UPSTREAM = settings.BASE_DIR / "tests" / "mcp_servers" / "conformance_upstream.py"
@@ -78,22 +79,6 @@ def _token_for(username: str, group: str | None) -> str:
 def _offered(*names: str) -> bool:
     online = set(Server.objects.filter(name__in=names, status=ServerStatus.ONLINE).values_list("name", flat=True))
     return online == set(names) and all(Server.objects.get(name=name).snapshots.exists() for name in names)
-
-
-@contextmanager
-def own_test_database() -> Iterator[None]:
-    """The test database, set up here unless pytest-django did it for the run (it does when another test asks)."""
-    from django.db import connection
-    from django.test.utils import setup_databases, teardown_databases
-
-    if connection.settings_dict["NAME"] == connection.creation._get_test_db_name():
-        yield
-        return
-    created = setup_databases(verbosity=0, interactive=False, aliases={"default"})
-    try:
-        yield
-    finally:
-        teardown_databases(created, verbosity=0)
 
 
 @pytest.fixture(scope="module")
