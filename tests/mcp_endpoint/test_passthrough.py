@@ -146,6 +146,29 @@ async def test_the_servers_log_entries_during_a_call_reach_the_agent(orchestrato
     assert {entry.level for entry in entries} == {"info"}
 
 
+async def test_a_handshake_era_agents_log_level_holds_for_what_it_is_sent(orchestrator):
+    entries: list[types.LoggingMessageNotificationParams] = []
+
+    async def on_log(params: types.LoggingMessageNotificationParams) -> None:
+        entries.append(params)
+
+    async with through(orchestrator, "conformance", logging_callback=on_log, mode="legacy") as client:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MCPDeprecationWarning)
+            await client.set_logging_level("warning")
+        quiet = await client.call_tool("test_tool_with_logging", {})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MCPDeprecationWarning)
+            await client.set_logging_level("info")
+        await client.call_tool("test_tool_with_logging", {})
+    assert text_of(quiet) == "Tool with logging executed successfully"
+    assert [entry.data for entry in entries] == [
+        "Tool execution started",
+        "Tool processing data",
+        "Tool execution completed",
+    ], "the info entries of the second call only"
+
+
 # -- the server's requests to its client, relayed ---------------------------------------------------------------------
 
 
@@ -174,6 +197,69 @@ async def test_an_elicitation_from_a_handshake_era_server_is_relayed_to_the_agen
         result = await client.call_tool("trigger-elicitation-request", {})
     assert len(asked) == 1
     assert "Ada Lovelace" in text_of(result) and result.is_error is False
+
+
+async def test_with_two_agents_in_flight_a_servers_request_is_declined_not_guessed(orchestrator):
+    """A handshake-era server's request does not say which call it belongs to: with calls of two agents in flight,
+    the relay declines it (and records why) rather than ask the wrong agent."""
+    first_asked = anyio.Event()
+    release_first = anyio.Event()
+    second_asked: list[types.ElicitRequestParams] = []
+    results: dict[str, types.CallToolResult] = {}
+
+    async def first_answer(context: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+        first_asked.set()
+        await release_first.wait()
+        return types.ElicitResult(action="accept", content={"name": "First Agent"})
+
+    async def second_answer(context: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+        second_asked.append(params)
+        return types.ElicitResult(action="accept", content={"name": "Second Agent"})
+
+    async with (
+        through(orchestrator, "everything", elicitation_callback=first_answer, mode="legacy") as first,
+        through(orchestrator, "everything", elicitation_callback=second_answer, mode="legacy") as second,
+    ):
+
+        async def call_first() -> None:
+            results["first"] = await first.call_tool("trigger-elicitation-request", {})
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(call_first)
+            with anyio.fail_after(15):
+                await first_asked.wait()  # the first call is in flight, its agent being asked
+            results["second"] = await second.call_tool("trigger-elicitation-request", {})
+            release_first.set()
+
+    assert second_asked == [], "the second agent was not asked: the request could have been the first one's"
+    assert "declined" in text_of(results["second"])
+    assert "First Agent" in text_of(results["first"])
+
+    def recorded() -> bool:
+        declined = CallRecord.objects.filter(server__name="everything", operation="elicitation/create")
+        return declined.filter(error_message__contains="calls of 2 agents are in flight").exists()
+
+    await sync_to_async(wait_for)(recorded, what="the declined request recorded with the reason")
+
+
+async def test_a_2026_agent_is_not_asked_mid_call_by_a_handshake_era_server(orchestrator):
+    """A 2026-07-28 session has no channel for requests during a call: the server's elicitation is declined, with
+    the reason recorded, and the agent gets the server's answer to that."""
+    asked: list[types.ElicitRequestParams] = []
+
+    async def answer(context: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params)
+        return types.ElicitResult(action="accept", content={"name": "never asked"})
+
+    async with through(orchestrator, "everything", elicitation_callback=answer) as client:
+        result = await client.call_tool("trigger-elicitation-request", {})
+    assert asked == [] and "declined" in text_of(result)
+
+    def recorded() -> bool:
+        declined = CallRecord.objects.filter(server__name="everything", operation="elicitation/create")
+        return declined.filter(error_message__contains="cannot take requests during a call").exists()
+
+    await sync_to_async(wait_for)(recorded, what="the declined request recorded with the reason")
 
 
 @pytest.mark.parametrize("era", ERAS)
@@ -250,6 +336,27 @@ async def test_a_listening_agent_gets_the_servers_resource_updates_2026_era(orch
         with anyio.fail_after(15):
             async for event in subscription:
                 if getattr(event, "uri", None) == "test://watched-resource":
+                    break
+
+
+async def test_the_servers_list_changes_reach_the_agents(orchestrator):
+    changed = anyio.Event()
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, types.ToolListChangedNotification):
+            changed.set()
+
+    async with (
+        through(orchestrator, "conformance", message_handler=on_message, mode="legacy") as legacy,
+        through(orchestrator, "conformance") as modern,
+        modern.listen(tools_list_changed=True) as events,
+    ):
+        await legacy.list_tools()  # the pass-through knows this session from its first request
+        await legacy.call_tool("test_trigger_tool_change", {})
+        with anyio.fail_after(15):
+            await changed.wait()
+            async for event in events:
+                if type(event).__name__ == "ToolsListChanged":
                     break
 
 
