@@ -61,7 +61,7 @@ from mcp_client import ConnectionHub, ConnectionLayerError, Deadline, RequestCon
 from mcp_client.client_request_relay import RelayedCall
 from mcp_client.errors import ConnectionLost, InvalidResponse, RequestTimedOut, ServerError, ServerUnavailable
 from mcp_endpoint.authentication import CallerMiddleware, caller_of_request
-from mcp_endpoint.relay import AgentLink
+from mcp_endpoint.relay import LOG_LEVELS, AgentLink
 from orchestrator_site.async_api import Caller
 from registry import api_calls
 from registry.permissions import Role
@@ -78,16 +78,6 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 SERVER_NOT_AVAILABLE = -32000  # implementation-defined range: down, disabled, connection lost
 NOT_ALLOWED = types.INVALID_REQUEST
 _STOP_SECONDS = 10.0
-_LOG_LEVELS: tuple[types.LoggingLevel, ...] = (
-    "debug",
-    "info",
-    "notice",
-    "warning",
-    "error",
-    "critical",
-    "alert",
-    "emergency",
-)
 # The notifications this module forwards to agents outside their requests.
 _FORWARDED = frozenset(
     {
@@ -278,6 +268,9 @@ class Passthrough:
             raise MCPError(SERVER_NOT_AVAILABLE, f"{self.name} is disabled: an operator must enable it first")
         if server.target is None:
             raise MCPError(SERVER_NOT_AVAILABLE, f"{self.name} cannot be reached: {server.target_problem}")
+        if not self._tool_schemas and server.tools:
+            # Until an agent lists the tools here, the 2026 wire's header validation uses the latest discovery's.
+            self._tool_schemas.update({tool: schema for tool, schema in server.tools.items() if schema is not None})
         deadline = Deadline.within(server.request_timeout_seconds)
         name = self.name
         relayed = (
@@ -312,12 +305,13 @@ class Passthrough:
             raise MCPError(SERVER_NOT_AVAILABLE, f"{name} is offline: the fleet is not running ({error})") from None
 
     def _remember(self, ctx: ServerRequestContext[Any, Any]) -> None:
-        """Keep the handshake-era agent sessions, for list changes (2026 agents listen instead)."""
+        """Keep the handshake-era agent sessions, for list changes (2026 agents listen instead); as many as the
+        endpoint has sessions at most (a session gone is forgotten when a notification to it fails)."""
         session = ctx.session
         if session.protocol_version in MODERN_PROTOCOL_VERSIONS:
             return
         if not any(_same_connection(session, known) for known in self._sessions):
-            self._sessions.append(session)
+            self._sessions = [*self._sessions[-(settings.MCP_ENDPOINT_MAX_SESSIONS - 1) :], session]
             self._start_reader()
 
     # -- lists, reads, prompts, completions -------------------------------------------------------------------------
@@ -395,7 +389,7 @@ class Passthrough:
 
             return await self.upstream(ctx, "resources/read", uri, send, link=link)
 
-        link = AgentLink(ctx, progress_token=None)
+        link = self._link(ctx, progress_token=None)
         try:
             return await self._resolve(ctx, link, params.input_responses, params.request_state, round_trip)
         finally:
@@ -419,7 +413,7 @@ class Passthrough:
 
             return await self.upstream(ctx, "prompts/get", params.name, send, link=link)
 
-        link = AgentLink(ctx, progress_token=None)
+        link = self._link(ctx, progress_token=None)
         try:
             return await self._resolve(ctx, link, params.input_responses, params.request_state, round_trip)
         finally:
@@ -438,7 +432,7 @@ class Passthrough:
                 "prompts but not call its tools (an operator or an admin may)",
             )
         token = (ctx.meta or {}).get("progress_token")
-        link = AgentLink(ctx, progress_token=token)
+        link = self._link(ctx, progress_token=token)
 
         async def round_trip(
             responses: types.InputResponses | None, state: str | None
@@ -479,18 +473,18 @@ class Passthrough:
         if not isinstance(first, types.InputRequiredResult):
             return first
         if ctx.session.protocol_version in MODERN_PROTOCOL_VERSIONS:
-            return _for_capabilities(first, ctx.session.client_capabilities)
+            return _for_capabilities(self.name, first, ctx.session.client_capabilities)
         await link.flush()
 
         async def ask(key: str, request: types.InputRequest) -> types.InputResponse | types.ErrorData:
             if not _declares(ctx.session.client_capabilities, request.method):
-                return types.ErrorData(
-                    code=types.INVALID_REQUEST,
-                    message=f"the agent did not declare the capability for {request.method}",
-                )
+                return _missing_capability(self.name, [request.method]).error
             return await link.ask_here(request)
 
         return await run_input_required_driver(first, dispatch=ask, retry=round_trip)
+
+    def _link(self, ctx: ServerRequestContext[Any, Any], *, progress_token: str | int | None) -> AgentLink:
+        return AgentLink(ctx, progress_token=progress_token, log_level=self._log_levels.get(_agent_key(ctx)))
 
     def _forwarded_meta(self, ctx: ServerRequestContext[Any, Any], client: Client) -> types.RequestParamsMeta | None:
         """The agent's log level on a 2026 session (there, log entries are sent only to requests that ask)."""
@@ -501,13 +495,15 @@ class Passthrough:
             level = agent_meta.get(types.LOG_LEVEL_META_KEY)
         else:  # a handshake-era agent gets every level unless it set one
             level = self._log_levels.get(_agent_key(ctx), "debug")
-        return {types.LOG_LEVEL_META_KEY: level} if level in _LOG_LEVELS else None  # type: ignore[return-value]
+        return {types.LOG_LEVEL_META_KEY: level} if level in LOG_LEVELS else None  # type: ignore[return-value]
 
     # -- logging ----------------------------------------------------------------------------------------------------
 
     async def set_logging_level(
         self, ctx: ServerRequestContext[Any, Any], params: types.SetLevelRequestParams
     ) -> types.EmptyResult:
+        if len(self._log_levels) >= settings.MCP_ENDPOINT_MAX_SESSIONS:
+            self._log_levels.pop(next(iter(self._log_levels)))  # the oldest agent's: bounded like the sessions
         self._log_levels[_agent_key(ctx)] = params.level
 
         async def send(client: Client, deadline: Deadline) -> types.EmptyResult:
@@ -528,7 +524,7 @@ class Passthrough:
         await self._want(ctx, uri)
         sessions = self._subscribers.setdefault(uri, [])
         if not any(_same_connection(ctx.session, known) for known in sessions):
-            sessions.append(ctx.session)
+            self._subscribers[uri] = [*sessions[-(settings.MCP_ENDPOINT_MAX_SESSIONS - 1) :], ctx.session]
         return types.EmptyResult()
 
     async def unsubscribe(
@@ -708,15 +704,26 @@ def _declares(capabilities: types.ClientCapabilities | None, method: str) -> boo
 
 
 def _for_capabilities(
-    result: types.InputRequiredResult, capabilities: types.ClientCapabilities | None
+    name: str, result: types.InputRequiredResult, capabilities: types.ClientCapabilities | None
 ) -> types.InputRequiredResult:
     """Only the input requests the agent declared it can answer (the server saw the fleet's capabilities, which
-    declare all three so that any agent can be served)."""
+    declare all three so that any agent can be served). None left: the error the server owed such an agent."""
     requests = result.input_requests or {}
     kept = {key: request for key, request in requests.items() if _declares(capabilities, request.method)}
     if len(kept) == len(requests):
         return result
+    if not kept:
+        raise _missing_capability(name, [request.method for request in requests.values()])
     return result.model_copy(update={"input_requests": kept})
+
+
+def _missing_capability(name: str, methods: list[str]) -> MCPError:
+    needed = sorted({_NEEDS[method] for method in methods if method in _NEEDS})
+    return MCPError(
+        types.MISSING_REQUIRED_CLIENT_CAPABILITY,
+        f"{name} asks the client for {', '.join(needed)}, which this client did not declare",
+        {"requiredCapabilities": {capability: {} for capability in needed}},
+    )
 
 
 def _as_mcp_error(name: str, error: ConnectionLayerError) -> MCPError:

@@ -186,6 +186,18 @@ async def test_an_elicitation_reaches_the_agent_and_its_answer_the_server_on_the
     assert text_of(result) == ('User response: action=accept, content={"response":"relayed by the orchestrator"}')
 
 
+@pytest.mark.parametrize("era", ERAS)
+async def test_an_agent_is_never_asked_for_what_it_did_not_declare(orchestrator, era):
+    # No elicitation callback: this agent declares no elicitation. The server saw the fleet's capabilities (all of
+    # them), so the pass-through answers the error the server owed this agent.
+    async with through(orchestrator, "conformance", **era) as client:
+        with pytest.raises(MCPError) as refused:
+            await client.call_tool("test_elicitation", {"message": "Shall we?"})
+    assert refused.value.code == types.MISSING_REQUIRED_CLIENT_CAPABILITY
+    assert refused.value.data == {"requiredCapabilities": {"elicitation": {}}}
+    assert "conformance asks the client for elicitation" in refused.value.message
+
+
 async def test_an_elicitation_from_a_handshake_era_server_is_relayed_to_the_agent(orchestrator):
     asked: list[types.ElicitRequestParams] = []
 
