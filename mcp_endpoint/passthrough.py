@@ -733,7 +733,7 @@ def _as_mcp_error(name: str, error: ConnectionLayerError) -> MCPError:
     if isinstance(error, ServerUnavailable):
         return MCPError(SERVER_NOT_AVAILABLE, f"{name} is offline: {error.reason}")
     if isinstance(error, RequestTimedOut):
-        return MCPError(types.REQUEST_TIMEOUT, f"{name} did not answer within {error.timeout:g} s")
+        return MCPError(types.REQUEST_TIMEOUT, f"{name} did not answer within {round(error.timeout, 1):g} s")
     if isinstance(error, ConnectionLost):
         return MCPError(SERVER_NOT_AVAILABLE, f"{name}: the connection was lost ({error.reason})")
     if isinstance(error, InvalidResponse):

