@@ -29,7 +29,7 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field, fields
 from typing import Literal, Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -323,6 +323,22 @@ class _GrantKeeping:
     _store: GrantStore
     refresh_refused: str | None = None
 
+    async def _auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        """The SDK's flow, after reading the store again when we hold no usable token: a person's authorization
+        (another provider, the same store) may have stored a grant since this one gave up."""
+        if self._initialized and not self.context.is_token_valid() and not self.context.can_refresh_token():
+            self._initialized = False
+        flow = super()._auth_flow(request)  # type: ignore[misc]
+        try:
+            outgoing = await flow.__anext__()
+            while True:
+                response = yield outgoing
+                outgoing = await flow.asend(response)
+        except StopAsyncIteration:
+            return
+        finally:
+            await flow.aclose()
+
     async def _restore_tokens(self) -> None:
         tokens = await self._store.get_tokens()
         self.context.current_tokens = tokens
@@ -335,9 +351,10 @@ class _GrantKeeping:
             return
         error = ""
         try:
+            await response.aread()
             body = response.json() if response.status_code != 200 else {}
             error = str(body.get("error", "")) if isinstance(body, dict) else ""
-        except ValueError:
+        except (ValueError, httpx2.HTTPError):
             pass
         self.refresh_refused = (
             f"the refresh token was refused (HTTP {response.status_code}{', ' + error[:80] if error else ''})"
@@ -367,6 +384,7 @@ class AuthorizationCodeProvider(_GrantKeeping, OAuthClientProvider):
         )
         self.context = _early_refresh(self.context)
         self._store = settings.store
+        self._approves = not isinstance(approval, NoPersonHere)
         self._fixed_client: OAuthClientInformationFull | None = None
         if settings.registration == "pre_registered":
             self._fixed_client = OAuthClientInformationFull(
@@ -379,8 +397,24 @@ class AuthorizationCodeProvider(_GrantKeeping, OAuthClientProvider):
 
     async def _initialize(self) -> None:
         await self._restore_tokens()
-        self.context.client_info = self._fixed_client or await self._store.get_client_info()
+        client = self._fixed_client or await self._store.get_client_info()
+        if (
+            client is not None
+            and client is not self._fixed_client
+            and self._approves
+            and not self._redirects_here(client)
+        ):
+            # A person (or a headless approval) is about to be sent to the authorization server, and the stored client
+            # was registered for another callback URL (the fleet's placeholder, another host name): the authorization
+            # server would refuse ours, so this flow registers anew. The fleet keeps it: a refresh sends no redirect.
+            client = None
+        self.context.client_info = client
         self._initialized = True
+
+    def _redirects_here(self, client: OAuthClientInformationFull) -> bool:
+        wanted = [str(uri) for uri in self.context.client_metadata.redirect_uris or []]
+        registered = [str(uri) for uri in client.redirect_uris or []]
+        return not wanted or not registered or wanted[0] in registered
 
     async def _handle_refresh_response(self, response: httpx2.Response) -> bool:
         refreshed = await super()._handle_refresh_response(response)
@@ -441,6 +475,16 @@ def session_auth(server_url: str, settings: OAuthSettings) -> OAuthProvider:
     return provider
 
 
+def _why_a_person_is_needed(provider: AuthorizationCodeProvider, store: GrantStore) -> str | None:
+    if provider.refresh_refused:
+        return provider.refresh_refused
+    if forgotten := getattr(store, "forgotten_because", None):
+        return str(forgotten)
+    if provider.context.current_tokens is not None:
+        return "the server refused the access token (revoked?) and there was no refresh that it accepted"
+    return None
+
+
 def build_auth(server_url: str, settings: OAuthSettings, approval: Approval | None = None) -> OAuthProvider:
     """A new `httpx2.Auth` for a server behind OAuth. `approval` defaults to the settings' own, and without one to
     nobody (the fleet: a missing or revoked grant stops the session with `AuthorizationNeeded`)."""
@@ -449,7 +493,7 @@ def build_auth(server_url: str, settings: OAuthSettings, approval: Approval | No
     provider: AuthorizationCodeProvider
     chosen = approval or settings.approval
     if chosen is None:
-        chosen = NoPersonHere(lambda: provider.refresh_refused or getattr(settings.store, "forgotten_because", None))
+        chosen = NoPersonHere(lambda: _why_a_person_is_needed(provider, settings.store))
     provider = AuthorizationCodeProvider(server_url, settings, chosen)
     return provider
 

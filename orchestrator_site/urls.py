@@ -29,5 +29,6 @@ urlpatterns = [
     path("fusion/", include("fusion.urls")),
     path("coordinator/", include("coordinator.urls")),
     path("", include("mcp_endpoint.urls")),
+    path("oauth/", include("registry.oauth_urls")),
     path("", include("registry.urls")),
 ]

@@ -86,6 +86,8 @@ class DatabaseGrantStore:
         self._tokens: tuple[str | None, ...] = ()
         self._client_secret: str | None = None
         self._redactor = Redactor()
+        # Why a person must authorize again, as last read or written (the row's `needs_authorization`).
+        self.forgotten_because: str | None = None
 
     def _hide(self) -> None:
         self._redactor = Redactor([value for value in (*self._tokens, self._client_secret) if value])
@@ -97,6 +99,7 @@ class DatabaseGrantStore:
 
     def _read_tokens(self) -> OAuthToken | None:
         row = self._row()
+        self.forgotten_because = row.needs_authorization if row is not None and row.needs_authorization else None
         if row is None or not row.access_token:
             return None
         try:
@@ -117,6 +120,7 @@ class DatabaseGrantStore:
 
     def _write_tokens(self, tokens: OAuthToken) -> None:
         self._tokens = (tokens.access_token, tokens.refresh_token)
+        self.forgotten_because = None
         self._hide()
         expires_at = timezone.now().timestamp() + int(tokens.expires_in) if tokens.expires_in is not None else None
         OAuthGrant.objects.update_or_create(
@@ -153,6 +157,9 @@ class DatabaseGrantStore:
         )
 
     def _forget(self, why: str) -> None:
+        self.forgotten_because = why
+        self._tokens = ()
+        self._hide()
         OAuthGrant.objects.update_or_create(
             server_id=self.server_id,
             defaults={"access_token": "", "refresh_token": "", "expires_at": None, "needs_authorization": why[:300]},
@@ -174,11 +181,6 @@ class DatabaseGrantStore:
 
     async def forget_tokens(self, why: str) -> None:
         await sync_to_async(self._forget, thread_sensitive=False)(why)
-
-    @property
-    def forgotten_because(self) -> str | None:
-        """Why the grant was dropped: only known after a read (`NoPersonHere` falls back to its own words)."""
-        return None
 
 
 def grant_state(server: Server) -> dict[str, object]:

@@ -1,0 +1,281 @@
+"""Servers behind OAuth, end to end over the real protocol.
+
+`tests/mcp_servers/oauth_protected.py` runs an MCP server (SDK MCPServer with a token verifier) and its own
+authorization server on 127.0.0.1, issuing access tokens that live 2 seconds. The fleet connects through the SDK's
+OAuth client (mcp_client/oauth.py), with grants kept encrypted in the database (registry/oauth_store.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+from django.test import Client
+
+from exchange_fleet.launcher import free_port, stop_process, wait_for_port
+from fleet import calls as fleet_calls
+from health.models import Alert, AlertRule
+from registry.models import OAuthGrant, Server
+from registry.oauth_crypto import decrypt
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PROTECTED = Path(__file__).parents[1] / "mcp_servers" / "oauth_protected.py"
+TOKEN_SECONDS = 2
+SERVICE_SECRET = "service-secret-for-the-oauth-tests"
+
+
+class ProtectedServer:
+    """The protected MCP server and its authorization server, as a child process."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.url = f"{self.base}/mcp"
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                str(PROTECTED),
+                "--port",
+                str(self.port),
+                "--token-seconds",
+                str(TOKEN_SECONDS),
+                "--client-secret",
+                SERVICE_SECRET,
+            ]
+        )
+        wait_for_port(self.port, self.process)
+
+    def stats(self) -> dict:
+        return httpx2.get(f"{self.base}/admin/stats").json()
+
+    def revoke_refresh_tokens(self) -> None:
+        httpx2.post(f"{self.base}/admin/revoke").raise_for_status()
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
+@pytest.fixture
+def protected() -> Iterator[ProtectedServer]:
+    server = ProtectedServer()
+    yield server
+    server.stop()
+
+
+def _create(api, name: str, url: str, oauth: dict) -> dict:
+    answer = api.post(
+        "/api/servers/?discover=false",
+        {
+            "name": name,
+            "transport": "http",
+            "url": url,
+            "oauth": oauth,
+            "metadata": {"health": {"interval_seconds": 1, "retries": 1, "recover_after": 1}},
+        },
+        format="json",
+    )
+    assert answer.status_code == 201, answer.content
+    return answer.json()
+
+
+def _status(name: str) -> tuple[str, str]:
+    server = Server.objects.get(name=name)
+    return server.status, server.status_reason
+
+
+class TokenWatch:
+    """Every token the database held for a server, decrypted (to look for them where they must not be)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.seen: set[str] = set()
+
+    def look(self) -> None:
+        row = OAuthGrant.objects.filter(server__name=self.name).first()
+        if row is None:
+            return
+        for column in (row.access_token, row.refresh_token):
+            value = decrypt(column)
+            if value:
+                assert value not in column  # encrypted at rest: the column is not the token
+                self.seen.add(value)
+
+
+def _authorize_in_the_browser(client: Client, name: str) -> str:
+    """What a person does: Authorize, approve at the authorization server (which approves at once), come back."""
+    started = client.post(f"/oauth/authorize/{name}/")
+    assert started.status_code == 302, started.content
+    approval = httpx2.get(started["Location"], follow_redirects=False)
+    assert approval.status_code == 302
+    callback = approval.headers["location"]
+    assert callback.startswith("http://testserver/oauth/callback/?")
+    back = client.get(callback.removeprefix("http://testserver"))
+    assert back.status_code == 302 and back["Location"] == f"/servers/{name}/", back.content
+    return callback
+
+
+def test_an_authorized_server_keeps_its_session_through_refreshes_and_asks_for_a_person_when_revoked(
+    protected, live_fleet, operator_user, operator_api, admin_api, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    AlertRule.objects.create(name="server down", kind="down", severity="critical", group_wait_seconds=0.2)
+    _create(operator_api, "guarded", protected.url, {"grant": "authorization_code", "registration": "dynamic"})
+    live_fleet.request_reconcile()
+    # No grant yet: the session cannot start, and the status says a person must act (not a generic "offline").
+    wait_for(lambda: "authorization needed: no grant yet" in _status("guarded")[1], what="authorization needed")
+
+    browser = Client()
+    browser.force_login(operator_user)
+    page = browser.get("/servers/guarded/")
+    assert b'id="oauth-authorize"' in page.content
+    _authorize_in_the_browser(browser, "guarded")
+    watch = TokenWatch("guarded")
+    watch.look()
+    assert watch.seen, "the grant was stored"
+    wait_for(lambda: _status("guarded")[0] == "online", timeout=30, what="online once authorized")
+
+    server = Server.objects.get(name="guarded")
+    sessions = fleet_calls.connection_status("guarded").sessions
+    refreshes_before = protected.stats()["issued"]["refresh_token"]
+    answers: list[object] = []
+
+    def call_and_count_refreshes() -> bool:
+        answer = fleet_calls.call_tool_sync(server, "echo", {"text": f"call {len(answers)}"}, timeout=10)
+        answers.append(answer.result.structured_content)
+        watch.look()
+        return protected.stats()["issued"]["refresh_token"] - refreshes_before >= 3
+
+    # Calls (one every 50 ms) until three refreshes happened, i.e. for about three token lifetimes: every one answered.
+    took = wait_for(call_and_count_refreshes, timeout=30, what="three refreshes")
+    assert took >= 2 * TOKEN_SECONDS and len(answers) >= 10, (took, len(answers))
+    assert all(answer == {"result": f"call {index}"} for index, answer in enumerate(answers)), answers[:3]
+    assert fleet_calls.connection_status("guarded").sessions == sessions, "a refresh dropped the session"
+    assert len(watch.seen) >= 4
+
+    # Nothing shows a token: the API, the page, the export (even with secrets), the logs.
+    shown = [
+        operator_api.get("/api/servers/guarded/").content.decode(),
+        browser.get("/servers/guarded/").content.decode(),
+        json.dumps(admin_api.get("/api/registry/export/?include_secrets=true").json()),
+        *(record.getMessage() for record in caplog.records),
+        *(str(record.exc_text or "") for record in caplog.records),
+    ]
+    for token in watch.seen:
+        assert not any(token in text for text in shown)
+    detail = operator_api.get("/api/servers/guarded/").json()
+    assert detail["oauth"]["grant_state"]["authorized"] is True
+
+    # The authorization server revokes the refresh token: the next refresh fails and a person is needed again.
+    protected.revoke_refresh_tokens()
+    wait_for(
+        lambda: "authorization needed: the refresh token was refused" in _status("guarded")[1],
+        timeout=30,
+        what=f"authorization needed after the revocation (status: {_status('guarded')})",
+    )
+    wait_for(lambda: Alert.objects.filter(state="firing").exists(), timeout=20, what="the server-down alert")
+    alert = Alert.objects.get(state="firing")
+    assert "authorization needed" in alert.cause, alert.cause
+    assert protected.stats()["refused"]["refresh_token"] >= 1
+    grant = operator_api.get("/api/servers/guarded/").json()["oauth"]["grant_state"]
+    assert grant["authorized"] is False and "refresh token was refused" in grant["needs_authorization"]
+
+
+def test_client_credentials_end_to_end(protected, live_fleet, admin_api, operator_api, caplog):
+    caplog.set_level(logging.DEBUG)
+    created = _create(
+        admin_api,
+        "service",
+        protected.url,
+        {"grant": "client_credentials", "client_id": "svc", "client_secret": SERVICE_SECRET},
+    )
+    assert created["oauth"]["client_secret_set"] is True and "client_secret" not in created["oauth"]
+    stored = Server.objects.get(name="service")
+    assert SERVICE_SECRET not in stored.oauth_client_secret and decrypt(stored.oauth_client_secret) == SERVICE_SECRET
+    live_fleet.request_reconcile()
+    wait_for(lambda: _status("service")[0] == "online", timeout=30, what="online with client credentials")
+    sessions = fleet_calls.connection_status("service").sessions
+    watch = TokenWatch("service")
+    issued_before = protected.stats()["issued"]["client_credentials"]
+    counts: list[int] = []
+
+    def call_and_count_tokens() -> bool:
+        counts.append(fleet_calls.call_tool_sync(stored, "counter", {}, timeout=10).result.structured_content["result"])
+        watch.look()
+        return protected.stats()["issued"]["client_credentials"] - issued_before >= 3
+
+    # New tokens as the old ones run out (no refresh token in this grant), on the same session.
+    took = wait_for(call_and_count_tokens, timeout=30, what="three new client-credentials tokens")
+    assert took >= 2 * TOKEN_SECONDS and len(counts) >= 10, (took, len(counts))
+    assert counts == sorted(counts)
+    assert fleet_calls.connection_status("service").sessions == sessions
+    # An operator may not change a server holding a client secret; the secret never comes back.
+    refused = operator_api.patch("/api/servers/service/", {"priority": 5}, format="json")
+    assert refused.status_code == 403
+    export = admin_api.get("/api/registry/export/").json()
+    assert SERVICE_SECRET not in json.dumps(export)
+    with_secrets = admin_api.get("/api/registry/export/?include_secrets=true").json()
+    entry = next(entry for entry in with_secrets["servers"] if entry["name"] == "service")
+    assert entry["oauth"]["client_secret"] == SERVICE_SECRET
+    for token in watch.seen | {SERVICE_SECRET}:
+        assert not any(token in record.getMessage() for record in caplog.records)
+
+
+def test_the_callback_refuses_a_state_this_session_did_not_start(operator_user):
+    browser = Client()
+    browser.force_login(operator_user)
+    answer = browser.get("/oauth/callback/?code=stolen&state=not-ours")
+    assert answer.status_code == 400
+    assert b"state mismatch" in answer.content and b"stolen" not in answer.content
+
+
+def test_a_callback_with_another_persons_state_is_refused(protected, live_fleet, operator_user, operator_api):
+    _create(operator_api, "guarded", protected.url, {"grant": "authorization_code"})
+    alice = Client()
+    alice.force_login(operator_user)
+    started = alice.post("/oauth/authorize/guarded/")
+    assert started.status_code == 302
+    callback = httpx2.get(started["Location"], follow_redirects=False).headers["location"]
+    from django.contrib.auth.models import User
+
+    mallory = Client()
+    mallory.force_login(User.objects.create_user("mallory", password="x" * 12, is_staff=True))
+    assert mallory.get(callback.removeprefix("http://testserver")).status_code == 400
+    assert not OAuthGrant.objects.filter(server__name="guarded").exclude(access_token="").exists()
+    # Alice's own callback still works: the refusal did not spend her authorization.
+    assert alice.get(callback.removeprefix("http://testserver")).status_code == 302
+    assert OAuthGrant.objects.filter(server__name="guarded").exclude(access_token="").exists()
+
+
+@pytest.mark.parametrize(
+    ("oauth", "field"),
+    [
+        ({"grant": "implicit"}, "grant"),
+        ({"grant": "client_credentials", "client_id": "svc"}, "oauth.client_secret"),
+        ({"grant": "client_credentials", "registration": "dynamic", "client_secret": "x"}, "oauth.registration"),
+        ({"registration": "metadata_document"}, "oauth.client_metadata_url"),
+        (
+            {"registration": "metadata_document", "client_metadata_url": "http://a.example/doc"},
+            "oauth.client_metadata_url",
+        ),
+        ({"issuer": "http://169.254.169.254/"}, "oauth.issuer"),
+        ({"scope": "a  b"}, "oauth.scope"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+def test_a_bad_oauth_definition_is_refused_naming_the_field(operator_api, oauth, field):
+    answer = operator_api.post(
+        "/api/servers/?discover=false",
+        {"name": "bad-oauth", "transport": "http", "url": "http://127.0.0.1:9/mcp", "oauth": oauth},
+        format="json",
+    )
+    assert answer.status_code == 400, answer.content
+    assert field in json.dumps(answer.json()), answer.json()
+    assert not Server.objects.filter(name="bad-oauth").exists()
