@@ -87,6 +87,11 @@ _FORWARDED = frozenset(
         "notifications/resources/list_changed",
     }
 )
+_LIST_EVENTS: dict[str, Callable[[], ToolsListChanged | PromptsListChanged | ResourcesListChanged]] = {
+    "notifications/tools/list_changed": ToolsListChanged,
+    "notifications/prompts/list_changed": PromptsListChanged,
+    "notifications/resources/list_changed": ResourcesListChanged,
+}
 # Which client capability each input request needs (an agent is asked only for what it declared).
 _NEEDS = {"elicitation/create": "elicitation", "sampling/createMessage": "sampling", "roots/list": "roots"}
 
@@ -219,9 +224,10 @@ class Passthrough:
         self._sessions: list[ServerSession] = []  # handshake-era agent sessions seen (for list changes)
         self._log_levels: dict[object, types.LoggingLevel] = {}  # agent session -> its logging/setLevel
         self._reader: concurrent.futures.Future[None] | None = None
-        # Notifications on their way to the agents: the same one again meanwhile is the same news (a 2026 session's
-        # listen stream and its message handler both report each event), so it is not sent twice.
+        # Notifications on their way to the agents: the same one again meanwhile is the same news (an update is a
+        # "read it again"), so it is not sent twice.
         self._pending: set[tuple[str, str]] = set()
+        self._deliveries: set[asyncio.Task[None]] = set()  # held: the loop keeps only weak references to tasks
         self._listen = ListenHandler(self.bus)
         with warnings.catch_warnings():
             # logging/setLevel is deprecated on 2026-07-28 but handshake-era agents still send it.
@@ -618,7 +624,9 @@ class Passthrough:
         if key in self._pending:
             return
         self._pending.add(key)
-        self.loop.create_task(self._deliver(notification, key), name=f"mcp-passthrough-notify:{self.name}")
+        task = self.loop.create_task(self._deliver(notification, key), name=f"mcp-passthrough-notify:{self.name}")
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
 
     async def _deliver(self, notification: ServerNotification, key: tuple[str, str]) -> None:
         try:
@@ -630,23 +638,20 @@ class Passthrough:
         method = notification.method
         if method == "notifications/resources/updated":
             uri = str(notification.params.get("uri", ""))
-            await self.bus.publish(ResourceUpdated(uri=uri))
+            await self.bus.publish(ResourceUpdated(uri=uri))  # 2026 agents listening for it
             sessions = list(self._subscribers.get(uri, []))
-            sent = [(session, session.send_resource_updated(uri)) for session in sessions]
+            wire: types.ServerNotification = types.ResourceUpdatedNotification(
+                params=types.ResourceUpdatedNotificationParams(uri=uri)
+            )
         else:
-            event = {
-                "notifications/tools/list_changed": ToolsListChanged(),
-                "notifications/prompts/list_changed": PromptsListChanged(),
-                "notifications/resources/list_changed": ResourcesListChanged(),
-            }[method]
-            await self.bus.publish(event)
+            await self.bus.publish(_LIST_EVENTS[method]())
             if method == "notifications/tools/list_changed":
                 self._tool_schemas.clear()
             sessions = list(self._sessions)
-            sent = [(session, session.send_notification(_list_changed(method))) for session in sessions]
-        for session, sending in sent:
+            wire = _list_changed(method)
+        for session in sessions:  # handshake-era agents, on their sessions' standalone streams
             try:
-                await sending
+                await session.send_notification(wire)
             except Exception:  # noqa: BLE001 - a session gone: forget it
                 self._forget(session)
 
