@@ -42,6 +42,7 @@ import warnings
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
+import anyio
 import mcp_types as types
 from django.conf import settings
 from mcp import Client, MCPError
@@ -548,16 +549,21 @@ class Passthrough:
         """2026 agents' `subscriptions/listen`: the SDK's handler on our bus, with the URIs subscribed upstream
         while the stream is open."""
         uris = [str(uri) for uri in (params.notifications.resource_subscriptions or [])]
-        for uri in uris:
-            await self._want(ctx, uri)
-            self._listening[uri] = self._listening.get(uri, 0) + 1
+        wanted: list[str] = []
         self._start_reader()
         try:
+            for uri in uris:
+                await self._want(ctx, uri)
+                self._listening[uri] = self._listening.get(uri, 0) + 1
+                wanted.append(uri)
             return await self._listen(ctx, params)
         finally:
-            for uri in uris:
-                self._listening[uri] -= 1
-                await self._release(uri)
+            # Also when the agent goes away (the stream's request cancelled): the shared session's subscription
+            # made for it is dropped all the same.
+            with anyio.move_on_after(_STOP_SECONDS, shield=True):
+                for uri in wanted:
+                    self._listening[uri] -= 1
+                    await self._release(uri)
 
     async def _want(self, ctx: ServerRequestContext[Any, Any], uri: str) -> None:
         """Subscribe the shared session to `uri` (through the fleet API), remembering whether it already was."""

@@ -19,6 +19,7 @@ from mcp import Client, MCPError
 from mcp.client.session import ClientRequestContext
 from mcp.shared.exceptions import MCPDeprecationWarning
 
+from fleet import calls as fleet_calls
 from registry.models import CallRecord
 from tests.mcp_endpoint.passthrough_fleet import Orchestrator, passthrough_client, running_orchestrator
 from tests.waiting import wait_for
@@ -48,6 +49,13 @@ def text_of(result: types.CallToolResult | types.GetPromptResult) -> str:
     if isinstance(result, types.GetPromptResult):
         return "\n".join(m.content.text for m in result.messages if isinstance(m.content, types.TextContent))
     return "\n".join(item.text for item in result.content if isinstance(item, types.TextContent))
+
+
+def upstream_subscriptions(name: str) -> frozenset[str]:
+    """The resource URIs the fleet's shared session to `name` keeps subscribed (read from any thread)."""
+    connection = fleet_calls.fleet_runtime().hub.get(name)
+    assert connection is not None
+    return connection.subscriptions
 
 
 def through(orchestrator: Orchestrator, name: str, *, viewer: bool = False, **options: Any) -> Any:
@@ -336,6 +344,8 @@ async def test_a_subscribed_agent_gets_the_servers_resource_updates_2025_era(orc
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", MCPDeprecationWarning)
             await client.unsubscribe_resource("test://watched-resource")
+    # The fleet had it subscribed before (the pipeline watches every listed resource): it keeps it.
+    assert "test://watched-resource" in upstream_subscriptions("conformance")
 
 
 async def test_a_listening_agent_gets_the_servers_resource_updates_2026_era(orchestrator):
@@ -370,6 +380,25 @@ async def test_the_servers_list_changes_reach_the_agents(orchestrator):
             async for event in events:
                 if type(event).__name__ == "ToolsListChanged":
                     break
+
+
+async def test_a_subscription_made_for_agents_is_dropped_when_no_agent_wants_it(orchestrator):
+    legacy_uri, modern_uri = "test://template/7/data", "test://template/8/data"  # nobody else subscribes these
+    assert not {legacy_uri, modern_uri} & upstream_subscriptions("conformance")
+    async with through(orchestrator, "conformance", mode="legacy") as client:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MCPDeprecationWarning)
+            await client.subscribe_resource(legacy_uri)
+            assert legacy_uri in upstream_subscriptions("conformance")
+            await client.unsubscribe_resource(legacy_uri)
+    assert legacy_uri not in upstream_subscriptions("conformance")
+
+    async with through(orchestrator, "conformance") as client, client.listen(resource_subscriptions=[modern_uri]):
+        assert modern_uri in upstream_subscriptions("conformance")
+    await sync_to_async(wait_for)(
+        lambda: modern_uri not in upstream_subscriptions("conformance"),
+        what="the subscription dropped once the agent stopped listening",
+    )
 
 
 # -- errors and roles --------------------------------------------------------------------------------------------------
