@@ -62,7 +62,7 @@ from mcp_client import ConnectionHub, ConnectionLayerError, Deadline, RequestCon
 from mcp_client.client_request_relay import RelayedCall
 from mcp_client.errors import ConnectionLost, InvalidResponse, RequestTimedOut, ServerError, ServerUnavailable
 from mcp_endpoint.authentication import CallerMiddleware, caller_of_request
-from mcp_endpoint.relay import LOG_LEVELS, AgentLink
+from mcp_endpoint.relay import LOG_LEVELS, AgentLink, agent_key
 from orchestrator_site.async_api import Caller
 from registry import api_calls
 from registry.permissions import Role
@@ -491,7 +491,7 @@ class Passthrough:
         return await run_input_required_driver(first, dispatch=ask, retry=round_trip)
 
     def _link(self, ctx: ServerRequestContext[Any, Any], *, progress_token: str | int | None) -> AgentLink:
-        return AgentLink(ctx, progress_token=progress_token, log_level=self._log_levels.get(_agent_key(ctx)))
+        return AgentLink(ctx, progress_token=progress_token, log_level=self._log_levels.get(agent_key(ctx)))
 
     def _forwarded_meta(self, ctx: ServerRequestContext[Any, Any], client: Client) -> types.RequestParamsMeta | None:
         """The agent's log level on a 2026 session (there, log entries are sent only to requests that ask)."""
@@ -501,7 +501,7 @@ class Passthrough:
         if ctx.session.protocol_version in MODERN_PROTOCOL_VERSIONS:
             level = agent_meta.get(types.LOG_LEVEL_META_KEY)
         else:  # a handshake-era agent gets every level unless it set one
-            level = self._log_levels.get(_agent_key(ctx), "debug")
+            level = self._log_levels.get(agent_key(ctx), "debug")
         return {types.LOG_LEVEL_META_KEY: level} if level in LOG_LEVELS else None  # type: ignore[return-value]
 
     # -- logging ----------------------------------------------------------------------------------------------------
@@ -511,7 +511,7 @@ class Passthrough:
     ) -> types.EmptyResult:
         if len(self._log_levels) >= settings.MCP_ENDPOINT_MAX_SESSIONS:
             self._log_levels.pop(next(iter(self._log_levels)))  # the oldest agent's: bounded like the sessions
-        self._log_levels[_agent_key(ctx)] = params.level
+        self._log_levels[agent_key(ctx)] = params.level
 
         async def send(client: Client, deadline: Deadline) -> types.EmptyResult:
             if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
@@ -683,13 +683,6 @@ def _caller(ctx: ServerRequestContext[Any, Any]) -> Caller:
     if caller is None:  # the router always sets it: a request that did not come through it is refused
         raise MCPError(NOT_ALLOWED, "no authenticated caller")
     return caller
-
-
-def _agent_key(ctx: ServerRequestContext[Any, Any]) -> object:
-    request = ctx.request
-    headers = getattr(request, "headers", None)
-    session_id = headers.get("mcp-session-id") if headers is not None else None
-    return session_id or id(ctx.session)
 
 
 def _same_connection(a: ServerSession, b: ServerSession) -> bool:

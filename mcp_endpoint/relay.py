@@ -22,6 +22,7 @@ from typing import Any
 
 import mcp_types as types
 from mcp import MCPError
+from mcp.server.connection import allowed_log_levels
 from mcp.server.context import ServerRequestContext
 from mcp.shared.message import ServerMessageMetadata
 from pydantic import ValidationError
@@ -34,6 +35,17 @@ MAX_QUEUED = 1_000
 # How long the answer waits for the queued notifications to reach the agent before it goes anyway.
 FLUSH_SECONDS = 5.0
 
+LOG_LEVELS: tuple[types.LoggingLevel, ...] = (
+    "debug",
+    "info",
+    "notice",
+    "warning",
+    "error",
+    "critical",
+    "alert",
+    "emergency",
+)
+
 _ANSWER_TYPES: dict[str, type[Any]] = {
     "elicitation/create": types.ElicitResult,
     "sampling/createMessage": types.CreateMessageResult,
@@ -44,8 +56,20 @@ _ANSWER_TYPES: dict[str, type[Any]] = {
 class AgentLink:
     """The agent's end of one relayed request (made on the web loop, used from the fleet loop)."""
 
-    def __init__(self, ctx: ServerRequestContext[Any, Any], *, progress_token: str | int | None) -> None:
+    def __init__(
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        *,
+        progress_token: str | int | None,
+        log_level: types.LoggingLevel | None = None,
+    ) -> None:
         self._ctx = ctx
+        # The levels this request may be sent: on 2026-07-28 what its `_meta` opted in to (none without), on the
+        # handshake era everything from the level the agent set with logging/setLevel.
+        levels = allowed_log_levels(ctx.session.protocol_version, ctx.meta)
+        if log_level is not None and log_level in LOG_LEVELS:
+            levels = levels & frozenset(LOG_LEVELS[LOG_LEVELS.index(log_level) :])
+        self._log_levels = levels
         self._loop = asyncio.get_running_loop()
         self.progress_token = progress_token
         self._queue: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
@@ -56,11 +80,8 @@ class AgentLink:
 
     @property
     def session_key(self) -> object:
-        """What identifies the agent's session (its Streamable HTTP session id, else this request alone)."""
-        request = self._ctx.request
-        headers = getattr(request, "headers", None)
-        session_id = headers.get("mcp-session-id") if headers is not None else None
-        return ("session", session_id) if session_id else ("request", id(self))
+        """What identifies the agent's session (see `agent_key`)."""
+        return agent_key(self._ctx)
 
     @property
     def can_be_asked(self) -> bool:
@@ -84,13 +105,17 @@ class AgentLink:
         self._hand_over(send)
 
     def tell(self, params: types.LoggingMessageNotificationParams) -> None:
-        """A log entry the upstream sent during this request: to the agent, at the levels it asked for."""
+        """A log entry the upstream sent during this request: to the agent, at the levels it asked for, on its
+        request's stream."""
+        if params.level not in self._log_levels:
+            return
         ctx = self._ctx
+        entry = types.LoggingMessageNotification(
+            params=types.LoggingMessageNotificationParams(level=params.level, data=params.data, logger=params.logger)
+        )
 
         async def send() -> None:
-            await ctx.session.send_log_message(  # pyright: ignore[reportDeprecated]
-                params.level, params.data, params.logger, related_request_id=_related(ctx)
-            )
+            await ctx.session.send_notification(entry, related_request_id=_related(ctx))
 
         self._hand_over(send)
 
@@ -140,7 +165,8 @@ class AgentLink:
                 self.dropped += 1
                 logger.debug("a notification to the agent was not delivered: %s", type(error).__name__)
             finally:
-                self._queued = max(0, self._queued - 1) if send is not None else self._queued
+                if send is not None:
+                    self._queued -= 1
                 self._queue.task_done()
 
     async def flush(self) -> None:
@@ -165,3 +191,11 @@ class AgentLink:
 
 def _related(ctx: ServerRequestContext[Any, Any]) -> Any:
     return ctx.request_id
+
+
+def agent_key(ctx: ServerRequestContext[Any, Any]) -> object:
+    """What identifies the agent a request comes from: its Streamable HTTP session (handshake era), else the request
+    alone (2026-07-28 requests carry no session)."""
+    headers = getattr(ctx.request, "headers", None)
+    session_id = headers.get("mcp-session-id") if headers is not None else None
+    return ("session", session_id) if session_id else ("request", id(ctx))
