@@ -45,8 +45,10 @@ from mcp_client import (
 )
 from mcp_client.capabilities import CapabilityLimits, dump
 from mcp_client.hub import discover_once
+from mcp_client.in_flight import CancelResult
 from mcp_client.limits import AnswerTooLarge, Limits, content_bytes
 from mcp_client.outbound import OutboundPolicy
+from mcp_client.progress import CallProgress
 from mcp_client.runtime import Submittable
 from registry.models import Server
 from registry.oauth_store import oauth_settings_for
@@ -314,6 +316,11 @@ def subscribe_outcomes(*, name: str, maxsize: int = 50_000) -> Subscription[Call
     return _hub_on_this_loop().streams.outcomes.subscribe(name=name, maxsize=maxsize)
 
 
+def subscribe_progress(*, name: str, maxsize: int = 10_000) -> Subscription[CallProgress]:
+    """Tool calls' progress as servers report it (already coalesced per call: mcp_client/progress.py)."""
+    return _hub_on_this_loop().streams.progress.subscribe(name=name, maxsize=maxsize)
+
+
 def stream_stats() -> dict[str, Any]:
     runtime = running_runtime()
     return runtime.hub.streams.stats() if runtime is not None else {}
@@ -351,16 +358,42 @@ async def on_server(
     deadline: Deadline | None,
     correlation_id: str = "",
     caller: str = "",
+    cancellable: tuple[str, str] | None = None,
 ) -> T:
     """`work(hub, context)` on the fleet loop for a server given by its definition, whose session is opened on demand
-    (a no-op when the supervisor already runs this exact definition): what the API's views await."""
+    (a no-op when the supervisor already runs this exact definition): what the API's views await.
+
+    `cancellable=(operation, target_name)` keeps the work in the hub's calls in flight under `correlation_id` while
+    it runs, so that its caller (or an admin) can cancel it (`cancel_call`): it then raises `CallCancelled`, with the
+    recorded outcome. A correlation id already in flight raises `DuplicateCall` before anything is sent."""
     context = _context(deadline, correlation_id, caller)
 
     async def run(hub: ConnectionHub) -> T:
-        await hub.ensure(target)
-        return await work(hub, context)
+        if cancellable is None or not correlation_id:
+            await hub.ensure(target)
+            return await work(hub, context)
+        operation, target_name = cancellable
+        with hub.in_flight.track(
+            correlation_id=correlation_id,
+            server=target.key,
+            operation=operation,
+            target_name=target_name,
+            caller=caller,
+        ):
+            await hub.ensure(target)
+            return await work(hub, context)
 
     return await _on_fleet_loop(run)
+
+
+def cancel_call(correlation_id: str, *, by: str, may_cancel_others: bool) -> CancelResult:
+    """Cancel a call in flight by its correlation id (thread-safe, never waits): the protocol's cancellation goes to
+    the server and the call answers `CallCancelled`. UNKNOWN when no such call runs in this process (never made, or
+    finished), FORBIDDEN when it is someone else's and `may_cancel_others` is false."""
+    runtime = running_runtime()
+    if runtime is None:
+        return CancelResult.UNKNOWN
+    return runtime.hub.in_flight.cancel(correlation_id, by=by, may_cancel_others=may_cancel_others)
 
 
 # -- sync wrappers for views and commands (Server rows) --------------------------------------------------------

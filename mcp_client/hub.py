@@ -25,6 +25,7 @@ from .connect_gate import ConnectGate
 from .deadlines import NO_CONTEXT, RequestContext
 from .errors import ServerUnavailable
 from .failures import describe_exception
+from .in_flight import InFlightCalls
 from .outbound import OutboundPolicy
 from .results import Answer, ResourceReadResult, ToolCallResult
 from .session import ServerConnection
@@ -50,6 +51,8 @@ class ConnectionHub:
         connect_slot_seconds: float = 2.0,
     ) -> None:
         self.streams = SessionStreams()
+        # Calls a person may cancel by correlation id (the REST API's), while they run.
+        self.in_flight = InFlightCalls()
         self._gate_size = (connects_at_once, connect_slot_seconds)
         self._gate: ConnectGate | None = None  # made on the hub's loop, at bind time
         self._backoff = backoff

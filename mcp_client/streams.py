@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from .outcomes import CallOutcome
+from .progress import CallProgress
 from .state import ConnectionStatus
 
 logger = logging.getLogger(__name__)
@@ -304,12 +305,14 @@ class Stream(Generic[T]):
 
 
 class SessionStreams:
-    """The three streams every hub publishes: states, notifications and outcomes."""
+    """The streams every hub publishes: states, notifications, outcomes and tool calls' progress (progress.py)."""
 
     def __init__(self) -> None:
         self.states: Stream[ConnectionStatus] = Stream("states")
         self.notifications: Stream[ServerNotification] = Stream("notifications")
         self.outcomes: Stream[CallOutcome] = Stream("outcomes")
+        self.progress: Stream[CallProgress] = Stream("progress")
 
     def stats(self) -> dict[str, Any]:
-        return {stream.name: stream.stats() for stream in (self.states, self.notifications, self.outcomes)}
+        streams = (self.states, self.notifications, self.outcomes, self.progress)
+        return {stream.name: stream.stats() for stream in streams}

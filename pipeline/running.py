@@ -17,6 +17,7 @@ from fleet import application
 from fleet.orm_worker import OrmWorker
 from pipeline import spreads  # noqa: F401 - registers the reference processor
 from pipeline.bus import EventBus
+from pipeline.call_progress import CallProgressEvents
 from pipeline.forwarding import Forwarder
 from pipeline.metrics import PIPELINE_METRICS
 from pipeline.processors import PROCESSORS, ProcessorRun
@@ -50,6 +51,7 @@ class Pipeline:
         )
         self.prune_errors = 0
         self._pruner: asyncio.Task[None] | None = None
+        self.call_progress: CallProgressEvents | None = None
 
     async def start(self) -> None:
         await self.bus.start()
@@ -61,12 +63,17 @@ class Pipeline:
             self.processors.append(run)
         if self.producers is not None:
             await self.producers.start()
+        # Tool calls' progress (calls.progress), from the hub's progress stream.
+        self.call_progress = CallProgressEvents(self.bus)
+        self.call_progress.start()
         self._pruner = asyncio.get_running_loop().create_task(self._prune_forever(), name="pipeline-pruner")
 
     async def stop(self) -> None:
         if self._pruner is not None:
             self._pruner.cancel()
             await asyncio.gather(self._pruner, return_exceptions=True)
+        if self.call_progress is not None:
+            await self.call_progress.stop()
         if self.producers is not None:
             await self.producers.stop()
         for run in self.processors:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ from rest_framework import exceptions, serializers, status
 
 from fleet import calls as fleet_calls
 from mcp_client import ConnectionLayerError, Deadline, RequestTimedOut, ServerTarget, ServerUnavailable
+from mcp_client.in_flight import CallCancelled, CancelResult, DuplicateCall
 from orchestrator_site.async_api import AsyncAPIView, Caller, json_answer
 from registry.models import CapabilitySnapshot, Server
 from registry.permissions import Role
@@ -41,6 +43,7 @@ from registry.tool_arguments import argument_errors
 
 FLEET_ERRORS = {
     400: OpenApiTypes.OBJECT,
+    409: FleetErrorSerializer,
     403: OpenApiTypes.OBJECT,
     404: OpenApiTypes.OBJECT,
     502: FleetErrorSerializer,
@@ -145,18 +148,38 @@ def _validated(serializer_class: type, body: Any) -> dict[str, Any]:
     return dict(serializer.validated_data)
 
 
-async def _ask(server: CallableServer, caller: Caller, body: dict[str, Any], work: Any) -> JsonResponse:
-    """Run `work(hub, context)` for the server on the fleet loop, opening its session if it has none."""
+def _cancelled(error: CallCancelled) -> JsonResponse:
+    """A call its caller (or an admin) cancelled: 409, saying who, with the recorded outcome (error_kind cancelled)."""
+    body: dict[str, Any] = {"detail": f"The call was cancelled by {error.cancelled_by}."}
+    if error.outcome is not None:
+        body["outcome"] = error.outcome.to_dict()
+    return json_answer(body, status.HTTP_409_CONFLICT)
+
+
+async def _ask(
+    server: CallableServer, caller: Caller, body: dict[str, Any], work: Any, *, what: tuple[str, str]
+) -> JsonResponse:
+    """Run `work(hub, context)` for the server on the fleet loop, opening its session if it has none.
+
+    Every call has a correlation id (the request's, else a new one; the answer's outcome carries it): its progress
+    events (`calls.progress`) are keyed by it, and `POST /api/calls/<correlation_id>/cancel/` cancels it while it
+    runs. `what` is (operation, target name), for the cancellation's record."""
     timeout = body.get("timeout_seconds")
     deadline = Deadline.within(timeout if timeout is not None else server.request_timeout_seconds)
+    correlation_id = body.get("correlation_id") or f"api-{uuid.uuid4().hex}"
     try:
         answer = await fleet_calls.on_server(
             server.target,  # type: ignore[arg-type]
             work,
             deadline=deadline,
-            correlation_id=body.get("correlation_id", ""),
+            correlation_id=correlation_id,
             caller=caller.username,
+            cancellable=what,
         )
+    except DuplicateCall as error:
+        raise exceptions.ValidationError({"correlation_id": [f"{error}; use a new one for each call."]}) from None
+    except CallCancelled as error:
+        return _cancelled(error)
     except ConnectionLayerError as error:
         return _fleet_error(error)
     return json_answer({"result": answer.result.to_dict(), "outcome": answer.outcome.to_dict()})
@@ -186,7 +209,11 @@ class ServerToolCallView(AsyncAPIView):
         if problems:
             raise exceptions.ValidationError({"arguments": problems})
         return await _ask(
-            server, caller, call, lambda hub, context: hub.call_tool(name, tool, arguments, context=context)
+            server,
+            caller,
+            call,
+            lambda hub, context: hub.call_tool(name, tool, arguments, context=context),
+            what=("tools/call", tool),
         )
 
 
@@ -205,7 +232,13 @@ class ServerResourceReadView(AsyncAPIView):
         server = await _callable(name, doing="reading its resources")
         read = _validated(ResourceReadRequestSerializer, body)
         uri = read["uri"]
-        return await _ask(server, caller, read, lambda hub, context: hub.read_resource(name, uri, context=context))
+        return await _ask(
+            server,
+            caller,
+            read,
+            lambda hub, context: hub.read_resource(name, uri, context=context),
+            what=("resources/read", uri),
+        )
 
 
 class PromptRequestSerializer(serializers.Serializer):
@@ -263,6 +296,7 @@ class ServerPromptView(AsyncAPIView):
             caller,
             ask,
             lambda hub, context: fleet_calls.prompt_on(hub, name, prompt, arguments, context),
+            what=("prompts/get", prompt),
         )
 
 
@@ -273,3 +307,33 @@ def _unknown_prompt_message(name: str, prompt: str) -> str:
 def _unknown_tool_message(name: str, tool: str) -> str:
     server = Server.objects.get(name=name)
     return known_tools_message(server, tool)
+
+
+class CallCancelResponseSerializer(serializers.Serializer):
+    cancelled = serializers.BooleanField()
+
+
+@extend_schema(tags=["servers"])
+class CallCancelView(AsyncAPIView):
+    """Cancel a call made through this API (`/call/`, `/read/`, `/prompt/`) while it runs, by its correlation id (the
+    one the call was made with, or the one its answer's outcome carries). The server is sent the protocol's
+    cancellation, and the call answers 409 "The call was cancelled by <user>." with its outcome (error_kind
+    `cancelled`), recorded like every call. Its caller or an admin may cancel it: someone else's call is a 403, an
+    unknown or finished one a 404. Answers 202 {"cancelled": true} once the cancellation is sent on its way."""
+
+    required_role = Role.OPERATOR
+
+    @extend_schema(
+        operation_id="calls_cancel_create",
+        request=None,
+        responses={202: CallCancelResponseSerializer, 403: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT},
+    )
+    async def post(self, request: HttpRequest, caller: Caller, body: Any, correlation_id: str) -> JsonResponse:
+        result = fleet_calls.cancel_call(
+            correlation_id, by=caller.username, may_cancel_others=caller.role >= Role.ADMIN
+        )
+        if result is CancelResult.UNKNOWN:
+            raise exceptions.NotFound("No call with this correlation id is in flight (it never ran, or it finished).")
+        if result is CancelResult.FORBIDDEN:
+            raise exceptions.PermissionDenied("This call is someone else's: only its caller or an admin may cancel it.")
+        return json_answer({"cancelled": True}, status.HTTP_202_ACCEPTED)

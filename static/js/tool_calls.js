@@ -6,6 +6,11 @@
  * the result in place: structured content or text, the error flag, latency, or the field errors the API names.
  * A resource read shows JSON pretty-printed and text as text. A prompt's form (its declared arguments, rendered by
  * the template) posts to /api/servers/<name>/prompt/ and shows the rendered messages, each with its role, as text.
+ *
+ * A tool call runs with a correlation id made here: while it runs, the form shows a progress bar fed by the call's
+ * `calls.progress` events on /ws/events/ (one socket for the page, opened at the first call, filtered to this server;
+ * the server's message set as text) and a "Cancel" button that posts /api/calls/<correlation_id>/cancel/; a cancelled
+ * call answers 409 with who cancelled it, shown like any failed call.
  */
 (function () {
   "use strict";
@@ -239,6 +244,84 @@
     });
   }
 
+  // -- progress and cancellation of running tool calls ------------------------------------------------------------
+
+  var serverName = head.dataset.server;
+  var running = {}; // correlation id -> {bar, note}
+  var progressSocket = null;
+
+  function newCorrelationId() {
+    if (window.crypto && window.crypto.getRandomValues) {
+      var bytes = new Uint8Array(12);
+      window.crypto.getRandomValues(bytes);
+      return "page-" + Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+    }
+    return "page-" + Date.now().toString(36) + Math.random().toString(36).slice(2);
+  }
+
+  function onProgress(event) {
+    var payload = event.payload || {};
+    var shown = running[payload.correlation_id];
+    if (!shown) return;
+    var progress = Number(payload.progress);
+    var total = payload.total === null || payload.total === undefined ? null : Number(payload.total);
+    if (total !== null && isFinite(total) && total > 0) {
+      shown.bar.max = total;
+      shown.bar.value = Math.min(Math.max(progress, 0), total);
+      shown.bar.textContent = Math.round((shown.bar.value / total) * 100) + "%";
+    } else {
+      shown.bar.removeAttribute("value"); // indeterminate: the server gave no total
+    }
+    var text = total !== null && isFinite(total) ? progress + " / " + total : String(progress);
+    if (payload.message) text += " · " + payload.message;
+    shown.note.textContent = text; // the server's own words: text, never markup
+  }
+
+  function followProgress() {
+    if (progressSocket || !window.OrchestratorEvents) return;
+    progressSocket = window.OrchestratorEvents.connect({
+      streams: ["calls.progress"],
+      servers: serverName ? [serverName] : null,
+      onEvent: onProgress,
+    });
+  }
+
+  function showRunning(form, correlationId) {
+    var actions = form.querySelector(".call-actions");
+    var bar = el("progress", { className: "call-progress", "aria-label": "Progress of the call" });
+    var note = el("span", { className: "call-progress-note subtle" });
+    var cancel = el("button", { type: "button", className: "button call-cancel", text: "Cancel" });
+    cancel.addEventListener("click", function () {
+      cancel.disabled = true;
+      note.textContent = "cancelling…";
+      fetch("/api/calls/" + encodeURIComponent(correlationId) + "/cancel/", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { Accept: "application/json", "X-CSRFToken": csrfToken() },
+      })
+        .then(function (response) {
+          if (response.status === 202) return;
+          return response
+            .json()
+            .catch(function () { return { detail: "HTTP " + response.status }; })
+            .then(function (payload) {
+              // 404: it finished meanwhile (its answer is on its way); 403: not ours to cancel.
+              note.textContent = payload.detail || "Could not cancel (HTTP " + response.status + ").";
+            });
+        })
+        .catch(function (error) {
+          note.textContent = "Could not reach the orchestrator: " + error.message;
+        });
+    });
+    var holder = el("div", { className: "call-running" }, [bar, cancel, note]);
+    actions.parentNode.insertBefore(holder, actions.nextSibling);
+    running[correlationId] = { bar: bar, note: note };
+    return function done() {
+      delete running[correlationId];
+      holder.remove();
+    };
+  }
+
   function onSubmit(event) {
     event.preventDefault();
     var form = event.target;
@@ -250,7 +333,10 @@
     var button = form.querySelector("button[type=submit]");
     button.disabled = true;
     status.textContent = "calling…";
-    post("call/", { tool: form.dataset.tool, arguments: read.args })
+    followProgress();
+    var correlationId = newCorrelationId();
+    var done = showRunning(form, correlationId);
+    post("call/", { tool: form.dataset.tool, arguments: read.args, correlation_id: correlationId })
       .then(function (answer) {
         status.textContent = "";
         if (answer.status === 400) {
@@ -268,6 +354,7 @@
         renderResult(box, { detail: "Could not reach the orchestrator: " + error.message }, false);
       })
       .finally(function () {
+        done();
         button.disabled = false;
       });
   }
