@@ -44,7 +44,6 @@ from typing import Any, TypeVar
 
 import anyio
 import mcp_types as types
-from asgiref.sync import sync_to_async
 from mcp import MCPError
 from mcp.server.connection import Connection
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
@@ -65,6 +64,7 @@ from fleet import calls as fleet_calls
 from mcp_client import ConnectionLayerError, Deadline, RequestTimedOut, ServerError, ServerUnavailable
 from mcp_endpoint import naming
 from mcp_endpoint.authentication import CallerMiddleware, current_caller
+from mcp_endpoint.database_access import with_database
 from mcp_endpoint.fleet_catalogue import OfferedServer, offered_catalogue, watch_changes
 from orchestrator_site.async_api import Caller
 from registry.api_calls import CallableServer, servers
@@ -293,7 +293,7 @@ class _NotOffered(Exception):
 async def _offered(lists: _Lists, name: str) -> OfferedServer:
     server = lists.offered.get(name)
     if server is None:
-        raise _NotOffered(await sync_to_async(_why_not_offered)(name))
+        raise _NotOffered(await with_database(_why_not_offered, name))
     return server
 
 

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError
 
 from mcp_endpoint.authentication import (
     CALLER_SCOPE_KEY,
@@ -152,6 +153,13 @@ class McpEndpointRouter:
             caller = await caller_from_scope(scope)
         except Unauthenticated as problem:
             await refuse_unauthenticated(send, problem)
+            return
+        except DatabaseError as error:
+            # The token could not be looked up (the database is down or the connection was lost; the next request
+            # connects again, mcp_endpoint/database_access.py): the service is unavailable, the token not invalid.
+            # No traceback: its frames hold the key.
+            logger.error("the MCP endpoint could not look a Bearer token up: %s: %s", type(error).__name__, error)
+            await _plain(send, 503, "The MCP endpoint cannot reach its database; try again shortly.")
             return
         if not has_any_role(caller):
             await refuse_without_role(send)

@@ -33,13 +33,13 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 
+from mcp_endpoint.database_access import with_database
 from orchestrator_site.async_api import Caller, _caller_from_token, callers
 from registry.permissions import Role
 
@@ -109,7 +109,7 @@ async def caller_from_scope(scope: Scope) -> Caller:
     key = _bearer_key(scope)
     caller = callers.get(key)
     if caller is None:
-        caller = await sync_to_async(_caller_from_token)(key)
+        caller = await with_database(_caller_from_token, key)
         if caller is None:
             raise Unauthenticated("Invalid token.", token_sent=True)
         callers.put(key, caller)

@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
 from django.db.models import OuterRef, Subquery
 from django.db.models.signals import post_delete, post_save
 
+from mcp_endpoint.database_access import with_database
 from registry import announcements
 from registry.announcements import StatusTransition
 from registry.models import CapabilitySnapshot, Server, ServerStatus
@@ -108,7 +108,7 @@ class _CatalogueCache:
         if entry is not None and entry[1] > time.monotonic():
             return entry[0]
         generation = self._generation
-        loaded = await sync_to_async(_load)()
+        loaded = await with_database(_load)
         with self._lock:
             if generation == self._generation:
                 self._entry = (loaded, time.monotonic() + settings.API_SERVER_CACHE_SECONDS)

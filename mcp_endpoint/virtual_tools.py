@@ -51,6 +51,7 @@ from fusion.query import MAX_FIELDS, MAX_SOURCES, QueryError, parse_query
 from fusion.strategies import all_strategies
 from fusion.tool_safety import state_changing_reason, state_changing_servers
 from mcp_client import Deadline
+from mcp_endpoint.database_access import with_database
 from orchestrator_site.async_api import Caller
 from registry.models import Server
 from registry.permissions import Role
@@ -782,8 +783,8 @@ async def call_balanced(
     except RequestError as exc:
         return _bad_fields(exc.errors)
     if not call["idempotency_key"]:
-        why = offering.state_changing or await sync_to_async(_metadata_says_state_changing)(
-            chosen.servers, chosen.server_type, offering.tool
+        why = offering.state_changing or await with_database(
+            _metadata_says_state_changing, chosen.servers, chosen.server_type, offering.tool
         )
         if why:
             return _bad_fields(
