@@ -4,7 +4,7 @@
 Both pinned suite versions (0.2.0-alpha.12 and 0.1.16, package.json): each one's active suite at its default wire,
 and alpha.12's whole suite at the 2026-07-28 wire (`--suite all --spec-version 2026-07-28`). One CLI call per
 version, wire and direction (the CLI runs the scenarios one after another, a second or two in all), the directions
-of one version at once.
+of one version one after the other (some scenarios give an answer 500 ms: the runs do not compete for the CPU).
 
 The CLI has no option for request headers, and the orchestrator takes no token but from `Authorization: Bearer`, so
 the runs through the orchestrator go through a small forwarding proxy written here (`BearerProxy`): it adds the header
@@ -29,7 +29,6 @@ import re
 import subprocess
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +84,15 @@ class BearerProxy:
     def __init__(self, target: str, token: str) -> None:
         self.target = target
         self.token = token
+        # One pooled client (made on the serving loop at the first request): a connection per request would add
+        # its setup to every round trip, and some scenarios give an answer 500 ms.
+        self._client: httpx2.AsyncClient | None = None
+
+    async def stop(self) -> None:
+        """Called by the live server as it stops (tests/mcp_endpoint/live_server.py), on the serving loop."""
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -102,10 +110,10 @@ class BearerProxy:
         ]
         headers.append((b"authorization", f"Bearer {self.token}".encode()))
         url = self.target + (f"?{scope['query_string'].decode()}" if scope["query_string"] else "")
-        timeout = httpx2.Timeout(30.0, read=None)
+        if self._client is None:
+            self._client = httpx2.AsyncClient(timeout=httpx2.Timeout(30.0, read=None))
         async with (
-            httpx2.AsyncClient(timeout=timeout) as client,
-            client.stream(scope["method"], url, headers=headers, content=body) as response,
+            self._client.stream(scope["method"], url, headers=headers, content=body) as response,
             anyio.create_task_group() as group,
         ):
 
@@ -152,10 +160,9 @@ def test_every_server_check_that_passes_directly_passes_through_the_orchestrator
     orchestrator, tmp_path, version, options
 ):
     proxy = BearerProxy(orchestrator.passthrough_url("conformance"), orchestrator.operator_token)
-    with serving(proxy) as proxy_url, ThreadPoolExecutor(2) as pool:
-        direct_run = pool.submit(run_suite, version, options, orchestrator.conformance_url, tmp_path / "direct")
-        through_run = pool.submit(run_suite, version, options, f"{proxy_url}/mcp", tmp_path / "through")
-        direct, through = direct_run.result(), through_run.result()
+    direct = run_suite(version, options, orchestrator.conformance_url, tmp_path / "direct")
+    with serving(proxy) as proxy_url:
+        through = run_suite(version, options, f"{proxy_url}/mcp", tmp_path / "through")
 
     assert direct.checks, f"the suite ran no scenario directly:\n{direct.output[-3000:]}"
     lines = [f"conformance {version} {' '.join(options)}: scenario: direct passed/checks, through passed/checks"]
