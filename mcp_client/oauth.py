@@ -362,6 +362,28 @@ class _GrantKeeping:
         await self._store.forget_tokens(self.refresh_refused)
 
 
+class _KeepRegistrationsInMemory:
+    """A grant store whose registered client is not written back (the fleet's sessions: see below)."""
+
+    def __init__(self, store: GrantStore) -> None:
+        self._store = store
+
+    async def get_tokens(self) -> OAuthToken | None:
+        return await self._store.get_tokens()
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        await self._store.set_tokens(tokens)
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        return await self._store.get_client_info()
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        return None
+
+    async def forget_tokens(self, why: str) -> None:
+        await self._store.forget_tokens(why)
+
+
 class AuthorizationCodeProvider(_GrantKeeping, OAuthClientProvider):
     """Authorization code with PKCE: the SDK's provider with the grant kept across reconnects."""
 
@@ -385,6 +407,11 @@ class AuthorizationCodeProvider(_GrantKeeping, OAuthClientProvider):
         self.context = _early_refresh(self.context)
         self._store = settings.store
         self._approves = not isinstance(approval, NoPersonHere)
+        if not self._approves:
+            # A session cannot finish an authorization code grant, so a client it registers on the way to "a person
+            # must authorize" is of no use, and storing it could land over the one a person's authorization is
+            # storing at the same moment (whose tokens would then be refreshed as the wrong client).
+            self.context.storage = _KeepRegistrationsInMemory(settings.store)
         self._fixed_client: OAuthClientInformationFull | None = None
         if settings.registration == "pre_registered":
             self._fixed_client = OAuthClientInformationFull(

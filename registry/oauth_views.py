@@ -13,7 +13,7 @@ import logging
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -79,7 +79,13 @@ def oauth_authorize(request: HttpRequest, name: str) -> HttpResponse:
     pending = dict(request.session.get(SESSION_KEY) or {})
     pending[state] = server.name
     request.session[SESSION_KEY] = dict(list(pending.items())[-MAX_PENDING_PER_SESSION:])
-    return HttpResponseRedirect(authorization_url)
+    # A page that goes on to the authorization server, not a redirect: the CSP's form-action 'self' would stop the
+    # browser from following this form's POST to another origin.
+    return render(
+        request,
+        "registry/oauth_redirect.html",
+        {"server_name": server.name, "authorization_url": authorization_url},
+    )
 
 
 @require_GET

@@ -148,8 +148,41 @@
       body.cwd = "";
       if (headers !== undefined) body.headers = headers;
       if (storedKeys.env.length) body.env = {};
+      var oauth = oauthValue();
+      if (oauth !== undefined) body.oauth = oauth;
     }
     return { body: body };
+  }
+
+  // The OAuth part: left out while there is none and never was; {} drops it; a blank secret keeps the stored one.
+  var oauthSection = document.getElementById("oauth-section");
+
+  function oauthValue() {
+    if (!oauthSection) return undefined;
+    var grant = value("oauth-grant");
+    if (grant === "") return oauthSection.dataset.hadOauth === "true" ? {} : undefined;
+    var oauth = { grant: grant, registration: value("oauth-registration") };
+    ["client_id", "scope", "issuer", "client_metadata_url"].forEach(function (name) {
+      var text = value("oauth-" + name).trim();
+      if (text !== "") oauth[name] = text;
+    });
+    var secret = value("oauth-client_secret");
+    if (secret !== "") oauth.client_secret = secret;
+    return oauth;
+  }
+
+  // "Authorize" right after saving a server whose grant a person approves: the same POST as the server page's button.
+  function authorizeAfterSaving(name) {
+    var authorize = document.createElement("form");
+    authorize.method = "post";
+    authorize.action = "/oauth/authorize/" + encodeURIComponent(name) + "/";
+    var token = document.createElement("input");
+    token.type = "hidden";
+    token.name = "csrfmiddlewaretoken";
+    token.value = dom.csrfToken();
+    authorize.appendChild(token);
+    document.body.appendChild(authorize);
+    authorize.submit();
   }
 
   // -- errors at their fields -----------------------------------------------------------------------------------
@@ -192,7 +225,8 @@
         target.textContent = messages.join(" ");
         target.hidden = false;
         box.classList.add("field-invalid");
-        if (box.tagName === "DETAILS") box.open = true;
+        var folded = box.closest("details");
+        if (folded) folded.open = true;
       } else {
         elsewhere.push((field === "non_field_errors" || field === "detail" ? "" : field + ": ") + messages.join(" "));
       }
@@ -337,7 +371,10 @@
     request
       .then(function (response) {
         if (response.status === 200 || response.status === 201) {
-          window.location.assign("/servers/" + encodeURIComponent(response.json.name) + "/");
+          var saved = response.json;
+          var needsPerson = saved.oauth && saved.oauth.grant === "authorization_code" && !saved.oauth.grant_state.authorized;
+          if (needsPerson && built.body.oauth && built.body.transport !== "stdio") return authorizeAfterSaving(saved.name);
+          window.location.assign("/servers/" + encodeURIComponent(saved.name) + "/");
           return;
         }
         done();

@@ -7,8 +7,10 @@ OAuth client (mcp_client/oauth.py), with grants kept encrypted in the database (
 
 from __future__ import annotations
 
+import html
 import json
 import logging
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -109,11 +111,18 @@ class TokenWatch:
                 self.seen.add(value)
 
 
+def _authorization_url(started) -> str:
+    """Where "Authorize" sends the browser: the link its page follows (a page, not a redirect: see oauth_views)."""
+    assert started.status_code == 200, started.content
+    found = re.search(r'id="oauth-continue" href="([^"]+)"', started.content.decode())
+    assert found, started.content
+    return html.unescape(found.group(1))
+
+
 def _authorize_in_the_browser(client: Client, name: str) -> str:
     """What a person does: Authorize, approve at the authorization server (which approves at once), come back."""
     started = client.post(f"/oauth/authorize/{name}/")
-    assert started.status_code == 302, started.content
-    approval = httpx2.get(started["Location"], follow_redirects=False)
+    approval = httpx2.get(_authorization_url(started), follow_redirects=False)
     assert approval.status_code == 302
     callback = approval.headers["location"]
     assert callback.startswith("http://testserver/oauth/callback/?")
@@ -241,8 +250,7 @@ def test_a_callback_with_another_persons_state_is_refused(protected, live_fleet,
     alice = Client()
     alice.force_login(operator_user)
     started = alice.post("/oauth/authorize/guarded/")
-    assert started.status_code == 302
-    callback = httpx2.get(started["Location"], follow_redirects=False).headers["location"]
+    callback = httpx2.get(_authorization_url(started), follow_redirects=False).headers["location"]
     from django.contrib.auth.models import User
 
     mallory = Client()
