@@ -155,6 +155,17 @@ def run_suite(version: str, options: list[str], url: str, out: Path) -> SuiteRun
     return SuiteRun(output=completed.stdout + completed.stderr, checks=checks)
 
 
+def _solo(options: list[str], scenario: str) -> list[str]:
+    """The run's options for one scenario alone (its wire kept, the suite choice replaced)."""
+    kept: list[str] = []
+    pairs = iter(options)
+    for option in pairs:
+        value = next(pairs)
+        if option != "--suite":
+            kept += [option, value]
+    return [*kept, "--scenario", scenario]
+
+
 @pytest.mark.parametrize("version, options", RUNS)
 def test_every_server_check_that_passes_directly_passes_through_the_orchestrator(
     orchestrator, tmp_path, version, options
@@ -163,8 +174,23 @@ def test_every_server_check_that_passes_directly_passes_through_the_orchestrator
     direct = run_suite(version, options, orchestrator.conformance_url, tmp_path / "direct")
     with serving(proxy) as proxy_url:
         through = run_suite(version, options, f"{proxy_url}/mcp", tmp_path / "through")
+        assert direct.checks, f"the suite ran no scenario directly:\n{direct.output[-3000:]}"
+        rerun = sorted(
+            scenario
+            for scenario, checks in direct.checks.items()
+            if any(
+                status == "SUCCESS"
+                and (scenario, check) not in KNOWN_DIFFERENCES
+                and through.checks.get(scenario, {}).get(check) != "SUCCESS"
+                for check, status in checks.items()
+            )
+        )
+        # A scenario that lost a check is run once more on its own: some give an answer 500 ms, which a busy machine
+        # (the suite's other workers) can miss. Said in the output; a second miss fails the test.
+        for scenario in rerun:
+            again = run_suite(version, _solo(options, scenario), f"{proxy_url}/mcp", tmp_path / f"again-{scenario}")
+            through.checks[scenario] = again.checks.get(scenario, {})
 
-    assert direct.checks, f"the suite ran no scenario directly:\n{direct.output[-3000:]}"
     lines = [f"conformance {version} {' '.join(options)}: scenario: direct passed/checks, through passed/checks"]
     lost: list[str] = []
     known: list[str] = []
@@ -172,6 +198,7 @@ def test_every_server_check_that_passes_directly_passes_through_the_orchestrator
         lines.append(
             f"  {scenario}: direct {direct.passed(scenario)}/{direct.total(scenario)}, "
             f"through {through.passed(scenario)}/{through.total(scenario)}"
+            + (" (run again on its own after a lost check)" if scenario in rerun else "")
         )
         for check, status in direct.checks[scenario].items():
             through_status = through.checks.get(scenario, {}).get(check, "not run")
