@@ -104,7 +104,8 @@ def own_test_database() -> Iterator[None]:
 
 
 @contextmanager
-def running_orchestrator(django_db_blocker: Any) -> Iterator[Orchestrator]:
+def running_orchestrator(django_db_blocker: Any, *, only_conformance: bool = False) -> Iterator[Orchestrator]:
+    """The orchestrator with the servers above (`only_conformance`: the conformance upstream alone)."""
     from fleet.application import FleetApplication
     from registry import api_calls
 
@@ -121,35 +122,39 @@ def running_orchestrator(django_db_blocker: Any) -> Iterator[Orchestrator]:
             operator_token = _token_for("pat-operator", OPERATOR_GROUP)
             viewer_token = _token_for("val-viewer", VIEWER_GROUP)
             server_create(name="conformance", transport="http", url=conformance_url, server_type="test")
-            server_create(
-                name="everything",
-                transport="stdio",
-                command=str(NODE),
-                args=[str(EVERYTHING), "stdio"],
-                server_type="reference",
-                request_timeout_seconds=30,
-            )
-            server_create(
-                name="exchange-delta",
-                transport="http",
-                url=f"http://127.0.0.1:{free_port()}/mcp",
-                server_type="exchange",
-            )
-            server_create(name="parked", transport="http", url=conformance_url, server_type="test", enabled=False)
-            server_create(
-                name="hanging",
-                transport="stdio",
-                command=sys.executable,
-                args=[str(HANGING), "stdio"],
-                server_type="test",
-                request_timeout_seconds=1,
-            )
+            if not only_conformance:
+                server_create(
+                    name="everything",
+                    transport="stdio",
+                    command=str(NODE),
+                    args=[str(EVERYTHING), "stdio"],
+                    server_type="reference",
+                    request_timeout_seconds=30,
+                )
+                server_create(
+                    name="exchange-delta",
+                    transport="http",
+                    url=f"http://127.0.0.1:{free_port()}/mcp",
+                    server_type="exchange",
+                )
+                server_create(name="parked", transport="http", url=conformance_url, server_type="test", enabled=False)
+                server_create(
+                    name="hanging",
+                    transport="stdio",
+                    command=sys.executable,
+                    args=[str(HANGING), "stdio"],
+                    server_type="test",
+                    request_timeout_seconds=1,
+                )
             fleet = FleetApplication(**TEST_FLEET_OPTIONS).start()
-            wait_for(lambda: _online("conformance", "everything", "hanging"), what="the servers online, discovered")
-            wait_for(
-                lambda: Server.objects.get(name="exchange-delta").status == ServerStatus.OFFLINE,
-                what="exchange-delta offline",
-            )
+            if only_conformance:
+                wait_for(lambda: _online("conformance"), what="the conformance upstream online, discovered")
+            else:
+                wait_for(lambda: _online("conformance", "everything", "hanging"), what="the servers online, discovered")
+                wait_for(
+                    lambda: Server.objects.get(name="exchange-delta").status == ServerStatus.OFFLINE,
+                    what="exchange-delta offline",
+                )
             api_calls.servers.clear()
             with serving() as base_url:
                 yield Orchestrator(

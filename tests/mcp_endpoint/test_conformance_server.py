@@ -74,7 +74,7 @@ def _retire_hosted_exchanges() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def orchestrator(django_db_setup, django_db_blocker) -> Iterator[Orchestrator]:  # type: ignore[no-untyped-def]
-    with running_orchestrator(django_db_blocker) as running:
+    with running_orchestrator(django_db_blocker, only_conformance=True) as running:
         yield running
 
 
