@@ -45,6 +45,7 @@ import anyio
 import httpx2
 from mcp import Client, MCPError
 from mcp.client.session import IncomingMessage
+from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY
 from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT, CallToolResult
 from pydantic import BaseModel, ValidationError
 
@@ -520,6 +521,11 @@ class ServerConnection:
             # Unparseable output (garbage on stdout, a bad SSE event): the SDK drops it and keeps reading.
             self._stream_errors += 1
             logger.debug("MCP server %r sent an unparseable message: %s", self.key, self._redact(str(message)))
+            return
+        meta = getattr(getattr(message, "params", None), "meta", None)
+        if meta and SUBSCRIPTION_ID_META_KEY in meta:
+            # An event of our subscriptions/listen stream: the SDK also hands it to the message handler, and the
+            # listen channel (notifications.py) reports it already. Once is enough.
             return
         self._emit(message)
 
