@@ -65,10 +65,12 @@ from .errors import (
     ServerUnavailable,
 )
 from .failures import Diagnosis, HttpObservations, describe_exception, diagnose_connect_failure
+from .in_flight import current_call
 from .limits import AnswerTooLarge, InboundGuard
 from .notifications import NotificationChannel, send_subscribe
 from .outbound import OutboundPolicy
 from .outcomes import CallOutcome, ErrorKind
+from .progress import ProgressReporter
 from .results import Answer, ResourceReadResult, ToolCallResult
 from .state import ConnectionState, ConnectionStatus
 from .stderr import StderrRelay
@@ -598,7 +600,13 @@ class ServerConnection:
             exc.outcome = self._record(operation, target_name, started_at, t0, _error_kind(exc), str(exc), context)
             raise
         except asyncio.CancelledError:
-            self._record(operation, target_name, started_at, t0, "cancelled", "cancelled by the caller", context)
+            # A call a person cancelled through the API (in_flight.py) says who; its outcome goes back with it.
+            tracked = current_call()
+            who = tracked.cancelled_by if tracked is not None else None
+            message = f"cancelled by {who}" if who else "cancelled by the caller"
+            outcome = self._record(operation, target_name, started_at, t0, "cancelled", message, context)
+            if tracked is not None and who:
+                tracked.outcome = outcome
             raise
         except Exception as exc:
             message = describe_exception(exc)
@@ -729,13 +737,26 @@ class ServerConnection:
     ) -> Answer[ToolCallResult]:
         """Call a tool. A result with isError=True is returned (and recorded as a tool_error), not raised."""
 
+        # Every call asks for progress (the request carries a progress token): what the server reports goes, bounded
+        # and coalesced, onto the progress stream (progress.py), the last report before the answer.
+        reporter = ProgressReporter(
+            server=self.key,
+            tool=name,
+            correlation_id=context.correlation_id,
+            caller=context.caller,
+            publish=self._streams.progress.publish,
+        )
+
         async def call(client: Client) -> ToolCallResult:
             # The SDK's own read timeout matches ours, so a timed-out call is also cancelled on the server.
             remaining = max(0.001, deadline - asyncio.get_running_loop().time())
-            return ToolCallResult.from_sdk(
-                await client.call_tool(name, arguments or {}, read_timeout_seconds=remaining),
-                max_bytes=self._inbound.limits.max_result_bytes,
-            )
+            try:
+                result = await client.call_tool(
+                    name, arguments or {}, read_timeout_seconds=remaining, progress_callback=reporter
+                )
+            finally:
+                reporter.finish()
+            return ToolCallResult.from_sdk(result, max_bytes=self._inbound.limits.max_result_bytes)
 
         allowed = self._target.request_timeout if timeout is None else timeout
         if context.deadline is not None:
