@@ -219,10 +219,12 @@ class Passthrough:
         self.bus = InMemorySubscriptionBus()
         self._tool_schemas: dict[str, dict[str, Any]] = {}
         # URI -> the handshake-era agent sessions subscribed to it; URIs we subscribed on the shared session.
-        self._subscribers: dict[str, list[ServerSession]] = {}
+        # Handshake-era agent sessions by agent_key (their Streamable HTTP session): all of them (for list changes),
+        # and those subscribed to each URI.
+        self._subscribers: dict[str, dict[object, ServerSession]] = {}
         self._listening: dict[str, int] = {}  # URI -> open 2026 listen streams that want it
         self._subscribed_by_us: set[str] = set()
-        self._sessions: list[ServerSession] = []  # handshake-era agent sessions seen (for list changes)
+        self._sessions: dict[object, ServerSession] = {}
         self._log_levels: dict[object, types.LoggingLevel] = {}  # agent session -> its logging/setLevel
         self._reader: concurrent.futures.Future[None] | None = None
         # Notifications on their way to the agents: the same one again meanwhile is the same news (an update is a
@@ -317,8 +319,9 @@ class Passthrough:
         session = ctx.session
         if session.protocol_version in MODERN_PROTOCOL_VERSIONS:
             return
-        if not any(_same_connection(session, known) for known in self._sessions):
-            self._sessions = [*self._sessions[-(settings.MCP_ENDPOINT_MAX_SESSIONS - 1) :], session]
+        key = agent_key(ctx)
+        if key not in self._sessions:
+            _bounded_put(self._sessions, key, session)
             self._start_reader()
 
     # -- lists, reads, prompts, completions -------------------------------------------------------------------------
@@ -529,17 +532,14 @@ class Passthrough:
     ) -> types.EmptyResult:
         uri = str(params.uri)
         await self._want(ctx, uri)
-        sessions = self._subscribers.setdefault(uri, [])
-        if not any(_same_connection(ctx.session, known) for known in sessions):
-            self._subscribers[uri] = [*sessions[-(settings.MCP_ENDPOINT_MAX_SESSIONS - 1) :], ctx.session]
+        _bounded_put(self._subscribers.setdefault(uri, {}), agent_key(ctx), ctx.session)
         return types.EmptyResult()
 
     async def unsubscribe(
         self, ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams
     ) -> types.EmptyResult:
         uri = str(params.uri)
-        sessions = self._subscribers.get(uri, [])
-        self._subscribers[uri] = [known for known in sessions if not _same_connection(ctx.session, known)]
+        self._subscribers.get(uri, {}).pop(agent_key(ctx), None)
         await self._release(uri)
         return types.EmptyResult()
 
@@ -645,7 +645,7 @@ class Passthrough:
         if method == "notifications/resources/updated":
             uri = str(notification.params.get("uri", ""))
             await self.bus.publish(ResourceUpdated(uri=uri))  # 2026 agents listening for it
-            sessions = list(self._subscribers.get(uri, []))
+            sessions = list(self._subscribers.get(uri, {}).items())
             wire: types.ServerNotification = types.ResourceUpdatedNotification(
                 params=types.ResourceUpdatedNotificationParams(uri=uri)
             )
@@ -653,18 +653,18 @@ class Passthrough:
             await self.bus.publish(_LIST_EVENTS[method]())
             if method == "notifications/tools/list_changed":
                 self._tool_schemas.clear()
-            sessions = list(self._sessions)
+            sessions = list(self._sessions.items())
             wire = _list_changed(method)
-        for session in sessions:  # handshake-era agents, on their sessions' standalone streams
+        for key, session in sessions:  # handshake-era agents, on their sessions' standalone streams
             try:
                 await session.send_notification(wire)
             except Exception:  # noqa: BLE001 - a session gone: forget it
-                self._forget(session)
+                self._forget(key)
 
-    def _forget(self, session: ServerSession) -> None:
-        self._sessions = [known for known in self._sessions if not _same_connection(session, known)]
-        for uri, sessions in list(self._subscribers.items()):
-            self._subscribers[uri] = [known for known in sessions if not _same_connection(session, known)]
+    def _forget(self, key: object) -> None:
+        self._sessions.pop(key, None)
+        for sessions in self._subscribers.values():
+            sessions.pop(key, None)
 
     async def close(self) -> None:
         if self._reader is not None:
@@ -685,9 +685,11 @@ def _caller(ctx: ServerRequestContext[Any, Any]) -> Caller:
     return caller
 
 
-def _same_connection(a: ServerSession, b: ServerSession) -> bool:
-    # A ServerSession is made per request; what they share is the agent's connection.
-    return getattr(a, "_connection", a) is getattr(b, "_connection", b)
+def _bounded_put(sessions: dict[object, ServerSession], key: object, session: ServerSession) -> None:
+    """Keep a session, as many as the endpoint may have at most (the oldest let go first)."""
+    if len(sessions) >= settings.MCP_ENDPOINT_MAX_SESSIONS:
+        sessions.pop(next(iter(sessions)))
+    sessions[key] = session
 
 
 def _without_meta(params: types.PaginatedRequestParams | None) -> types.PaginatedRequestParams | None:
