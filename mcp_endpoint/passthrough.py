@@ -13,7 +13,7 @@ What the server sends during an agent's request reaches that agent (relay.py, mc
   in order, before the result;
 - log entries (`notifications/message`): to the agent whose request is in flight, at the levels it asked for
   (2026-07-28: the request's `_meta` log level, passed on; handshake era: its `logging/setLevel`, which is also
-  passed on to a handshake-era server: there the level is the shared session's);
+  passed on to a handshake-era server by an operator or admin: there the level is the shared session's);
 - elicitation, sampling, roots: on a 2026-07-28 session they come as an `InputRequiredResult`; a 2026 agent gets it
   as its result (only the requests its declared capabilities allow) and its retry (input responses + request state)
   goes back to the server; a handshake-era agent is asked each request on its call's stream (the SDK's own
@@ -514,7 +514,10 @@ class Passthrough:
     ) -> types.EmptyResult:
         if len(self._log_levels) >= settings.MCP_ENDPOINT_MAX_SESSIONS:
             self._log_levels.pop(next(iter(self._log_levels)))  # the oldest agent's: bounded like the sessions
-        self._log_levels[agent_key(ctx)] = params.level
+        self._log_levels[agent_key(ctx)] = params.level  # what this agent is sent (relay.py filters by it)
+        if _caller(ctx).role < Role.OPERATOR:
+            # On a handshake-era server the level is the shared session's, everyone's: a viewer's stays its own.
+            return types.EmptyResult()
 
         async def send(client: Client, deadline: Deadline) -> types.EmptyResult:
             if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
