@@ -36,7 +36,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 from mcp.client.auth import OAuthClientProvider, TokenStorage
-from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
+from mcp.client.auth.extensions.client_credentials import (
+    ClientCredentialsOAuthProvider,
+    PrivateKeyJWTOAuthProvider,
+    SignedJWTParameters,
+)
 from mcp.client.auth.oauth2 import OAuthContext
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 from pydantic import AnyUrl
@@ -48,11 +52,11 @@ logger = logging.getLogger(__name__)
 
 GrantType = Literal["authorization_code", "client_credentials"]
 Registration = Literal["pre_registered", "dynamic", "metadata_document"]
-TokenEndpointAuth = Literal["client_secret_basic", "client_secret_post", "none"]
+TokenEndpointAuth = Literal["client_secret_basic", "client_secret_post", "none", "private_key_jwt"]
 
 GRANT_TYPES: tuple[str, ...] = ("authorization_code", "client_credentials")
 REGISTRATIONS: tuple[str, ...] = ("pre_registered", "dynamic", "metadata_document")
-TOKEN_ENDPOINT_AUTH_METHODS: tuple[str, ...] = ("client_secret_basic", "client_secret_post", "none")
+TOKEN_ENDPOINT_AUTH_METHODS: tuple[str, ...] = ("client_secret_basic", "client_secret_post", "none", "private_key_jwt")
 
 # An access token is refreshed this share of its lifetime before it expires (at most REFRESH_EARLY_MAX_SECONDS
 # before), so a request in flight never carries a token that expires on the way.
@@ -146,11 +150,11 @@ class Approval(Protocol):
 class NoPersonHere:
     """The fleet's approval: nobody can approve from inside a session, so the session stops and says so."""
 
-    def __init__(self, why: Callable[[], str | None] = lambda: None) -> None:
+    def __init__(self, why: Callable[[str], str | None] = lambda authorization_url: None) -> None:
         self._why = why
 
     async def redirect(self, authorization_url: str) -> None:
-        raise AuthorizationNeeded(self._why() or "no grant yet: press Authorize on the server's page")
+        raise AuthorizationNeeded(self._why(authorization_url) or "no grant yet: press Authorize on the server's page")
 
     async def callback(self) -> AuthorizationCodeResult:  # pragma: no cover - redirect always raises first
         raise AuthorizationNeeded("no grant yet: press Authorize on the server's page")
@@ -261,6 +265,12 @@ class OAuthSettings:
                 "oauth.token_endpoint_auth_method must be one of "
                 f"{', '.join(TOKEN_ENDPOINT_AUTH_METHODS)}, got {self.token_endpoint_auth_method!r}"
             )
+        if self.token_endpoint_auth_method == "private_key_jwt":
+            if self.grant != "client_credentials":
+                raise ValueError(
+                    "oauth.token_endpoint_auth_method: private_key_jwt goes with the client_credentials grant"
+                )
+            signing_algorithm(self.client_secret)  # the PEM private key: refused here if it is none
         if self.grant == "client_credentials":
             if self.registration != "pre_registered":
                 raise ValueError("oauth: the client_credentials grant needs a pre_registered client")
@@ -481,7 +491,52 @@ class ClientCredentialsProvider(_GrantKeeping, ClientCredentialsOAuthProvider):
         return refreshed
 
 
-OAuthProvider = AuthorizationCodeProvider | ClientCredentialsProvider
+def signing_algorithm(private_key_pem: str) -> str:
+    """The JWS algorithm for a PEM private key (private_key_jwt client authentication); ValueError if it is none."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        key = load_pem_private_key(private_key_pem.encode(), password=None)
+    except (ValueError, TypeError):
+        raise ValueError("oauth.client_secret: private_key_jwt needs an unencrypted PEM private key") from None
+    if isinstance(key, rsa.RSAPrivateKey):
+        return "RS256"
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}.get(key.curve.name, "ES256")
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return "EdDSA"
+    raise ValueError("oauth.client_secret: private_key_jwt takes an RSA, EC or Ed25519 private key")
+
+
+class PrivateKeyJwtProvider(_GrantKeeping, PrivateKeyJWTOAuthProvider):
+    """Client credentials authenticated with a signed JWT (RFC 7523, private_key_jwt): the key is the client secret."""
+
+    def __init__(self, server_url: str, settings: OAuthSettings) -> None:
+        signer = SignedJWTParameters(
+            issuer=settings.client_id,
+            subject=settings.client_id,
+            signing_key=settings.client_secret,
+            signing_algorithm=signing_algorithm(settings.client_secret),
+        )
+        super().__init__(
+            server_url=server_url,
+            storage=settings.store,
+            client_id=settings.client_id,
+            assertion_provider=signer.create_assertion_provider(),
+            scope=settings.scope or None,
+            issuer=settings.issuer or None,
+        )
+        self.context = _early_refresh(self.context)
+        self._store = settings.store
+
+    async def _initialize(self) -> None:
+        await self._restore_tokens()
+        self.context.client_info = self._fixed_client_info
+        self._initialized = True
+
+
+OAuthProvider = AuthorizationCodeProvider | ClientCredentialsProvider | PrivateKeyJwtProvider
 
 
 # The provider of each grant store, kept while the store lives: a server's next session reuses what the last one
@@ -502,7 +557,14 @@ def session_auth(server_url: str, settings: OAuthSettings) -> OAuthProvider:
     return provider
 
 
-def _why_a_person_is_needed(provider: AuthorizationCodeProvider, store: GrantStore) -> str | None:
+def _why_a_person_is_needed(
+    provider: AuthorizationCodeProvider, store: GrantStore, authorization_url: str
+) -> str | None:
+    granted = set((provider.context.current_tokens.scope or "").split()) if provider.context.current_tokens else set()
+    asked = set(parse_qs(urlsplit(authorization_url).query).get("scope", [""])[0].split())
+    if granted and asked - granted:
+        # Step-up: the server answered 403 insufficient_scope; a person must grant the wider scope.
+        return f"the server asks for more scope ({' '.join(sorted(asked - granted))[:200]}): authorize again"
     if provider.refresh_refused:
         return provider.refresh_refused
     if forgotten := getattr(store, "forgotten_because", None):
@@ -516,11 +578,13 @@ def build_auth(server_url: str, settings: OAuthSettings, approval: Approval | No
     """A new `httpx2.Auth` for a server behind OAuth. `approval` defaults to the settings' own, and without one to
     nobody (the fleet: a missing or revoked grant stops the session with `AuthorizationNeeded`)."""
     if settings.grant == "client_credentials":
+        if settings.token_endpoint_auth_method == "private_key_jwt":
+            return PrivateKeyJwtProvider(server_url, settings)
         return ClientCredentialsProvider(server_url, settings)
     provider: AuthorizationCodeProvider
     chosen = approval or settings.approval
     if chosen is None:
-        chosen = NoPersonHere(lambda: _why_a_person_is_needed(provider, settings.store))
+        chosen = NoPersonHere(lambda url: _why_a_person_is_needed(provider, settings.store, url))
     provider = AuthorizationCodeProvider(server_url, settings, chosen)
     return provider
 

@@ -57,12 +57,19 @@ class OAuthDefinitionSerializer(serializers.Serializer):
     )
     client_id = serializers.CharField(required=False, allow_blank=True, max_length=500)
     client_secret = serializers.CharField(
-        required=False, allow_blank=True, write_only=True, trim_whitespace=False, max_length=2000
+        required=False,
+        allow_blank=True,
+        write_only=True,
+        trim_whitespace=False,
+        max_length=8000,
+        help_text="Write-only. With token_endpoint_auth_method private_key_jwt: the PEM private key.",
     )
     scope = serializers.CharField(required=False, allow_blank=True, max_length=2000)
     client_metadata_url = serializers.CharField(required=False, allow_blank=True, max_length=2000)
     token_endpoint_auth_method = serializers.ChoiceField(
-        choices=["client_secret_basic", "client_secret_post", "none"], required=False, allow_blank=True
+        choices=["client_secret_basic", "client_secret_post", "none", "private_key_jwt"],
+        required=False,
+        allow_blank=True,
     )
     issuer = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 

@@ -323,8 +323,8 @@ def oauth_errors(oauth: Any, *, transport: str, client_secret_kept: bool) -> dic
         value = oauth.get(key, "")
         if not isinstance(value, str):
             errors[f"oauth.{key}"] = "must be a string"
-        elif len(value) > 2_000 or "\x00" in value:
-            errors[f"oauth.{key}"] = "must be at most 2000 characters, without NUL"
+        elif len(value) > (8_000 if key == "client_secret" else 2_000) or "\x00" in value:
+            errors[f"oauth.{key}"] = "too long, or holds a NUL character"
     if errors:
         return errors
     grant = oauth.get("grant") or "authorization_code"
@@ -337,6 +337,17 @@ def oauth_errors(oauth: Any, *, transport: str, client_secret_kept: bool) -> dic
     method = oauth.get("token_endpoint_auth_method") or ""
     if method and method not in TOKEN_ENDPOINT_AUTH_METHODS:
         errors["oauth.token_endpoint_auth_method"] = f"Choose one of {', '.join(TOKEN_ENDPOINT_AUTH_METHODS)}."
+    if method == "private_key_jwt":
+        from mcp_client.oauth import signing_algorithm
+
+        if grant != "client_credentials":
+            errors["oauth.token_endpoint_auth_method"] = "private_key_jwt goes with the client_credentials grant."
+        elif oauth.get("client_secret"):
+            try:
+                signing_algorithm(oauth["client_secret"])
+            except ValueError:
+                # Never echoed: it is a secret.
+                errors["oauth.client_secret"] = "With private_key_jwt the secret is an unencrypted PEM private key."
     if registration == "pre_registered" and not oauth.get("client_id"):
         errors["oauth.client_id"] = "A pre-registered client needs the client_id the authorization server gave it."
     if grant == "client_credentials":

@@ -40,17 +40,18 @@ CALL_THE_TOOL = ["--call", "test-tool"]
 
 FLAGS_BY_SCENARIO = {
     "auth/client-credentials-basic": CLIENT_CREDENTIALS,
+    # The suite hands over a private key: private_key_jwt client authentication (the key is the client secret).
+    "auth/client-credentials-jwt": CLIENT_CREDENTIALS,
     "auth/scope-step-up": AUTHORIZATION_CODE + CALL_THE_TOOL,
     "auth/scope-retry-limit": AUTHORIZATION_CODE + CALL_THE_TOOL,
 }
 
 # Scenarios we do not pass, and why. Each is a grant or a proof the server definition does not offer:
 NOT_SUPPORTED = {
-    # private_key_jwt client authentication: the SDK signs the assertion (PrivateKeyJWTOAuthProvider), but a
-    # definition holds no private key (only a client secret); left for a later change.
-    "auth/client-credentials-jwt": "private_key_jwt client authentication (no private key in a definition)",
-    # Workload identity federation: a jwt-bearer grant with an assertion from the platform; nothing here supplies one.
-    "auth/wif-jwt-bearer": "jwt-bearer grant from workload identity (no assertion source)",
+    # Workload identity federation (SEP-1933): an RFC 7523 jwt-bearer grant whose assertion is the platform's workload
+    # token. The SDK's jwt-bearer provider (identity_assertion.py) is built for SEP-990's ID-JAG with a configured
+    # issuer; a definition has no workload-token source. Not offered.
+    "auth/wif-jwt-bearer": "jwt-bearer grant from a workload identity token (no assertion source in a definition)",
     # SEP-990: the SDK does leg 2 (the ID-JAG at the MCP authorization server) and leaves leg 1 (the identity
     # provider's token exchange) to the deployment; we have no identity provider login.
     "auth/enterprise-managed-authorization": "SEP-990 identity provider token exchange (not in the SDK)",

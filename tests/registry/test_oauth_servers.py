@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -276,6 +277,16 @@ def test_a_callback_with_another_persons_state_is_refused(protected, live_fleet,
         ({"issuer": "http://169.254.169.254/"}, "oauth.issuer"),
         ({"scope": "a  b"}, "oauth.scope"),
         ({"surprise": 1}, "surprise"),
+        ({"token_endpoint_auth_method": "private_key_jwt"}, "oauth.token_endpoint_auth_method"),
+        (
+            {
+                "grant": "client_credentials",
+                "client_id": "svc",
+                "client_secret": "not-a-pem-key",
+                "token_endpoint_auth_method": "private_key_jwt",
+            },
+            "oauth.client_secret",
+        ),
     ],
 )
 def test_a_bad_oauth_definition_is_refused_naming_the_field(operator_api, oauth, field):
@@ -286,4 +297,30 @@ def test_a_bad_oauth_definition_is_refused_naming_the_field(operator_api, oauth,
     )
     assert answer.status_code == 400, answer.content
     assert field in json.dumps(answer.json()), answer.json()
+    assert "not-a-pem-key" not in answer.content.decode()
     assert not Server.objects.filter(name="bad-oauth").exists()
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--oauth", "client_credentials", "--client-id", "svc", "--client-secret", SERVICE_SECRET],
+        ["--oauth", "authorization_code"],
+    ],
+    ids=["client-credentials", "authorization-code"],
+)
+def test_the_probe_runs_the_flows_headless(protected, flags, tmp_path):
+    """`manage.py mcp_probe --oauth ...`: discovery, registration, approval without a person, the call answered; no
+    secret in what it prints."""
+    call = ["--call", "echo", "--arguments", '{"text": "hi"}', "--json", protected.url]
+    done = subprocess.run(
+        [sys.executable, "manage.py", "mcp_probe", *flags, *call],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "ORCHESTRATOR_VAR_DIR": str(tmp_path)},
+        cwd=Path(__file__).parents[2],
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["call"]["structured_content"] == {"result": "hi"}
+    assert SERVICE_SECRET not in done.stdout + done.stderr

@@ -88,7 +88,9 @@ class Command(BaseCommand):
             "--client-metadata-url", default="", help="A client ID metadata document URL, used when the server allows."
         )
         parser.add_argument(
-            "--token-endpoint-auth", default="", help="client_secret_basic, client_secret_post or none."
+            "--token-endpoint-auth",
+            default="",
+            help="client_secret_basic, client_secret_post, none, or private_key_jwt (the secret is a PEM key).",
         )
         parser.add_argument("target", nargs=argparse.REMAINDER, help="URL, or command and its arguments.")
 
@@ -148,8 +150,12 @@ class Command(BaseCommand):
             return None
         client_id, client_secret = options["client_id"], options["client_secret"]
         context = _conformance_context()
+        method = options["token_endpoint_auth"]
         if not client_id and context.get("client_id"):
             client_id, client_secret = str(context["client_id"]), str(context.get("client_secret") or "")
+            if context.get("private_key_pem") and not client_secret:
+                # The suite's private_key_jwt client: the key is the secret (mcp_client/oauth.py signs with it).
+                client_secret, method = str(context["private_key_pem"]), method or "private_key_jwt"
         if options["client_metadata_url"] and not client_id:
             registration = "metadata_document"
         else:
@@ -163,7 +169,7 @@ class Command(BaseCommand):
             scope=options["scope"],
             client_metadata_url=options["client_metadata_url"],
             redirect_uri=PROBE_REDIRECT_URI if grant == "authorization_code" else "",
-            token_endpoint_auth_method=options["token_endpoint_auth"],
+            token_endpoint_auth_method=method,
             client_name="mcp_probe",
             store=MemoryGrantStore(),
             approval=HeadlessApproval(outbound),
