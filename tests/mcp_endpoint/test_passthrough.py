@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -421,6 +422,22 @@ async def test_a_server_that_hangs_answers_a_timeout_within_its_request_timeout(
     assert hung.value.code == types.REQUEST_TIMEOUT
     assert hung.value.message == "hanging did not answer within 1 s"
     assert elapsed < 5, "bounded by the server's request timeout (1 s), not the agent's"
+
+
+@pytest.mark.parametrize("era", ERAS)
+async def test_an_agent_that_gives_up_cancels_its_call_on_the_server(orchestrator, era):
+    # The agent's own timeout (0.3 s) comes before the server's request timeout (1 s): the agent's cancellation
+    # travels on to the server, and the call is recorded as cancelled, not as timed out.
+    since = datetime.now(UTC)
+    async with through(orchestrator, "hanging", **era) as client:
+        with pytest.raises(MCPError):
+            await client.call_tool("hang", {}, read_timeout_seconds=0.3)
+
+    def recorded() -> bool:
+        calls = CallRecord.objects.filter(server__name="hanging", operation="tools/call", target_name="hang")
+        return calls.filter(caller=orchestrator.operator, started_at__gte=since, error_kind="cancelled").exists()
+
+    await sync_to_async(wait_for)(recorded, what="the call recorded as cancelled by the agent")
 
 
 async def test_a_disabled_server_answers_an_error_that_says_so(orchestrator):
