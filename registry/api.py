@@ -153,6 +153,7 @@ class ServerViewSet(viewsets.ModelViewSet):
             # Secrets not typed again are the stored ones (validation made sure the endpoint they belong to stayed).
             for field in ("env", "headers"):
                 definition.setdefault(field, dict(getattr(stored, field)))
+            definition.setdefault("oauth", dict(stored.oauth))
         return Response(check_connection(definition=definition))
 
     @extend_schema(responses=CapabilitySnapshotSerializer)

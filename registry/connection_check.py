@@ -19,6 +19,7 @@ from mcp_client import ConnectionLayerError, Deadline, ServerTarget
 from mcp_client.capabilities import DiscoveredCapabilities
 from mcp_client.failures import describe_exception
 from mcp_client.redaction import Redactor
+from registry.oauth_store import oauth_settings_for_check
 
 # One step's limit: a form waits for this, so a server that never answers must not hold it for the definition's
 # own (up to 600 s) request timeout.
@@ -44,6 +45,7 @@ def _target(definition: dict[str, Any]) -> ServerTarget:
         connect_timeout=min(settings.MCP_CONNECT_TIMEOUT_SECONDS, CONNECTION_CHECK_STEP_SECONDS),
         capability_limits=fleet_calls.capability_limits(),
         inbound_limits=fleet_calls.inbound_limits(),
+        oauth=oauth_settings_for_check(definition),
     )
 
 

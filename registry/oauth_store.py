@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.utils import timezone
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
-from mcp_client.oauth import GrantStore, OAuthSettings, remaining_lifetime
+from mcp_client.oauth import GrantStore, MemoryGrantStore, OAuthSettings, remaining_lifetime
 from mcp_client.redaction import Redactor
 
 from .models import OAuthGrant, Server
@@ -195,3 +196,57 @@ def grant_state(server: Server) -> dict[str, object]:
         "authorized_at": row.authorized_at,
         "scope": row.scope,
     }
+
+
+class _ReadOnlyGrant:
+    """A stored grant as "test connection" may use it: the access token as it is, never refreshed or written (a
+    refresh would rotate the refresh token under the running session's feet)."""
+
+    def __init__(self, store: DatabaseGrantStore) -> None:
+        self._store = store
+        self.forgotten_because: str | None = None
+
+    async def get_tokens(self) -> OAuthToken | None:
+        tokens = await self._store.get_tokens()
+        self.forgotten_because = self._store.forgotten_because
+        return tokens.model_copy(update={"refresh_token": None}) if tokens is not None else None
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        return None
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        return await self._store.get_client_info()
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        return None
+
+    async def forget_tokens(self, why: str) -> None:
+        return None
+
+
+def oauth_settings_for_check(definition: dict[str, Any]) -> OAuthSettings | None:
+    """The OAuth of a definition being tried ("test connection"), as validated (`oauth` without the secret,
+    `oauth_client_secret` encrypted). Client credentials run for real with a grant held only for the check; an
+    authorization code uses the stored server's grant read-only (same name and URL), else says a person is needed."""
+    oauth = definition.get("oauth")
+    if not oauth:
+        return None
+    stored = Server.objects.filter(name=definition.get("name") or "", url=definition.get("url") or "").first()
+    secret = definition.get("oauth_client_secret")
+    if secret is None and stored is not None:
+        secret = stored.oauth_client_secret
+    grant: GrantStore = MemoryGrantStore()
+    if stored is not None and oauth.get("grant") != "client_credentials":
+        grant = _ReadOnlyGrant(DatabaseGrantStore(stored.pk))
+    return OAuthSettings(
+        grant=oauth.get("grant") or "authorization_code",
+        registration=oauth.get("registration") or "dynamic",
+        client_id=oauth.get("client_id") or "",
+        client_secret=decrypt(secret or ""),
+        scope=oauth.get("scope") or "",
+        client_metadata_url=oauth.get("client_metadata_url") or "",
+        token_endpoint_auth_method=oauth.get("token_endpoint_auth_method") or "",
+        issuer=oauth.get("issuer") or "",
+        redirect_uri=redirect_uri(),
+        store=grant,
+    )

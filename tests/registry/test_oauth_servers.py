@@ -324,3 +324,19 @@ def test_the_probe_runs_the_flows_headless(protected, flags, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["call"]["structured_content"] == {"result": "hi"}
     assert SERVICE_SECRET not in done.stdout + done.stderr
+
+
+def test_test_connection_runs_the_oauth_flow_the_fleet_would(protected, live_fleet, admin_api):
+    """ "Test connection" with an OAuth part: client credentials really connect (nothing stored); an authorization code
+    without a grant says a person must authorize, not "check the server's headers"."""
+    service = {"grant": "client_credentials", "client_id": "svc", "client_secret": SERVICE_SECRET}
+    body = {"name": "service", "transport": "http", "url": protected.url, "oauth": service}
+    answer = admin_api.post("/api/servers/test-connection/", body, format="json").json()
+    assert answer["ok"] is True and "echo" in answer["tool_names"], answer
+    assert not OAuthGrant.objects.exists() and not Server.objects.exists()
+    wrong = {**body, "oauth": {**service, "client_secret": "not-the-secret-at-all"}}
+    answer = admin_api.post("/api/servers/test-connection/", wrong, format="json").json()
+    assert answer["ok"] is False and "not-the-secret-at-all" not in json.dumps(answer)
+    person = {**body, "oauth": {"grant": "authorization_code"}}
+    answer = admin_api.post("/api/servers/test-connection/", person, format="json").json()
+    assert answer["ok"] is False and "authorization needed" in answer["error"], answer
