@@ -334,26 +334,47 @@ class _GrantKeeping:
     refresh_refused: str | None = None
 
     async def _auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
-        """The SDK's flow, after reading the store again when we hold no usable token: a person's authorization
-        (another provider, the same store) may have stored a grant since this one gave up."""
+        """The SDK's flow, with two additions. When we hold no usable token, the store is read again: a person's
+        authorization (another provider, the same store) may have stored a grant since this one gave up. And when
+        the server refuses an access token we still hold a refresh token for (revoked early, or the server forgot
+        it), the token is refreshed and the request sent again once, before the SDK's full authorization (which
+        in the fleet means "a person must authorize")."""
         if self._initialized and not self.context.is_token_valid() and not self.context.can_refresh_token():
             self._initialized = False
-        flow = super()._auth_flow(request)  # type: ignore[misc]
-        try:
-            outgoing = await flow.__anext__()
-            while True:
-                response = yield outgoing
-                outgoing = await flow.asend(response)
-        except StopAsyncIteration:
-            return
-        finally:
-            await flow.aclose()
+        refreshed_after_refusal = False
+        while True:
+            flow = super()._auth_flow(request)  # type: ignore[misc]
+            refused = False
+            try:
+                outgoing = await flow.__anext__()
+                while True:
+                    sent_token = outgoing is request and "Authorization" in outgoing.headers
+                    response = yield outgoing
+                    if (
+                        sent_token
+                        and response.status_code == 401
+                        and not refreshed_after_refusal
+                        and self.context.can_refresh_token()
+                    ):
+                        refused = True
+                        break
+                    outgoing = await flow.asend(response)
+            except StopAsyncIteration:
+                return
+            finally:
+                await flow.aclose()  # releases the SDK flow's lock
+            if not refused:
+                return
+            refreshed_after_refusal = True
+            self.context.token_expiry_time = 0.0  # the SDK's next pass refreshes before sending
 
     async def _restore_tokens(self) -> None:
         tokens = await self._store.get_tokens()
         self.context.current_tokens = tokens
-        if tokens is not None and tokens.expires_in is not None:
-            self.context.update_token_expiry(tokens)
+        if tokens is not None:
+            self.refresh_refused = None  # a grant stored since (a person authorized again)
+            if tokens.expires_in is not None:
+                self.context.update_token_expiry(tokens)
 
     async def _note_refresh(self, response: httpx2.Response, refreshed: bool) -> None:
         if refreshed:

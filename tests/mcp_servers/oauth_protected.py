@@ -9,7 +9,8 @@ Run: ``python tests/mcp_servers/oauth_protected.py --port N [--token-seconds 2] 
   endpoint that approves at once (redirects to the client's redirect URI with code, state and iss, as the
   conformance suite's does), and a token endpoint for authorization_code (PKCE S256 checked), refresh_token
   (rotated: each refresh token works once) and client_credentials (the pre-registered client `svc`).
-- For the tests: `POST /admin/revoke` revokes every refresh token (access tokens run out on their own);
+- For the tests: `POST /admin/revoke` revokes every refresh token (access tokens run out on their own),
+  `POST /admin/forget-access` every access token (a server restarted without its token store);
   `GET /admin/stats` counts the grants issued by type (never the tokens themselves).
 """
 
@@ -154,6 +155,10 @@ class AuthorizationServer:
         self.refresh.clear()
         return JSONResponse({"revoked": True})
 
+    async def forget_access(self, request: Request) -> Response:
+        self.access.clear()
+        return JSONResponse({"forgotten": True})
+
     async def stats(self, request: Request) -> Response:
         return JSONResponse({"issued": self.issued, "refused": self.refused, "clients": len(self.clients)})
 
@@ -186,6 +191,7 @@ def build_app(port: int, token_seconds: int, service_secret: str) -> Any:
         Route("/authorize", authorization.authorize, methods=["GET"]),
         Route("/token", authorization.token, methods=["POST"]),
         Route("/admin/revoke", authorization.revoke_all, methods=["POST"]),
+        Route("/admin/forget-access", authorization.forget_access, methods=["POST"]),
         Route("/admin/stats", authorization.stats, methods=["GET"]),
     ]
     return app

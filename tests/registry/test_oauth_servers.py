@@ -183,6 +183,12 @@ def test_an_authorized_server_keeps_its_session_through_refreshes_and_asks_for_a
     detail = operator_api.get("/api/servers/guarded/").json()
     assert detail["oauth"]["grant_state"]["authorized"] is True
 
+    # The server forgets the access tokens it issued: the refused token is refreshed and the call answered.
+    httpx2.post(f"{protected.base}/admin/forget-access").raise_for_status()
+    answer = fleet_calls.call_tool_sync(server, "echo", {"text": "after forgetting"}, timeout=10)
+    assert answer.result.structured_content == {"result": "after forgetting"}
+    assert fleet_calls.connection_status("guarded").sessions == sessions
+
     # The authorization server revokes the refresh token: the next refresh fails and a person is needed again.
     protected.revoke_refresh_tokens()
     wait_for(
