@@ -11,7 +11,7 @@ import re
 import uuid
 from typing import Any
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import async_to_sync
 from rest_framework import serializers
 
 from coordinator.balancer import Balancer, Candidate, call_with_failover
@@ -21,6 +21,7 @@ from coordinator.services import operation_finish, operation_start
 from fleet import application
 from fleet.calls import await_on_fleet, run_on_fleet
 from mcp_client import Deadline
+from orchestrator_site.database_access import with_database
 from registry.models import CapabilityKind, Server
 from registry.request_bodies import JsonBody, JsonNumberField, JsonObjectField, JsonTextField, one_message, plain_errors
 from registry.selectors import tool_schemas_for
@@ -116,7 +117,7 @@ async def balanced_call_async(call: dict[str, Any], *, created_by: str) -> dict[
 
     The candidates and the operation's record are short database steps (a thread); the call, choice and failovers
     included, is awaited on the fleet loop, holding no thread."""
-    candidates, operation = await sync_to_async(_start)(call, created_by)
+    candidates, operation = await with_database(_start, call, created_by)
     correlation_id = f"coordinator-{uuid.uuid4().hex[:12]}"
 
     deadline = Deadline.within(call["timeout_seconds"])  # shared by the choice and every failover
@@ -136,8 +137,8 @@ async def balanced_call_async(call: dict[str, Any], *, created_by: str) -> dict[
     try:
         result = await await_on_fleet(route(), deadline=deadline, what=f"the balanced call {correlation_id}")
     except Exception as exc:
-        await sync_to_async(operation_finish)(
-            operation, steps=[], result=None, error=f"the call could not be routed: {exc}"
+        await with_database(
+            operation_finish, operation, steps=[], result=None, error=f"the call could not be routed: {exc}"
         )
         raise
     steps = [
@@ -165,7 +166,7 @@ async def balanced_call_async(call: dict[str, Any], *, created_by: str) -> dict[
         "excluded": [e.to_json() for e in result.excluded],
         "correlation_id": correlation_id,
     }
-    operation = await sync_to_async(operation_finish)(operation, steps=steps, result=answer, error=result.error)
+    operation = await with_database(operation_finish, operation, steps=steps, result=answer, error=result.error)
     return {"operation_id": operation.pk, "state": operation.state, "error": result.error or None, **answer}
 
 

@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import async_to_sync
 from django.utils import timezone
 
 from fleet.calls import await_on_fleet
@@ -24,6 +24,7 @@ from fusion.query import FusionQuery, QueryError
 from fusion.services import record_run
 from fusion.sources import SourcePlan, cached_plan, plan_sources
 from mcp_client import Deadline
+from orchestrator_site.database_access import with_database
 from pipeline.running import publish
 
 EVENT_STREAM = "fusion.runs"
@@ -91,7 +92,7 @@ async def _plan(query: FusionQuery, started_at: datetime) -> list[SourcePlan]:
     """From what this process keeps when it can (no thread, no database), else read in a thread."""
     plans = cached_plan(query, started_at)
     if plans is None:
-        plans = await sync_to_async(plan_sources)(query, started_at)
+        plans = await with_database(plan_sources, query, started_at)
     return _quorum_checked(query, plans)
 
 
@@ -143,8 +144,8 @@ async def _fresh(query: FusionQuery, caller: str) -> dict[str, Any]:
         "fan_out_ms": round((answered - planned) * 1000.0, 2),
         "evaluate_ms": round((evaluated - answered) * 1000.0, 2),
     }
-    return await sync_to_async(_record)(
-        query, plans, evaluation, caller=caller, started_at=started_at, started=started, phases=phases
+    return await with_database(
+        _record, query, plans, evaluation, caller=caller, started_at=started_at, started=started, phases=phases
     )
 
 
@@ -153,12 +154,12 @@ async def run_query_async(query: FusionQuery, *, caller: str) -> dict[str, Any]:
     when the query cannot be asked at all (unknown servers, bad arguments)."""
     key = query.cache_key()
     if query.cache_ttl_seconds > 0:
-        cached = await sync_to_async(caching.cached_answer)(key)
+        cached = await with_database(caching.cached_answer, key)
         if cached is not None:
             return {**cached, "cached": True}
     answer, shared = await caching.single_flight.run(key, lambda: _fresh(query, caller))
     if shared:
-        await sync_to_async(caching.count)("shared")
+        await with_database(caching.count, "shared")
         return {**copy.deepcopy(answer), "shared": True}
     return answer
 

@@ -1,11 +1,14 @@
 """`/mcp/`: the whole fleet as one MCP server, on the SDK's low-level `Server` (served by the session manager that
 mcp_endpoint/asgi.py runs; both protocol eras as the SDK serves them).
 
-What it offers (mcp_endpoint/fleet_catalogue.py: the enabled servers that can answer now, from their latest
-discovery; names per mcp_endpoint/naming.py):
-- tools: every server's tools as `<server>__<tool>`, with the upstream's description, input and output schemas and
-  annotations unchanged, plus the virtual tools of mcp_endpoint/virtual_tools.py (fused__, balanced__,
-  coordinator__); a server named like a virtual prefix (`fused`, ...) would collide and is left out;
+What it offers (mcp_endpoint/fleet_catalogue.py, from each server's latest discovery; names per
+mcp_endpoint/naming.py):
+- tools: the tools of every enabled server that can answer now (online, degraded) as `<server>__<tool>`, with the
+  upstream's description, input and output schemas and annotations unchanged, plus the virtual tools of
+  mcp_endpoint/virtual_tools.py (fused__, balanced__, coordinator__), built from every enabled server whatever its
+  status (a replica going down must not take balanced__ away when failover matters; fusion and the balancer leave
+  it out of the run and report it); a server named like a virtual prefix (`fused`, ...) would collide and is left
+  out;
 - resources and resource templates under `mcp-orchestrator://<server>/<its own URI>`; prompts as `<server>__<name>`.
 Lists longer than PAGE_SIZE come in pages (an opaque cursor).
 
@@ -64,9 +67,9 @@ from fleet import calls as fleet_calls
 from mcp_client import ConnectionLayerError, Deadline, RequestTimedOut, ServerError, ServerUnavailable
 from mcp_endpoint import naming
 from mcp_endpoint.authentication import CallerMiddleware, current_caller
-from mcp_endpoint.database_access import with_database
-from mcp_endpoint.fleet_catalogue import OfferedServer, offered_catalogue, watch_changes
+from mcp_endpoint.fleet_catalogue import Catalogue, OfferedServer, current_catalogue, watch_changes
 from orchestrator_site.async_api import Caller
+from orchestrator_site.database_access import with_database
 from registry.api_calls import CallableServer, servers
 from registry.models import Server as ServerRow
 from registry.permissions import Role
@@ -169,11 +172,11 @@ def _validated(model: type[_Item], raw: dict[str, Any], server: str, what: str) 
         return None
 
 
-def _build_lists(catalogue: Sequence[OfferedServer]) -> _Lists:
+def _build_lists(catalogue: Catalogue) -> _Lists:
     virtual = _virtual_tools_module()
     addressable = [
         server
-        for server in catalogue
+        for server in catalogue.offered
         if naming.addressable(server.name) and not _collides_with_virtual(server.name, virtual)
     ]
     tools: list[types.Tool] = []
@@ -213,7 +216,7 @@ def _build_lists(catalogue: Sequence[OfferedServer]) -> _Lists:
                 prompts.append(prompt)
     if virtual is not None:
         try:
-            tools.extend(virtual.virtual_tools(list(catalogue)))
+            tools.extend(virtual.virtual_tools(list(catalogue.enabled)))
         except Exception:
             logger.exception("MCP endpoint: building the virtual tools failed; /mcp/ lists the servers' own tools")
     return _Lists(
@@ -227,13 +230,13 @@ def _build_lists(catalogue: Sequence[OfferedServer]) -> _Lists:
 
 
 class _ListsCache:
-    """The lists of the latest catalogue: rebuilt only when offered_servers() hands out a new catalogue."""
+    """The lists of the latest catalogue: rebuilt only when fleet_catalogue hands out a new catalogue."""
 
     def __init__(self) -> None:
-        self._built: tuple[tuple[OfferedServer, ...], _Lists] | None = None
+        self._built: tuple[Catalogue, _Lists] | None = None
 
     async def get(self) -> _Lists:
-        catalogue = await offered_catalogue()
+        catalogue = await current_catalogue()
         built = self._built
         if built is not None and built[0] is catalogue:
             return built[1]

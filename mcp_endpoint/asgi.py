@@ -156,7 +156,7 @@ class McpEndpointRouter:
             return
         except DatabaseError as error:
             # The token could not be looked up (the database is down or the connection was lost; the next request
-            # connects again, mcp_endpoint/database_access.py): the service is unavailable, the token not invalid.
+            # connects again, orchestrator_site/database_access.py): the service is unavailable, the token not invalid.
             # No traceback: its frames hold the key.
             logger.error("the MCP endpoint could not look a Bearer token up: %s: %s", type(error).__name__, error)
             await _plain(send, 503, "The MCP endpoint cannot reach its database; try again shortly.")

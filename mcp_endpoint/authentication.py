@@ -39,8 +39,8 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 
-from mcp_endpoint.database_access import with_database
 from orchestrator_site.async_api import Caller, _caller_from_token, callers
+from orchestrator_site.database_access import with_database
 from registry.permissions import Role
 
 Scope = dict[str, Any]

@@ -1,9 +1,14 @@
-"""What `/mcp/` offers: the enabled servers that can answer now (health's status online or degraded), each with the
-lists of its latest discovery (the latest CapabilitySnapshot), as the wire-format dicts the server sent.
+"""What `/mcp/` offers, from the enabled servers, each with the lists of its latest discovery (the latest
+CapabilitySnapshot), as the wire-format dicts the server sent:
+- `offered_servers()`: those that can answer now (health's status online or degraded): their own tools, resources
+  and prompts (`<server>__<tool>`, ...) are listed only while they can answer;
+- `enabled_servers()`: every enabled server, whatever its status: the virtual tools (fused__, balanced__,
+  coordinator__) are built from these, so they do not vanish (nor the tool list flap) when one replica goes down,
+  exactly when failover matters; fusion and the balancer leave down servers out of a run and report them.
 
-`offered_servers()` answers from a per-process cache, loaded on a worker thread (never an ORM call on the event
-loop) and kept for API_SERVER_CACHE_SECONDS at most. It is cleared, as the serving path's caches are
-(registry/api_calls.py `servers`, fusion/sources.py `planning_cache`), in this process:
+Both come from one load, in a per-process cache: loaded on the sync thread (never an ORM call on the event loop:
+`orchestrator_site.database_access.with_database`) and kept for API_SERVER_CACHE_SECONDS at most. It is cleared, as
+the serving path's caches are (registry/api_calls.py `servers`, fusion/sources.py `planning_cache`), in this process:
 - when the registry announces a status change or a change to the servers (registry.announcements: status writes
   are queryset updates and send no signal);
 - when a Server or a CapabilitySnapshot row is saved or deleted (a new discovery, an edit), at once and again when
@@ -13,7 +18,7 @@ A change in another process (`serve --web` beside a `fleetworker`) is seen when 
 `watch_changes(callback)` tells a listener (the aggregate's list_changed notifier) that the catalogue may have
 changed. The callback is called on whichever thread cleared the cache (a request thread, the fleet loop, a database
 worker): it must only hand the news over (e.g. `loop.call_soon_threadsafe`), and the listener then reads the
-catalogue again through `offered_servers()` and compares.
+catalogue again and compares.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from django.db import transaction
 from django.db.models import OuterRef, Subquery
 from django.db.models.signals import post_delete, post_save
 
-from mcp_endpoint.database_access import with_database
+from orchestrator_site.database_access import with_database
 from registry import announcements
 from registry.announcements import StatusTransition
 from registry.models import CapabilitySnapshot, Server, ServerStatus
@@ -46,7 +51,7 @@ ANSWERING_STATUSES = (ServerStatus.ONLINE, ServerStatus.DEGRADED)
 class OfferedServer:
     name: str
     server_type: str
-    status: str  # health's status (online, degraded)
+    status: str  # health's status (online, degraded; any status in enabled_servers())
     tools: tuple[dict[str, Any], ...]  # wire-format dicts from the latest CapabilitySnapshot
     resources: tuple[dict[str, Any], ...]
     resource_templates: tuple[dict[str, Any], ...]
@@ -59,11 +64,19 @@ def _dicts(items: Any) -> tuple[dict[str, Any], ...]:
     return tuple(item for item in items or () if isinstance(item, Mapping))
 
 
-def _load() -> tuple[OfferedServer, ...]:
+@dataclass(frozen=True, eq=False)
+class Catalogue:
+    """One load: every enabled server, and those of them that can answer now. The same object until something
+    changes, so a caller may compare by identity to know whether to rebuild what it derives from it."""
+
+    enabled: tuple[OfferedServer, ...]
+    offered: tuple[OfferedServer, ...]
+
+
+def _load() -> Catalogue:
     latest = CapabilitySnapshot.objects.filter(server=OuterRef("pk")).order_by("-discovered_at", "-id").values("id")
     rows = list(
         Server.objects.enabled()
-        .filter(status__in=ANSWERING_STATUSES)
         .annotate(latest_snapshot_id=Subquery(latest[:1]))
         .order_by("name")
         .values("name", "server_type", "status", "latest_snapshot_id")
@@ -75,10 +88,10 @@ def _load() -> tuple[OfferedServer, ...]:
             "id", "tools", "resources", "resource_templates", "prompts", "content_hash"
         )
     }
-    offered = []
+    enabled = []
     for row in rows:
         snapshot = snapshots.get(row["latest_snapshot_id"])
-        offered.append(
+        enabled.append(
             OfferedServer(
                 name=row["name"],
                 server_type=row["server_type"],
@@ -90,7 +103,8 @@ def _load() -> tuple[OfferedServer, ...]:
                 content_hash=snapshot.content_hash if snapshot else "",
             )
         )
-    return tuple(offered)
+    answering = {str(status) for status in ANSWERING_STATUSES}
+    return Catalogue(enabled=tuple(enabled), offered=tuple(server for server in enabled if server.status in answering))
 
 
 class _CatalogueCache:
@@ -98,12 +112,12 @@ class _CatalogueCache:
     not be in what was read: that load answers its own caller and is kept for no one (the generation moved)."""
 
     def __init__(self) -> None:
-        self._entry: tuple[tuple[OfferedServer, ...], float] | None = None
+        self._entry: tuple[Catalogue, float] | None = None
         self._generation = 0
         self._lock = threading.Lock()
         self._watchers: tuple[Callable[[], None], ...] = ()
 
-    async def get(self) -> tuple[OfferedServer, ...]:
+    async def get(self) -> Catalogue:
         entry = self._entry
         if entry is not None and entry[1] > time.monotonic():
             return entry[0]
@@ -168,12 +182,17 @@ announcements.connect(_RegistryChanges())
 
 async def offered_servers() -> list[OfferedServer]:
     """The enabled servers that can answer now, by name, with their latest discovered lists (per-process cache)."""
-    return list(await _catalogue.get())
+    return list((await _catalogue.get()).offered)
 
 
-async def offered_catalogue() -> tuple[OfferedServer, ...]:
-    """offered_servers() as the cache holds it: the same tuple until something changes (callers may compare by
-    identity to know whether to rebuild what they derive from it)."""
+async def enabled_servers() -> list[OfferedServer]:
+    """Every enabled server, whatever its status, by name, with its latest discovered lists (the same cache and
+    load as offered_servers())."""
+    return list((await _catalogue.get()).enabled)
+
+
+async def current_catalogue() -> Catalogue:
+    """Both lists as the cache holds them: the same object until something changes."""
     return await _catalogue.get()
 
 

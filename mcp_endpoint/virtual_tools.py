@@ -51,8 +51,8 @@ from fusion.query import MAX_FIELDS, MAX_SOURCES, QueryError, parse_query
 from fusion.strategies import all_strategies
 from fusion.tool_safety import state_changing_reason, state_changing_servers
 from mcp_client import Deadline
-from mcp_endpoint.database_access import with_database
 from orchestrator_site.async_api import Caller
+from orchestrator_site.database_access import with_database
 from registry.models import Server
 from registry.permissions import Role
 
@@ -590,7 +590,8 @@ def execute_tool() -> mcp_types.Tool:
 
 
 def virtual_tools(servers: list[OfferedServer]) -> list[mcp_types.Tool]:
-    """The virtual tools the servers that can answer now make possible (no I/O: from the catalogue's snapshot)."""
+    """The virtual tools the enabled servers make possible, whatever their status (no I/O: from the catalogue's
+    snapshot)."""
     tools: list[mcp_types.Tool] = []
     for name, offering in sorted(offerings(servers).items()):
         if not _TOOL_NAME.fullmatch(BALANCED_PREFIX + name):
@@ -918,9 +919,11 @@ def _execute_in_thread(arguments: dict[str, Any], created_by: str) -> mcp_types.
 
 
 async def _current_offerings() -> dict[str, Offering]:
-    from mcp_endpoint.fleet_catalogue import offered_servers
+    """From every enabled server, whatever its status (as the tools are listed): a replica that is down is left out
+    of the run, and reported, by fusion and the balancer themselves."""
+    from mcp_endpoint.fleet_catalogue import enabled_servers
 
-    return offerings(await offered_servers())
+    return offerings(await enabled_servers())
 
 
 async def _dispatch(
@@ -935,7 +938,7 @@ async def _dispatch(
             tool = name[len(prefix) :]
             offering = (await _current_offerings()).get(tool)
             if offering is None:
-                return refused(f"Unknown tool {name!r}: no two servers of one type that can answer now offer {tool!r}.")
+                return refused(f"Unknown tool {name!r}: no two enabled servers of one type offer {tool!r}.")
             return await call(offering, arguments, caller, deadline)
     return refused(f"Unknown tool {name!r}.")
 

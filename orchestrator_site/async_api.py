@@ -22,6 +22,7 @@ machinery never runs for it.
 from __future__ import annotations
 
 import io
+import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -33,6 +34,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.http import HttpRequest, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
@@ -40,8 +42,11 @@ from rest_framework import exceptions, status
 from rest_framework.authtoken.models import Token
 from rest_framework.views import APIView
 
+from orchestrator_site.database_access import with_database
 from orchestrator_site.json_limits import LimitedJSONParser
 from registry.permissions import Role, role_of
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,11 @@ for _model in (Token, get_user_model()):
     post_save.connect(callers.clear, sender=_model, dispatch_uid=f"caller-cache-save-{_model.__name__}")
     post_delete.connect(callers.clear, sender=_model, dispatch_uid=f"caller-cache-delete-{_model.__name__}")
 m2m_changed.connect(callers.clear, sender=get_user_model().groups.through, dispatch_uid="caller-cache-groups")
+
+
+class DatabaseUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The orchestrator cannot reach its database; try again shortly."
 
 
 class BodyTooLarge(exceptions.APIException):
@@ -203,6 +213,13 @@ class AsyncAPIView(APIView):
             return await handler(request, caller, body, **kwargs)
         except exceptions.APIException as error:
             return error_response(error)
+        except (OperationalError, InterfaceError) as error:
+            # The database cannot be reached now (down, or the connection was ended: `with_database` lets it go,
+            # so the next request connects again): unavailable, not an internal error. No traceback: its frames
+            # may hold the token's key.
+            what = type(error).__name__
+            logger.error("%s %s: the database cannot be reached (%s)", request.method, request.path, what)
+            return error_response(DatabaseUnavailable())
 
     def http_method_names_upper(self) -> list[str]:
         return [name.upper() for name in ("get", "post", "put", "patch", "delete") if hasattr(self, name)]
@@ -217,7 +234,7 @@ class AsyncAPIView(APIView):
     async def authenticate(self, request: HttpRequest) -> Caller:
         forced = getattr(request, "_force_auth_user", None)  # set only by DRF's test client
         if forced is not None:
-            caller = await sync_to_async(_caller_from_user)(forced)
+            caller = await with_database(_caller_from_user, forced)
             if caller is None:
                 raise exceptions.NotAuthenticated()
             return caller
@@ -230,7 +247,7 @@ class AsyncAPIView(APIView):
                     raise exceptions.AuthenticationFailed("Invalid token header.")
                 caller = callers.get(key)
                 if caller is None:
-                    caller = await sync_to_async(_caller_from_token)(key)
+                    caller = await with_database(_caller_from_token, key)
                     if caller is None:
                         raise exceptions.AuthenticationFailed("Invalid token.")
                     callers.put(key, caller)

@@ -15,7 +15,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db.models.signals import post_delete, post_save
 from django.http import HttpRequest, JsonResponse
@@ -27,6 +26,7 @@ from fleet import calls as fleet_calls
 from mcp_client import ConnectionLayerError, Deadline, RequestTimedOut, ServerTarget, ServerUnavailable
 from mcp_client.in_flight import CallCancelled, CancelResult, DuplicateCall
 from orchestrator_site.async_api import AsyncAPIView, Caller, json_answer
+from orchestrator_site.database_access import with_database
 from registry.models import CapabilitySnapshot, Server
 from registry.permissions import Role
 from registry.prompt_arguments import prompt_argument_errors
@@ -95,7 +95,7 @@ class _ServerCache:
         if entry is not None and entry[1] > time.monotonic():
             return entry[0]
         generation = self._generation
-        loaded = await sync_to_async(_load)(name)
+        loaded = await with_database(_load, name)
         with self._lock:
             # A change while we loaded may not be in what we read: use it for this call, keep it for none.
             if generation == self._generation:
@@ -203,7 +203,7 @@ class ServerToolCallView(AsyncAPIView):
         call = _validated(ToolCallRequestSerializer, body)
         tool, arguments = call["tool"], call["arguments"]
         if server.tools is None or tool not in server.tools:
-            message = await sync_to_async(_unknown_tool_message)(name, tool)
+            message = await with_database(_unknown_tool_message, name, tool)
             raise exceptions.ValidationError({"tool": [message]})
         problems = argument_errors(server.tools[tool], arguments)
         if problems:
@@ -286,7 +286,7 @@ class ServerPromptView(AsyncAPIView):
         ask = _validated(PromptRequestSerializer, body)
         prompt, arguments = ask["prompt"], ask["arguments"]
         if server.prompts is None or prompt not in server.prompts:
-            message = await sync_to_async(_unknown_prompt_message)(name, prompt)
+            message = await with_database(_unknown_prompt_message, name, prompt)
             raise exceptions.ValidationError({"prompt": [message]})
         problems = prompt_argument_errors(server.prompts[prompt], arguments)
         if problems:

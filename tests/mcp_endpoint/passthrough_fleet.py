@@ -42,6 +42,7 @@ from registry.permissions import OPERATOR_GROUP, VIEWER_GROUP
 from registry.services import server_create
 from tests.conftest import TEST_FLEET_OPTIONS
 from tests.mcp_endpoint.live_server import serving
+from tests.mcp_endpoint.module_database import own_test_database
 from tests.waiting import wait_for
 
 CONFORMANCE_UPSTREAM = Path(settings.BASE_DIR) / "tests" / "mcp_servers" / "conformance_upstream.py"
@@ -85,22 +86,6 @@ def start_conformance_upstream() -> tuple[subprocess.Popen[bytes], str]:
     )
     wait_for_port(port, process)
     return process, f"http://127.0.0.1:{port}/mcp"
-
-
-@contextmanager
-def own_test_database() -> Iterator[None]:
-    """The test database, set up here unless pytest-django did it for the run (it does when another test asks)."""
-    from django.db import connection
-    from django.test.utils import setup_databases, teardown_databases
-
-    if connection.settings_dict["NAME"] == connection.creation._get_test_db_name():
-        yield
-        return
-    created = setup_databases(verbosity=0, interactive=False, aliases={"default"})
-    try:
-        yield
-    finally:
-        teardown_databases(created, verbosity=0)
 
 
 @contextmanager

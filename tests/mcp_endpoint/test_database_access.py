@@ -1,5 +1,5 @@
-"""The MCP endpoint's database connection (mcp_endpoint/database_access.py), through a real uvicorn serving the site
-and the SDK's Client: the endpoint runs outside Django's request cycle, so it lets its sync thread's connection go
+"""The MCP endpoint's database connection (orchestrator_site/database_access.py), through a real uvicorn serving the
+site and the SDK's Client: the endpoint runs outside Django's request cycle, so it lets its sync thread's connection go
 itself, and a connection the database ended does not take `/mcp/` down (before: every request with a token not yet
 cached was a 500, "the connection is closed", until the process restarted)."""
 

@@ -17,7 +17,7 @@ from coordinator.models import Operation
 from fusion.models import FusionRun
 from mcp_client import Deadline
 from mcp_endpoint import virtual_tools
-from mcp_endpoint.fleet_catalogue import OfferedServer, forget_cached, offered_servers
+from mcp_endpoint.fleet_catalogue import OfferedServer, enabled_servers, forget_cached, offered_servers
 from mcp_endpoint.virtual_tools import call_virtual_tool, is_virtual
 from orchestrator_site.async_api import Caller
 from registry.models import Server
@@ -68,6 +68,11 @@ def call(name: str, arguments: Any, caller: Caller, seconds: float = 30.0) -> An
 
 def catalogue() -> list[OfferedServer]:
     return async_to_sync(offered_servers)()
+
+
+def enabled() -> list[OfferedServer]:
+    """What the virtual tools are built from (as /mcp/ lists them): every enabled server, whatever its status."""
+    return async_to_sync(enabled_servers)()
 
 
 def offering(*names: str, tool: str = "get_quote") -> bool:
@@ -122,7 +127,7 @@ def test_three_exchanges_make_fused_balanced_and_arbitrage_tools_that_answer(liv
     wait_offered(live_fleet, *EXCHANGES, "solo")
     wait_offered(live_fleet, "clock", tool="get_current_time")
 
-    tools = tools_by_name(catalogue())
+    tools = tools_by_name(enabled())
     # What three servers of one type offer together; nothing for the clock's tool, which one server offers.
     assert {"fused__get_quote", "balanced__get_quote", "fused__get_order_book", "coordinator__arbitrage"} <= set(tools)
     assert not [name for name in tools if "get_current_time" in name]
@@ -241,7 +246,7 @@ def test_balanced_get_quote_is_answered_by_another_replica_when_one_is_stopped(l
     register_exchange("ex-2", server_type="exchange")
     wait_offered(live_fleet, "rep-fast", "rep-slow", "ex-1", "ex-2")
     operator = caller_for(operator_user)
-    tools = tools_by_name(catalogue())
+    tools = tools_by_name(enabled())
     balanced = tools["balanced__get_quote"]
     assert balanced.input_schema["properties"]["server_type"]["enum"] == ["exchange", "replica"]
     assert "server_type" in balanced.input_schema["required"]
@@ -277,11 +282,11 @@ def test_execute_opportunity_is_offered_only_when_an_admin_enables_it(live_fleet
     register_exchange("ex-b", profile="beta")
     wait_offered(live_fleet, "ex-a", "ex-b")
     operator = caller_for(operator_user)
-    assert "coordinator__execute_opportunity" not in tools_by_name(catalogue())
+    assert "coordinator__execute_opportunity" not in tools_by_name(enabled())
     assert "not enabled" in error_text(call("coordinator__execute_opportunity", {"operation_id": 1}, operator))
 
     settings.MCP_ENDPOINT_TRANSACTION_TOOLS = True
-    assert "coordinator__execute_opportunity" in tools_by_name(catalogue())
+    assert "coordinator__execute_opportunity" in tools_by_name(enabled())
     report = structured(
         call("coordinator__arbitrage", {"symbols": ["BTC-USD"], "size": 0.01, "min_profit_bps": -10_000}, operator)
     )

@@ -14,9 +14,11 @@ from mcp.client.streamable_http import streamable_http_client
 from rest_framework.authtoken.models import Token
 
 from fusion.models import FusionRun
+from registry.models import Server, ServerStatus
 from tests.exchanges import register_exchange
 from tests.mcp_endpoint.live_server import serving
 from tests.mcp_endpoint.test_virtual_tools import fresh_catalogue, stop_hosted, wait_offered  # noqa: F401
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -91,3 +93,49 @@ def test_an_agent_fuses_quotes_with_beta_excluded_and_is_failed_over_from_a_kill
         assert routed["server"] == "rep-slow" and routed["result"]["symbol"] == "BTC-USD"
         assert routed["attempts"][-1] == {**routed["attempts"][-1], "server": "rep-slow", "ok": True}
         assert all(a["server"] == "rep-fast" and not a["ok"] for a in routed["attempts"][:-1])
+
+
+def test_balanced_get_quote_stays_listed_and_answers_from_the_other_replica_once_health_calls_one_offline(
+    live_fleet, operator_user
+):
+    """The virtual tools come from every enabled server, whatever its status: a replica that health has called
+    offline takes its own `<server>__<tool>` tools off the list, not balanced__/fused__, which then answer from the
+    replica that is left (the down one reported, not asked in vain)."""
+    register_exchange("rep-up", server_type="replica")
+    register_exchange("rep-down", server_type="replica")
+    wait_offered(live_fleet, "rep-up", "rep-down")
+    key = Token.objects.create(user=operator_user).key
+    quote = {"arguments": {"symbol": "BTC-USD"}}
+
+    async def listed(client: Client) -> set[str]:
+        return {tool.name for tool in (await client.list_tools()).tools}
+
+    async def listed_and_called(client: Client) -> tuple[set[str], Any, Any]:
+        names = await listed(client)
+        balanced = await client.call_tool("balanced__get_quote", {**quote, "timeout_seconds": 10})
+        fused = await client.call_tool("fused__get_quote", {**quote, "fields": FIELDS, "quorum": 1})
+        return names, balanced, fused
+
+    with serving() as base_url:
+        before = run_as_agent(base_url, key, listed)
+        assert {"balanced__get_quote", "fused__get_quote", "rep-up__get_quote", "rep-down__get_quote"} <= before
+
+        stop_hosted("rep-down")
+        wait_for(
+            lambda: Server.objects.get(name="rep-down").status == ServerStatus.OFFLINE,
+            what="health calling rep-down offline",
+        )
+        names, balanced, fused = run_as_agent(base_url, key, listed_and_called)
+
+    # Its own tools are gone (the namespaced list is the servers that can answer now)...
+    assert "rep-down__get_quote" not in names and "rep-up__get_quote" in names
+    # ...the virtual ones stay, and answer from the replica that is left.
+    assert {"balanced__get_quote", "fused__get_quote"} <= names
+    assert balanced.is_error is False, balanced
+    routed = balanced.structured_content
+    assert routed["server"] == "rep-up" and routed["result"]["symbol"] == "BTC-USD"
+    assert all(attempt["server"] == "rep-up" for attempt in routed["attempts"] if attempt["ok"])
+    assert fused.is_error is False, fused
+    sources = {row["server"]: row for row in fused.structured_content["sources"]}
+    assert sources["rep-up"]["state"] == "used"
+    assert sources["rep-down"]["state"] != "used" and sources["rep-down"]["reason"]
