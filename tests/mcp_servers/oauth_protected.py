@@ -1,6 +1,6 @@
 """An MCP server behind OAuth with its own small authorization server, on one port of 127.0.0.1.
 
-Run: ``python tests/mcp_servers/oauth_protected.py --port N [--token-seconds 2] [--client-secret S]``.
+Run: ``python tests/mcp_servers/oauth_protected.py --port N [--token-seconds 2] [--client-secret S] [--issuer-host H]``.
 
 - The MCP server (SDK MCPServer, `/mcp`) accepts only access tokens this authorization server issued and that have
   not expired; it publishes its protected resource metadata and answers 401 with `WWW-Authenticate` as the MCP
@@ -163,13 +163,15 @@ class AuthorizationServer:
         return JSONResponse({"issued": self.issued, "refused": self.refused, "clients": len(self.clients)})
 
 
-def build_app(port: int, token_seconds: int, service_secret: str) -> Any:
+def build_app(port: int, token_seconds: int, service_secret: str, issuer_host: str = "127.0.0.1") -> Any:
     base_url = f"http://127.0.0.1:{port}"
-    authorization = AuthorizationServer(base_url, token_seconds, service_secret)
+    # Where the protected resource metadata says the authorization server is (another host: a policy test).
+    issuer = f"http://{issuer_host}:{port}"
+    authorization = AuthorizationServer(issuer, token_seconds, service_secret)
     server = MCPServer(
         "oauth-protected",
         token_verifier=authorization,
-        auth=AuthSettings(issuer_url=base_url, resource_server_url=f"{base_url}/mcp", validate_token_resource=False),
+        auth=AuthSettings(issuer_url=issuer, resource_server_url=f"{base_url}/mcp", validate_token_resource=False),
     )
     calls = {"count": 0}
 
@@ -202,9 +204,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--token-seconds", type=int, default=2)
     parser.add_argument("--client-secret", default="service-secret-for-tests")
+    parser.add_argument("--issuer-host", default="127.0.0.1", help="The host the metadata names for the AS.")
     parser.add_argument("--marker", default="")
     args = parser.parse_args()
-    app = build_app(args.port, args.token_seconds, args.client_secret)
+    app = build_app(args.port, args.token_seconds, args.client_secret, args.issuer_host)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
 
 

@@ -38,7 +38,7 @@ SERVICE_SECRET = "service-secret-for-the-oauth-tests"
 class ProtectedServer:
     """The protected MCP server and its authorization server, as a child process."""
 
-    def __init__(self) -> None:
+    def __init__(self, *extra: str) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.url = f"{self.base}/mcp"
@@ -52,6 +52,7 @@ class ProtectedServer:
                 str(TOKEN_SECONDS),
                 "--client-secret",
                 SERVICE_SECRET,
+                *extra,
             ]
         )
         wait_for_port(self.port, self.process)
@@ -346,3 +347,21 @@ def test_test_connection_runs_the_oauth_flow_the_fleet_would(protected, live_fle
     person = {**body, "oauth": {"grant": "authorization_code"}}
     answer = admin_api.post("/api/servers/test-connection/", person, format="json").json()
     assert answer["ok"] is False and "authorization needed" in answer["error"], answer
+
+
+def test_an_authorization_server_outside_the_outbound_policy_is_never_contacted(start_fleet, operator_api, settings):
+    """The server's metadata names an authorization server at 127.0.0.2, outside the allowed networks: the session
+    stops at the policy (no request leaves) and says so; the MCP server itself (127.0.0.1) is allowed."""
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+    live_fleet = start_fleet()  # its policy is read when it starts
+    elsewhere = ProtectedServer("--issuer-host", "127.0.0.2")
+    try:
+        service = {"grant": "client_credentials", "client_id": "svc", "client_secret": SERVICE_SECRET}
+        _create(operator_api, "elsewhere", elsewhere.url, service)
+        live_fleet.request_reconcile()
+        wait_for(lambda: "127.0.0.2" in _status("elsewhere")[1], timeout=30, what="refused by the policy")
+        status, reason = _status("elsewhere")
+        assert status == "offline" and "refused" in reason, reason
+        assert elsewhere.stats()["issued"]["client_credentials"] == 0
+    finally:
+        elsewhere.stop()
