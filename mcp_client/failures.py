@@ -7,6 +7,7 @@ they saw (see `HttpObservations`), so a 401 can be called what it is.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -55,8 +56,18 @@ def describe_exception(exc: BaseException) -> str:
         return str(exc)
     if isinstance(exc, AuthorizationNeeded):
         return f"authorization needed: {exc.why}"
+    if isinstance(exc, OAuthFlowError):
+        return f"authorization failed: {_without_reply_body(str(exc))}"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _without_reply_body(text: str) -> str:
+    """The SDK's OAuth errors end with the authorization server's reply ("Token exchange failed (401): {...}"): what
+    a server sent is not repeated in our words."""
+    first = text.strip().splitlines()[0] if text.strip() else "OAuth flow error"
+    status = re.search(r"\(\d{3}\)", first)
+    return (first[: status.end()] if status else first)[:300]
 
 
 def has_connection_closed(exc: BaseException) -> bool:
@@ -71,9 +82,15 @@ def _status_text(status: int) -> str:
 
 
 def diagnose_connect_failure(
-    exc: BaseException, *, command: str = "", cwd: str | None = None, http: HttpObservations | None = None
+    exc: BaseException,
+    *,
+    command: str = "",
+    cwd: str | None = None,
+    http: HttpObservations | None = None,
+    oauth: bool = False,
 ) -> Diagnosis:
-    """Why a connect attempt failed, in words a person can act on."""
+    """Why a connect attempt failed, in words a person can act on. `oauth`: the server is reached through the MCP
+    authorization flow, so a refusal is about its grant, not about headers."""
     found = list(leaves(exc))
     for leaf in found:
         cause = leaf.__cause__ or leaf.__context__
@@ -84,7 +101,7 @@ def diagnose_connect_failure(
         if isinstance(leaf, AuthorizationNeeded):
             return Diagnosis(f"authorization needed: {leaf.why}", needs_attention=True)
         if isinstance(leaf, OAuthFlowError):
-            return Diagnosis(f"authorization failed: {leaf}", needs_attention=True)
+            return Diagnosis(describe_exception(leaf), needs_attention=True)
     for leaf in found:
         directory = _missing_directory(leaf, command, cwd)
         if directory is not None:
@@ -95,6 +112,14 @@ def diagnose_connect_failure(
             return Diagnosis(f"command not executable (permission denied): {command or leaf.filename}", True)
     status = http.last_error_status if http is not None else None
     status = status or next((_http_status_of(leaf) for leaf in found if _http_status_of(leaf)), None)
+    if status in (401, 403) and oauth:
+        # The SDK's flow ended without a token the server accepts and without saying why (an authorization server it
+        # could not reach, an answer it could not use): say where to look.
+        return Diagnosis(
+            f"authorization failed ({_status_text(status)}): no OAuth token the server accepts "
+            "(is its authorization server reachable? are the client's settings right?)",
+            True,
+        )
     if status in (401, 403, 407):
         return Diagnosis(f"authorization failed ({_status_text(status)}): check the server's headers", True)
     if status in (404, 405, 410):

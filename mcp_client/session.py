@@ -318,7 +318,7 @@ class ServerConnection:
                     if self._connected_at is None:
                         target = self._target
                         diagnosis = diagnose_connect_failure(
-                            exc, command=target.command, cwd=target.cwd, http=self._http
+                            exc, command=target.command, cwd=target.cwd, http=self._http, oauth=target.oauth is not None
                         )
                     else:
                         diagnosis = Diagnosis(describe_exception(exc))

@@ -344,6 +344,7 @@ def test_test_connection_runs_the_oauth_flow_the_fleet_would(protected, live_fle
     wrong = {**body, "oauth": {**service, "client_secret": "not-the-secret-at-all"}}
     answer = admin_api.post("/api/servers/test-connection/", wrong, format="json").json()
     assert answer["ok"] is False and "not-the-secret-at-all" not in json.dumps(answer)
+    assert "authorization failed" in answer["error"] and "headers" not in answer["error"], answer
     person = {**body, "oauth": {"grant": "authorization_code"}}
     answer = admin_api.post("/api/servers/test-connection/", person, format="json").json()
     assert answer["ok"] is False and "authorization needed" in answer["error"], answer
