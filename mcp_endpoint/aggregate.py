@@ -235,6 +235,19 @@ class _ListsCache:
     def __init__(self) -> None:
         self._built: tuple[Catalogue, _Lists] | None = None
 
+    def input_schema(self, name: str) -> dict[str, Any] | None:
+        """A namespaced tool's input schema from the lists built last (sync, no I/O): what the SDK's 2026-era
+        handler checks `Mcp-Param-*` headers against before a call. Without it, the SDK lists every tool (our
+        whole tools/list handler) on each call to find one schema. None (the SDK then skips the header check):
+        a virtual tool, or a tool not in the last lists; the call itself still checks its arguments."""
+        built = self._built
+        scoped = naming.split_scoped_name(name)
+        if built is None or scoped is None:
+            return None
+        raw = built[1].tool_index.get((scoped.server, scoped.name))
+        schema = raw.get("inputSchema") if raw is not None else None
+        return schema if isinstance(schema, dict) else None
+
     async def get(self) -> _Lists:
         catalogue = await current_catalogue()
         built = self._built
@@ -661,6 +674,7 @@ def build_aggregate_server() -> AggregateServer:
         version="1",
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
+        get_tool_input_schema=lists.input_schema,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
         on_list_resources=list_resources,

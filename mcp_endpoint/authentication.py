@@ -39,8 +39,7 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 
-from orchestrator_site.async_api import Caller, _caller_from_token, callers
-from orchestrator_site.database_access import with_database
+from orchestrator_site.async_api import Caller, caller_for_token
 from registry.permissions import Role
 
 Scope = dict[str, Any]
@@ -106,13 +105,9 @@ def _bearer_key(scope: Scope) -> str:
 async def caller_from_scope(scope: Scope) -> Caller:
     """The Caller the request's Bearer token belongs to; raises Unauthenticated. A database read only when the
     per-process cache does not know the key (on a worker thread, never on the event loop)."""
-    key = _bearer_key(scope)
-    caller = callers.get(key)
+    caller = await caller_for_token(_bearer_key(scope))
     if caller is None:
-        caller = await with_database(_caller_from_token, key)
-        if caller is None:
-            raise Unauthenticated("Invalid token.", token_sent=True)
-        callers.put(key, caller)
+        raise Unauthenticated("Invalid token.", token_sent=True)
     return caller
 
 

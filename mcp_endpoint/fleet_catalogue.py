@@ -40,6 +40,7 @@ from orchestrator_site.database_access import with_database
 from registry import announcements
 from registry.announcements import StatusTransition
 from registry.models import CapabilitySnapshot, Server, ServerStatus
+from registry.shared_loads import SharedLoads
 
 logger = logging.getLogger(__name__)
 
@@ -116,11 +117,15 @@ class _CatalogueCache:
         self._generation = 0
         self._lock = threading.Lock()
         self._watchers: tuple[Callable[[], None], ...] = ()
+        self._loads: SharedLoads[str, Catalogue] = SharedLoads()
 
     async def get(self) -> Catalogue:
         entry = self._entry
         if entry is not None and entry[1] > time.monotonic():
             return entry[0]
+        return await self._loads.load("catalogue", self._load)
+
+    async def _load(self) -> Catalogue:
         generation = self._generation
         loaded = await with_database(_load)
         with self._lock:

@@ -45,6 +45,7 @@ from rest_framework.views import APIView
 from orchestrator_site.database_access import with_database
 from orchestrator_site.json_limits import LimitedJSONParser
 from registry.permissions import Role, role_of
+from registry.shared_loads import SharedLoads
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +109,26 @@ def _caller_from_token(key: str) -> Caller | None:
     if token is None or not token.user.is_active:
         return None
     return Caller(user_id=token.user.pk, username=token.user.get_username(), role=role_of(token.user))
+
+
+_token_loads: SharedLoads[str, Caller | None] = SharedLoads()
+
+
+async def caller_for_token(key: str) -> Caller | None:
+    """Who the API token `key` belongs to (None: no such token, or its user is inactive): the REST API's `Token` and
+    the MCP endpoint's `Bearer` alike. From the per-process cache; else one database read on the sync thread, shared
+    by the requests that arrive together (every cached key expires at once under load)."""
+    caller = callers.get(key)
+    if caller is not None:
+        return caller
+
+    async def load() -> Caller | None:
+        loaded = await with_database(_caller_from_token, key)
+        if loaded is not None:
+            callers.put(key, loaded)
+        return loaded
+
+    return await _token_loads.load(key, load)
 
 
 def _caller_from_user(user: AbstractBaseUser | AnonymousUser | None) -> Caller | None:
@@ -245,12 +266,9 @@ class AsyncAPIView(APIView):
                 key = key.strip()
                 if not key or " " in key:
                     raise exceptions.AuthenticationFailed("Invalid token header.")
-                caller = callers.get(key)
+                caller = await caller_for_token(key)
                 if caller is None:
-                    caller = await with_database(_caller_from_token, key)
-                    if caller is None:
-                        raise exceptions.AuthenticationFailed("Invalid token.")
-                    callers.put(key, caller)
+                    raise exceptions.AuthenticationFailed("Invalid token.")
                 return caller
         user = await request.auser()  # type: ignore[attr-defined]  # Django's AuthenticationMiddleware
         caller = await sync_to_async(_caller_from_user)(user)

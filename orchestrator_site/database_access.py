@@ -11,12 +11,15 @@ every database read on those paths failed with "the connection is closed" (a 500
 database) until the process restarted.
 
 `with_database` runs the work on that same thread (thread-sensitive, as before: these reads and writes are short) and
-treats the thread's connections as Django's request cycle treats a request's: an unusable or obsolete connection is
-let go before the work (the work connects again) and after it (CONN_MAX_AGE=0, the default here: closed after each).
-A connection inside an atomic block is left alone: that transaction is someone else's (a test's, on the thread that
-runs the event loop under `async_to_sync`), and closing it would end it. The request that meets a connection the
-database ended fails once (the endpoint and `AsyncAPIView` answer 503, the database cannot be reached); the next one
-connects again.
+keeps that thread's connection while it works: a connection that met an error and no longer answers is let go
+before the work (the work connects again) and after it, and so is one older than CONN_MAX_AGE when that is set (> 0).
+With CONN_MAX_AGE=0 (the default) Django closes a request's connection at the request's end; this thread serves
+every request of the fast paths, and opening a connection per step cost ~1.7 ms on SQLite (measured: 2.3 ms for a
+read on a new connection, 0.56 ms on a kept one; a fused query makes up to three steps), so it is kept for as long
+as it works. A connection inside an atomic block is left alone: that transaction is someone else's (a test's, on the
+thread that runs the event loop under `async_to_sync`), and closing it would end it. The request that meets a
+connection the database ended fails once (the endpoint and `AsyncAPIView` answer 503, the database cannot be
+reached); the next one connects again.
 """
 
 from __future__ import annotations
@@ -31,18 +34,25 @@ Params = ParamSpec("Params")
 Result = TypeVar("Result")
 
 
-def _let_go_of_old_connections() -> None:
+def _let_go_of_broken_connections() -> None:
     for connection in connections.all(initialized_only=True):
-        if not connection.in_atomic_block:
+        if connection.connection is None or connection.in_atomic_block:
+            continue
+        if connection.errors_occurred:
+            if connection.is_usable():
+                connection.errors_occurred = False
+            else:
+                connection.close()
+        elif connection.settings_dict["CONN_MAX_AGE"] and connection.close_at is not None:
             connection.close_if_unusable_or_obsolete()
 
 
 def _with_usable_connection(work: Callable[Params, Result], *args: Params.args, **kwargs: Params.kwargs) -> Result:
-    _let_go_of_old_connections()
+    _let_go_of_broken_connections()
     try:
         return work(*args, **kwargs)
     finally:
-        _let_go_of_old_connections()
+        _let_go_of_broken_connections()
 
 
 async def with_database(work: Callable[Params, Result], *args: Params.args, **kwargs: Params.kwargs) -> Result:

@@ -39,6 +39,7 @@ from registry.serializers import (
     ToolCallRequestSerializer,
     ToolCallResponseSerializer,
 )
+from registry.shared_loads import SharedLoads
 from registry.tool_arguments import argument_errors
 
 FLEET_ERRORS = {
@@ -89,11 +90,15 @@ class _ServerCache:
         self._entries: dict[str, tuple[CallableServer | None, float]] = {}
         self._generation = 0
         self._lock = threading.Lock()
+        self._loads: SharedLoads[str, CallableServer | None] = SharedLoads()
 
     async def get(self, name: str) -> CallableServer | None:
         entry = self._entries.get(name)
         if entry is not None and entry[1] > time.monotonic():
             return entry[0]
+        return await self._loads.load(name, lambda: self._load(name))
+
+    async def _load(self, name: str) -> CallableServer | None:
         generation = self._generation
         loaded = await with_database(_load, name)
         with self._lock:

@@ -75,6 +75,16 @@ def sync_thread_holds_a_connection() -> bool:
     return on_the_sync_thread(lambda: connections[DEFAULT_DB_ALIAS].connection is not None)
 
 
+def sync_thread_connection_id() -> int | None:
+    """Which DB-API connection the sync thread holds now (None: none)."""
+
+    def current() -> int | None:
+        held = connections[DEFAULT_DB_ALIAS].connection
+        return None if held is None else id(held)
+
+    return on_the_sync_thread(current)
+
+
 @contextmanager
 def persistent_connections() -> Iterator[None]:
     """CONN_MAX_AGE=None (connections kept): the settings dict every thread's connection is made from."""
@@ -102,11 +112,14 @@ def end_the_sync_threads_session() -> None:
         assert cursor.fetchone()[0] is True
 
 
-def test_the_endpoint_lets_its_connection_go_after_a_request_as_django_does():
+def test_the_endpoint_keeps_one_working_connection_across_requests():
     assert connections[DEFAULT_DB_ALIAS].settings_dict["CONN_MAX_AGE"] == 0  # the site's setting
     with serving() as base_url:
         assert tools_listed(base_url, fresh_key()) == []  # no fleet: nothing offered, still answered
-        assert not sync_thread_holds_a_connection()
+        first = sync_thread_connection_id()
+        assert first is not None
+        assert tools_listed(base_url, fresh_key()) == []  # a new key: read on the same connection
+        assert sync_thread_connection_id() == first
 
 
 @on_postgresql
