@@ -10,10 +10,12 @@ from registry.permissions import OPERATOR_GROUP, VIEWER_GROUP
 
 PASSWORD = "correct-horse-battery"
 
-# The longest test files (15-140 s each: a fuzz in its own pytest, browsers, the demo as a process, the conformance
+# The longest test files (15-300 s each: a fuzz in its own pytest, browsers, the demo as a process, the conformance
 # suite's scenarios), collected first: with `make test`'s workers (a file per worker, in collection order) they start
 # at once, one to a worker, and the rest runs beside them instead of the pass ending on one of them.
 LONG_TESTS_FIRST = (
+    "tests/registry/test_conformance_auth.py",
+    "tests/mcp_endpoint/test_conformance_server.py",
     "tests/site/test_api_fuzz_part_",
     "tests/e2e/",
     "tests/site/test_serve_command.py",
