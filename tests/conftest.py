@@ -178,3 +178,21 @@ def isolated_event_history(settings):
                 client.delete(*keys)
         finally:
             client.close()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """SQLite's write-ahead files of this process's test database (`var/test-<pid>.sqlite3_gwN-wal`, `-shm`) outlive
+    it when a thread that served the tests (a live server's, asgiref's sync thread) still holds a connection at the
+    end; Django removes only the database file. Removed here, so a developer's var/ does not fill up run after run."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] != "django.db.backends.sqlite3":
+        return
+    name = str((database.get("TEST") or {}).get("NAME") or "")
+    if not name or name.startswith(("file:", ":memory:")):
+        return
+    for leftover in Path(name).parent.glob(Path(name).name + "*"):
+        leftover.unlink(missing_ok=True)
