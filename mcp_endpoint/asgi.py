@@ -22,14 +22,12 @@ from several uvicorn servers, one after another, each on a loop of its own.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import importlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from django.conf import settings
 from django.db import DatabaseError
 
 from mcp_endpoint.authentication import (
@@ -43,6 +41,7 @@ from mcp_endpoint.authentication import (
     refuse_without_role,
     sdk_user_for,
 )
+from mcp_endpoint.session_managers import RunningSessionManager, plain_answer
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -54,76 +53,17 @@ logger = logging.getLogger(__name__)
 MCP_PREFIX = "/mcp"
 # Server names are slugs (registry/models.py); the name in the path is matched as such, nothing else.
 _SERVER_PATH = re.compile(r"^/mcp/servers/(?P<name>[A-Za-z0-9_-]{1,200})/?$")
-# How long stop() waits for the session manager to wind down its sessions before it gives up on it.
-_STOP_SECONDS = 10.0
 
 
 def is_mcp_path(path: str) -> bool:
     return path == MCP_PREFIX or path.startswith(MCP_PREFIX + "/")
 
 
-async def _plain(send: Send, status: int, text: str) -> None:
-    body = text.encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+def _aggregate_runtime(loop: asyncio.AbstractEventLoop) -> RunningSessionManager:
+    """The `/mcp/` session manager, running on one event loop."""
+    from mcp_endpoint.aggregate import build_aggregate_server
 
-
-class _AggregateRuntime:
-    """The `/mcp/` session manager, running (its `run()` context held open by a task) on one event loop."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-
-        from mcp_endpoint.aggregate import build_aggregate_server
-
-        self.loop = loop
-        self.manager = StreamableHTTPSessionManager(
-            app=build_aggregate_server(),
-            stateless=False,  # list_changed on the GET stream and per-session state need sessions (2025 era)
-            json_response=False,
-            session_idle_timeout=settings.MCP_ENDPOINT_SESSION_IDLE_SECONDS,
-            max_sessions=settings.MCP_ENDPOINT_MAX_SESSIONS,
-            max_request_body_size=settings.MCP_ENDPOINT_MAX_BODY_BYTES,
-        )
-        self._stop_requested = asyncio.Event()
-        self._ready: asyncio.Future[None] = loop.create_future()
-        # A fresh context: the task outlives the request that happened to start it and must not carry its
-        # context variables (the SDK's request clock, the caller).
-        self._task = loop.create_task(self._hold_open(), name="mcp-endpoint-aggregate", context=contextvars.Context())
-
-    async def _hold_open(self) -> None:
-        try:
-            async with self.manager.run():
-                self._ready.set_result(None)
-                await self._stop_requested.wait()
-        except asyncio.CancelledError:
-            if not self._ready.done():
-                self._ready.cancel()
-            raise
-        except BaseException as error:
-            if not self._ready.done():
-                self._ready.set_exception(error)
-            raise
-
-    async def ready(self) -> None:
-        await asyncio.shield(self._ready)
-
-    async def stop(self) -> None:
-        self._stop_requested.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout=_STOP_SECONDS)
-        except TimeoutError:
-            logger.warning("the /mcp/ session manager did not stop within %.0f s; cancelling it", _STOP_SECONDS)
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        except Exception:
-            logger.exception("the /mcp/ session manager failed while stopping")
+    return RunningSessionManager(build_aggregate_server(), loop, what="/mcp/")
 
 
 class McpEndpointRouter:
@@ -131,7 +71,7 @@ class McpEndpointRouter:
 
     def __init__(self, inner: ASGIApp) -> None:
         self.inner = inner
-        self._runtimes: dict[asyncio.AbstractEventLoop, _AggregateRuntime] = {}
+        self._runtimes: dict[asyncio.AbstractEventLoop, RunningSessionManager] = {}
         self._stopped_loops: set[asyncio.AbstractEventLoop] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -144,7 +84,7 @@ class McpEndpointRouter:
         path = scope["path"]
         server_match = _SERVER_PATH.match(path)
         if path not in (MCP_PREFIX, MCP_PREFIX + "/") and server_match is None:
-            await _plain(send, 404, "Not found. The MCP endpoints are /mcp/ and /mcp/servers/<name>/.")
+            await plain_answer(send, 404, "Not found. The MCP endpoints are /mcp/ and /mcp/servers/<name>/.")
             return
         if not origin_allowed(scope):
             await refuse_origin(send)
@@ -159,7 +99,7 @@ class McpEndpointRouter:
             # connects again, orchestrator_site/database_access.py): the service is unavailable, the token not invalid.
             # No traceback: its frames hold the key.
             logger.error("the MCP endpoint could not look a Bearer token up: %s: %s", type(error).__name__, error)
-            await _plain(send, 503, "The MCP endpoint cannot reach its database; try again shortly.")
+            await plain_answer(send, 503, "The MCP endpoint cannot reach its database; try again shortly.")
             return
         if not has_any_role(caller):
             await refuse_without_role(send)
@@ -167,7 +107,7 @@ class McpEndpointRouter:
         scope = {**scope, CALLER_SCOPE_KEY: caller, "user": sdk_user_for(caller, scope)}
         loop = asyncio.get_running_loop()
         if loop in self._stopped_loops:
-            await _plain(send, 503, "The MCP endpoint is stopping.")
+            await plain_answer(send, 503, "The MCP endpoint is stopping.")
             return
         if server_match is not None:
             await self._serve_passthrough(server_match["name"], scope, receive, send)
@@ -180,25 +120,25 @@ class McpEndpointRouter:
             if self._runtimes.get(loop) is runtime:
                 del self._runtimes[loop]
                 logger.exception("the /mcp/ session manager could not start")
-            await _plain(send, 503, "The MCP endpoint could not start; see the server's log.")
+            await plain_answer(send, 503, "The MCP endpoint could not start; see the server's log.")
             return
         await runtime.manager.handle_request(scope, receive, send)
 
-    def _runtime_for(self, loop: asyncio.AbstractEventLoop) -> _AggregateRuntime:
+    def _runtime_for(self, loop: asyncio.AbstractEventLoop) -> RunningSessionManager:
         # No await between the lookup and the insertion: two first requests at once share one runtime.
         for stale in [known for known in self._runtimes if known.is_closed()]:
             del self._runtimes[stale]
         self._stopped_loops = {known for known in self._stopped_loops if not known.is_closed()}
         runtime = self._runtimes.get(loop)
         if runtime is None:
-            runtime = self._runtimes[loop] = _AggregateRuntime(loop)
+            runtime = self._runtimes[loop] = _aggregate_runtime(loop)
         return runtime
 
     async def _serve_passthrough(self, name: str, scope: Scope, receive: Receive, send: Send) -> None:
         passthrough = _passthrough_module()
         endpoint_for = getattr(passthrough, "endpoint_for", None)
         if endpoint_for is None:
-            await _plain(send, 404, "Not found: /mcp/servers/<name>/ is not available in this version.")
+            await plain_answer(send, 404, "Not found: /mcp/servers/<name>/ is not available in this version.")
             return
         endpoint = endpoint_for(name)
         await endpoint.handle(scope, receive, send)

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextvars
 import logging
 import warnings
 from collections.abc import Awaitable, Callable, Mapping
@@ -50,7 +49,6 @@ from mcp.client._input_required import run_input_required_driver
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.session import ServerSession
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ResourceUpdated
 from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp.shared.subscriptions import PromptsListChanged, ResourcesListChanged, ToolsListChanged
@@ -63,6 +61,7 @@ from mcp_client.client_request_relay import RelayedCall
 from mcp_client.errors import ConnectionLost, InvalidResponse, RequestTimedOut, ServerError, ServerUnavailable
 from mcp_endpoint.authentication import CallerMiddleware, caller_of_request
 from mcp_endpoint.relay import LOG_LEVELS, AgentLink, agent_key
+from mcp_endpoint.session_managers import STOP_SECONDS, RunningSessionManager, plain_answer
 from orchestrator_site.async_api import Caller
 from registry import api_calls
 from registry.permissions import Role
@@ -78,7 +77,6 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 # JSON-RPC codes of our own errors (the server's own errors keep theirs).
 SERVER_NOT_AVAILABLE = -32000  # implementation-defined range: down, disabled, connection lost
 NOT_ALLOWED = types.INVALID_REQUEST
-_STOP_SECONDS = 10.0
 # The notifications this module forwards to agents outside their requests.
 _FORWARDED = frozenset(
     {
@@ -110,7 +108,7 @@ class PassthroughEndpoint:
         """Serve one HTTP request (already authenticated and origin-checked by the router)."""
         server = await api_calls.servers.get(self.name)
         if server is None:
-            await _plain(send, 404, f"Not found: no MCP server named {self.name!r} is registered.")
+            await plain_answer(send, 404, f"Not found: no MCP server named {self.name!r} is registered.")
             return
         runtime = _runtime_for(self.name)
         await runtime.ready()
@@ -151,59 +149,15 @@ class _PassthroughRuntime:
         self.name = name
         self.loop = loop
         self.relay = Passthrough(name, loop)
-        self.manager = StreamableHTTPSessionManager(
-            app=self.relay.server,
-            stateless=False,
-            json_response=False,
-            session_idle_timeout=settings.MCP_ENDPOINT_SESSION_IDLE_SECONDS,
-            max_sessions=settings.MCP_ENDPOINT_MAX_SESSIONS,
-            max_request_body_size=settings.MCP_ENDPOINT_MAX_BODY_BYTES,
-        )
-        self._stop_requested = asyncio.Event()
-        self._ready: asyncio.Future[None] = loop.create_future()
-        # A fresh context: the task outlives the request that started it and must not carry its context variables.
-        self._task = loop.create_task(self._hold_open(), name=f"mcp-passthrough:{name}", context=contextvars.Context())
-
-    async def _hold_open(self) -> None:
-        try:
-            async with self.manager.run():
-                self._ready.set_result(None)
-                await self._stop_requested.wait()
-        except asyncio.CancelledError:
-            if not self._ready.done():
-                self._ready.cancel()
-            raise
-        except BaseException as error:
-            if not self._ready.done():
-                self._ready.set_exception(error)
-            raise
+        self.sessions = RunningSessionManager(self.relay.server, loop, what=f"the pass-through of {name!r}")
+        self.manager = self.sessions.manager
 
     async def ready(self) -> None:
-        await asyncio.shield(self._ready)
+        await self.sessions.ready()
 
     async def stop(self) -> None:
-        self._stop_requested.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout=_STOP_SECONDS)
-        except TimeoutError:
-            logger.warning("the pass-through of %r did not stop within %.0f s; cancelling it", self.name, _STOP_SECONDS)
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        except Exception:
-            logger.exception("the pass-through of %r failed while stopping", self.name)
+        await self.sessions.stop()
         await self.relay.close()
-
-
-async def _plain(send: Send, status: int, text: str) -> None:
-    body = text.encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 # -- the pass-through of one server ---------------------------------------------------------------------------------
@@ -563,7 +517,7 @@ class Passthrough:
         finally:
             # Also when the agent goes away (the stream's request cancelled): the shared session's subscription
             # made for it is dropped all the same.
-            with anyio.move_on_after(_STOP_SECONDS, shield=True):
+            with anyio.move_on_after(STOP_SECONDS, shield=True):
                 for uri in wanted:
                     self._listening[uri] -= 1
                     await self._release(uri)
