@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -57,14 +58,20 @@ LOCAL_SECRET_KEY_FILE = "secret-key.txt"
 
 
 def local_secret_key(var_dir: Path) -> str:
-    """The secret key for local use when SECRET_KEY is not set: generated once into `var_dir` (mode 0600, the
-    directory 0700) and read from there on every later start, so sessions survive restarts and a fresh clone's
-    management commands run with nothing set. Production sets SECRET_KEY (`check --deploy` warns otherwise).
+    """The secret key for local use when SECRET_KEY is not set: generated once into `var_dir` and read from there on
+    every later start, so sessions survive restarts and a fresh clone's management commands run with nothing set.
+    Production sets SECRET_KEY (`check --deploy` warns otherwise)."""
+    return local_key(var_dir, LOCAL_SECRET_KEY_FILE, lambda: secrets.token_urlsafe(50), setting="SECRET_KEY")
+
+
+def local_key(var_dir: Path, file_name: str, generate: Callable[[], str], *, setting: str) -> str:
+    """A key for local use, generated once by `generate` into `var_dir / file_name` (mode 0600, the directory 0700)
+    and read from there afterwards. `setting` is what production sets instead (named in the error).
 
     Several processes may start at once (serve and a command, test workers): the file is created exclusively, and a
     reader that finds it still empty waits briefly for its writer."""
     var_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path = var_dir / LOCAL_SECRET_KEY_FILE
+    path = var_dir / file_name
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -73,8 +80,8 @@ def local_secret_key(var_dir: Path) -> str:
             if key:
                 return key
             time.sleep(0.02)
-        raise RuntimeError(f"{path} is empty: delete it to generate a new key, or set SECRET_KEY") from None
-    key = secrets.token_urlsafe(50)
+        raise RuntimeError(f"{path} is empty: delete it to generate a new key, or set {setting}") from None
+    key = generate()
     with os.fdopen(descriptor, "w") as file:
         file.write(key + "\n")
     return key

@@ -10,12 +10,12 @@ without that file holds nothing readable.
 from __future__ import annotations
 
 import functools
-import os
-import time
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
+
+from orchestrator_site.environment import local_key
 
 LOCAL_KEY_FILE = "oauth-token-key.txt"
 
@@ -25,22 +25,8 @@ class UnreadableSecret(Exception):
 
 
 def local_token_key(var_dir: Path) -> str:
-    """The key for local use: generated once into `var_dir` (exclusively, so processes starting together agree)."""
-    var_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path = var_dir / LOCAL_KEY_FILE
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        for _ in range(50):
-            key = path.read_text().strip()
-            if key:
-                return key
-            time.sleep(0.02)
-        raise RuntimeError(f"{path} is empty: delete it to generate a new key, or set OAUTH_TOKEN_KEY") from None
-    key = Fernet.generate_key().decode()
-    with os.fdopen(descriptor, "w") as file:
-        file.write(key + "\n")
-    return key
+    """The key for local use when OAUTH_TOKEN_KEY is not set: generated once into `var_dir`, like the secret key."""
+    return local_key(var_dir, LOCAL_KEY_FILE, lambda: Fernet.generate_key().decode(), setting="OAUTH_TOKEN_KEY")
 
 
 @functools.cache
