@@ -51,6 +51,7 @@ from fusion.query import MAX_FIELDS, MAX_SOURCES, QueryError, parse_query
 from fusion.strategies import all_strategies
 from fusion.tool_safety import state_changing_reason, state_changing_servers
 from mcp_client import Deadline
+from mcp_client.results import NoResultValue, ToolCallResult, result_value
 from orchestrator_site.async_api import Caller
 from orchestrator_site.database_access import with_database
 from registry.models import Server
@@ -369,8 +370,8 @@ BALANCED_OUTPUT_SCHEMA: dict[str, Any] = {
     "properties": {
         "server": {**_NULLABLE_TEXT, "description": "The server that answered."},
         "result": {
-            "type": ["object", "string", "null"],
-            "description": "The server's structured content, else the text it answered.",
+            "type": ["object", "array", "string", "number", "boolean", "null"],
+            "description": "The server's structured content, else the JSON its text carries, else the text itself.",
         },
         "upstream_is_error": {
             "type": ["boolean", "null"],
@@ -756,12 +757,19 @@ def _metadata_says_state_changing(servers: Sequence[str], server_type: str, tool
 
 
 def _upstream_value(result: Mapping[str, Any] | None) -> Any:
+    """The answering server's value, read as every reader of a tool result reads it (`result_value`: structured
+    content, else the JSON in the first text), else its text (an error's text, plain-text answers)."""
     if result is None:
         return None
-    if result.get("structured_content") is not None:
-        return result["structured_content"]
-    texts = [item.get("text", "") for item in result.get("content") or [] if item.get("type") == "text"]
-    return "\n".join(texts)
+    reply = ToolCallResult(
+        content=list(result.get("content") or []),
+        structured_content=result.get("structured_content"),
+        is_error=bool(result.get("is_error")),
+    )
+    try:
+        return result_value(reply)
+    except NoResultValue as unreadable:
+        return unreadable.text
 
 
 async def call_balanced(
